@@ -1,0 +1,197 @@
+"""Thin command-line layer: options -> engine -> renderers, and exit codes.
+
+Exit codes: 0 every file read, every log source and EventID known and (with a policy) nothing
+missing; 1 rule files with errors, unmapped log sources / EventIDs, or missing requirements (see
+``--fail-on``); 2 wrong invocation, a path that does not exist, or a policy input that cannot be used.
+"""
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import __version__
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+
+
+class Format(str, Enum):
+    terminal = "terminal"
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+class Level(str, Enum):
+    informational = "informational"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+class FailOn(str, Enum):
+    missing = "missing"
+    critical = "critical"
+    never = "never"
+
+
+def _die(message: str) -> "typer.Exit":
+    sys.stderr.write(f"check-logsources: error: {message}\n")
+    return typer.Exit(2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"check-logsources {__version__}\n")
+        raise typer.Exit(0)
+
+
+class _Progress:
+    """A progress bar on stderr, only when stderr is a terminal and there is much to do."""
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._task = None
+
+    def start(self, total: int) -> None:
+        if total < 200 or not sys.stderr.isatty():
+            return
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._bar = Progress(console=Console(stderr=True), transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task("reading rules", total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, n)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+@app.command()
+def main(
+    paths: List[Path] = typer.Argument(..., help="Sigma rule files or folders (searched recursively).",
+                                       show_default=False),
+    gpresult: List[Path] = typer.Option([], "--gpresult", help="gpresult /x XML or a GPO report XML "
+                                        "(Get-GPOReport -ReportType Xml). Repeatable."),
+    auditpol: List[Path] = typer.Option([], "--auditpol", help="audit.csv (GPO backup, auditpol /backup) or "
+                                        "'auditpol /get /category:* /r' output. Repeatable."),
+    sysmon_config: Optional[Path] = typer.Option(None, "--sysmon-config", help="Sysmon configuration XML."),
+    fmt: Format = typer.Option(Format.terminal, "--format", "-f", help="Report format."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report to this file."),
+    level: Optional[Level] = typer.Option(None, "--level", help="Only rules of this level or higher."),
+    status: List[str] = typer.Option([], "--status", help="Only rules with this status (repeatable), "
+                                     "e.g. --status stable --status test."),
+    fail_on: FailOn = typer.Option(FailOn.missing, "--fail-on",
+                                   help="With a policy input: exit 1 when any requirement is missing "
+                                   "(missing), only when a high/critical rule is blind (critical), or never."),
+    emit: Optional[Path] = typer.Option(None, "--emit", help="Write the changes to apply (auditpol, audit.csv, "
+                                        "GPO, registry, channels, Sysmon config, reports) into this folder."),
+    docs: Optional[Path] = typer.Option(None, "--docs", help="Write Markdown guides and mkdocs.yml into this folder."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Per-rule detail."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the rule cache."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Show the version and exit."),
+) -> None:
+    """Which logs must be switched on for these Sigma rules, which of them the policy already
+    produces, and exactly what must change."""
+    for path in paths:
+        if not path.exists():
+            raise _die(f"{path}: no such file or folder")
+    for path in [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else [])]:
+        if not path.is_file():
+            raise _die(f"{path}: no such file")
+    if status:
+        from .rules import STATUSES
+
+        for value in status:
+            if value.lower() not in STATUSES:
+                raise _die(f"--status {value!r}: choose from {', '.join(STATUSES)}")
+
+    from .engine import CheckOptions, check
+    from .policy.model import PolicyInputError
+
+    options = CheckOptions(
+        paths=[str(p) for p in paths], min_level=level.value if level else None, statuses=status,
+        gpresult=[str(p) for p in gpresult], auditpol=[str(p) for p in auditpol],
+        sysmon_config=str(sysmon_config) if sysmon_config else None, use_cache=not no_cache,
+        progress=_Progress())
+    try:
+        result = check(options)
+    except PolicyInputError as exc:
+        raise _die(f"{exc.path}: {exc.reason}")
+
+    from .report import build
+
+    report = build(result, verbose=True)
+    if emit is not None:
+        from .emit import emit_all
+
+        try:
+            written = emit_all(result, report, emit)
+        except OSError as exc:
+            raise _die(f"{emit}: cannot write: {exc.strerror or exc}")
+        sys.stderr.write(f"check-logsources: wrote {len(written)} files to {emit}\n")
+    if docs is not None:
+        from .docs import write_docs
+
+        try:
+            written = write_docs(result, docs)
+        except OSError as exc:
+            raise _die(f"{docs}: cannot write: {exc.strerror or exc}")
+        sys.stderr.write(f"check-logsources: wrote {len(written)} files to {docs}\n")
+
+    _output(report, fmt.value, output, verbose)
+    raise typer.Exit(exit_code(report, fail_on.value))
+
+
+def _output(report: dict, fmt: str, output: Optional[Path], verbose: bool) -> None:
+    if fmt == "terminal" and output is None:
+        from rich.console import Console
+
+        from .render.terminal import print_report
+
+        print_report(report, Console(highlight=False, emoji=False), verbose)
+        return
+    from .render import render
+
+    text = render(report, fmt, verbose)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise _die(f"{output}: cannot write: {exc.strerror or exc}")
+
+
+def exit_code(report: dict, fail_on: str) -> int:
+    summary = report["summary"]
+    if summary["errors"] or summary["unmapped_logsources"] or summary["unmapped_event_ids"]:
+        return 1
+    if not summary["policy_checked"] or fail_on == "never":
+        return 0
+    if fail_on == "critical":
+        return 1 if any(r["coverage"] in ("blind", "partial") and r["level"] in ("high", "critical")
+                        for r in report["rules"]) else 0
+    return 1 if summary["missing_requirements"] else 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -1,0 +1,502 @@
+"""Loads the guide data (``guides/``) and the mappings (``mappings/``) into typed records.
+
+The data files are the single source of truth: this module holds no GUID, event ID or channel
+name. ``validate`` checks the data against the schema in docs/DATA.md (used by the data tests).
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+try:
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+GUID_RE = re.compile(r"^\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\}$")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+VOLUMES = ("low", "medium", "high", "unknown")
+DEFAULTS = ("none", "success", "failure", "success_and_failure", "unknown")
+REQUIREMENT_KEYS = ("audit", "audit_events", "registry_policy", "channel", "sysmon_event", "external")
+
+LogSourceKey = tuple[str | None, str | None, str | None]
+
+
+def data_root() -> Path:
+    """Where guides/, mappings/ and templates/ are: inside the installed package, else the checkout."""
+    env = os.environ.get("LOGSOURCE_CHECKER_DATA")
+    if env:
+        return Path(env)
+    packaged = Path(__file__).resolve().parent / "_data"
+    if (packaged / "mappings").is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------- records
+
+@dataclass(frozen=True)
+class AuditEvent:
+    id: int
+    name: str | None
+    outcomes: frozenset[str]
+    primary: bool = False
+
+
+@dataclass(frozen=True)
+class AuditSubcategory:
+    name: str
+    gpo_name: str
+    guid: str
+    category: str
+    volume: str
+    defaults: dict[str, str]
+    requires_sacl: bool
+    reference: str
+    events: tuple[AuditEvent, ...]
+    gpo_path: str
+
+
+@dataclass(frozen=True)
+class AuditCategory:
+    name: str
+    guid: str
+    legacy_policy: str
+    legacy_key: str
+    gpo_path: str
+
+
+@dataclass(frozen=True)
+class SpecialEvent:
+    id: int
+    name: str | None
+    reference: str | None
+    replaced_by: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegistryValueSpec:
+    key: str
+    value: str
+    type: str
+    data: str | int
+
+
+@dataclass(frozen=True)
+class RegistryPolicy:
+    id: str
+    name: str
+    category: str
+    kind: str
+    gpo_path: str
+    state: str
+    settings: tuple[tuple[str, str], ...]
+    registry: tuple[RegistryValueSpec, ...]
+    reference: str
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    provider: str | None
+    provider_guid: str | None
+    type: str
+    enabled_by_default: bool
+    recommended_max_size_mb: int | None
+    gpo_path: str | None
+    reference: str | None
+
+
+@dataclass(frozen=True)
+class SysmonEvent:
+    id: int
+    name: str
+    element: str | None
+    filterable: bool
+
+
+@dataclass(frozen=True)
+class RequirementSpec:
+    """One requirement as a guide states it (before it is resolved for a rule)."""
+
+    kind: str          # audit | audit_events | registry_policy | channel | sysmon_event | external
+    value: Any         # GUID, True, policy id, channel name, Sysmon event id, external mapping
+    success: bool = True
+    failure: bool = False
+    when_fields: frozenset[str] | None = None
+    when_event_ids: frozenset[int] | None = None
+
+
+@dataclass(frozen=True)
+class Alternative:
+    name: str
+    primary: bool
+    fields: frozenset[str] | None
+    notes: str | None
+    requires: tuple[RequirementSpec, ...]
+
+
+@dataclass(frozen=True)
+class GuideEvent:
+    id: int
+    name: str | None
+    provider: str | None
+    requires: tuple[RequirementSpec, ...] = ()
+
+
+@dataclass
+class Guide:
+    id: str
+    title: str
+    path: str
+    logsources: tuple[LogSourceKey, ...]
+    description: str
+    volume: str
+    references: tuple[str, ...]
+    sources: tuple[dict[str, Any], ...]
+    events: dict[int, GuideEvent]
+    key_fields: tuple[str, ...]
+    enablement: tuple[Alternative, ...]
+
+    @property
+    def resolves_audit_events(self) -> bool:
+        return any(spec.kind == "audit_events" for alt in self.enablement for spec in alt.requires)
+
+
+@dataclass
+class Knowledge:
+    root: Path
+    categories: dict[str, AuditCategory] = field(default_factory=dict)          # by name
+    subcategories: dict[str, AuditSubcategory] = field(default_factory=dict)    # by GUID
+    producers: dict[int, list[tuple[AuditSubcategory, AuditEvent]]] = field(default_factory=dict)
+    always_logged: dict[int, SpecialEvent] = field(default_factory=dict)
+    legacy_events: dict[int, SpecialEvent] = field(default_factory=dict)
+    force_subcategory_default: bool = True
+    registry_policies: dict[str, RegistryPolicy] = field(default_factory=dict)
+    channels: dict[str, Channel] = field(default_factory=dict)                  # by casefolded name
+    sysmon_events: dict[int, SysmonEvent] = field(default_factory=dict)
+    sysmon_meta: dict[str, Any] = field(default_factory=dict)
+    guides: list[Guide] = field(default_factory=list)
+    by_logsource: dict[LogSourceKey, Guide] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # schema problems found while loading
+
+    def channel(self, name: str) -> Channel | None:
+        return self.channels.get(name.casefold())
+
+    def subcategory_by_name(self, name: str) -> AuditSubcategory | None:
+        wanted = name.strip().casefold()
+        for sub in self.subcategories.values():
+            if wanted in (sub.name.casefold(), sub.gpo_name.casefold()):
+                return sub
+        return None
+
+    def category_of(self, sub: AuditSubcategory) -> AuditCategory | None:
+        return self.categories.get(sub.category)
+
+
+# --------------------------------------------------------------------------- loading
+
+def _read_yaml(path: Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_Loader)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+@lru_cache(maxsize=4)
+def load(root: str | None = None) -> Knowledge:
+    base = Path(root) if root else data_root()
+    kb = Knowledge(root=base)
+    mappings = base / "mappings"
+    _load_auditpol(kb, mappings / "auditpol.yaml")
+    for path in sorted(mappings.glob("registry_policies*.yaml")):
+        _load_registry_policies(kb, path)
+    for path in sorted(mappings.glob("channels*.yaml")):
+        _load_channels(kb, path)
+    _load_sysmon(kb, mappings / "sysmon.yaml")
+    guide_dir = base / "guides"
+    for path in sorted(guide_dir.rglob("*.yaml")):
+        _load_guide(kb, path, guide_dir)
+    return kb
+
+
+def _load_auditpol(kb: Knowledge, path: Path) -> None:
+    if not path.is_file():
+        kb.problems.append(f"{path.name}: missing")
+        return
+    data = _read_yaml(path) or {}
+    prefix = str(data.get("gpo_path_prefix", "")).rstrip("\\")
+    legacy_prefix = str(data.get("legacy_gpo_path_prefix", "")).rstrip("\\")
+    kb.force_subcategory_default = bool(data.get("force_subcategory_default", True))
+    for cat in data.get("categories") or []:
+        kb.categories[cat["name"]] = AuditCategory(
+            name=cat["name"], guid=str(cat["guid"]).upper(), legacy_policy=cat.get("legacy_policy", ""),
+            legacy_key=cat.get("legacy_key", ""),
+            gpo_path=f"{legacy_prefix}\\{cat.get('legacy_policy', '')}")
+    for sub in data.get("subcategories") or []:
+        events = tuple(
+            AuditEvent(id=int(ev["id"]), name=_opt_str(ev.get("name")),
+                       outcomes=frozenset(_as_list(ev.get("outcomes"))), primary=bool(ev.get("primary", False)))
+            for ev in sub.get("events") or [])
+        record = AuditSubcategory(
+            name=sub["name"], gpo_name=sub.get("gpo_name") or f"Audit {sub['name']}",
+            guid=str(sub["guid"]).upper(), category=sub.get("category", ""),
+            volume=str(sub.get("volume", "unknown")), defaults=dict(sub.get("defaults") or {}),
+            requires_sacl=bool(sub.get("requires_sacl", False)), reference=str(sub.get("reference", "")),
+            events=events,
+            gpo_path=f"{prefix}\\{sub.get('category', '')}\\{sub.get('gpo_name') or 'Audit ' + sub['name']}")
+        if record.guid in kb.subcategories:
+            kb.problems.append(f"auditpol.yaml: GUID {record.guid} listed twice")
+        kb.subcategories[record.guid] = record
+        for event in events:
+            kb.producers.setdefault(event.id, []).append((record, event))
+    # An event with several producers: the primary one first.
+    for event_id, producers in kb.producers.items():
+        producers.sort(key=lambda pair: (not pair[1].primary,))
+    for entry in data.get("always_logged") or []:
+        kb.always_logged[int(entry["id"])] = SpecialEvent(
+            int(entry["id"]), _opt_str(entry.get("name")), _opt_str(entry.get("reference")))
+    for entry in data.get("legacy_events") or []:
+        kb.legacy_events[int(entry["id"])] = SpecialEvent(
+            int(entry["id"]), _opt_str(entry.get("name")), _opt_str(entry.get("reference")),
+            tuple(int(x) for x in _as_list(entry.get("replaced_by"))))
+
+
+def _load_registry_policies(kb: Knowledge, path: Path) -> None:
+    data = _read_yaml(path) or {}
+    for pol in data.get("policies") or []:
+        settings = tuple((str(s.get("name")), str(s.get("value"))) for s in pol.get("settings") or [])
+        registry = tuple(RegistryValueSpec(key=str(r["key"]), value=str(r["value"]),
+                                           type=str(r.get("type", "REG_DWORD")), data=r.get("data"))
+                         for r in pol.get("registry") or [])
+        record = RegistryPolicy(
+            id=str(pol["id"]), name=str(pol.get("name", "")), category=str(pol.get("category", "")),
+            kind=str(pol.get("kind", "administrative_template")), gpo_path=str(pol.get("gpo_path", "")),
+            state=str(pol.get("state", "Enabled")), settings=settings, registry=registry,
+            reference=str(pol.get("reference", "")))
+        if record.id in kb.registry_policies:
+            kb.problems.append(f"{path.name}: registry policy id {record.id} defined twice")
+        kb.registry_policies[record.id] = record
+
+
+def _load_channels(kb: Knowledge, path: Path) -> None:
+    data = _read_yaml(path) or {}
+    for ch in data.get("channels") or []:
+        size = ch.get("recommended_max_size_mb")
+        record = Channel(
+            name=str(ch["name"]), provider=_opt_str(ch.get("provider")),
+            provider_guid=_opt_str(ch.get("provider_guid")), type=str(ch.get("type", "")),
+            enabled_by_default=bool(ch.get("enabled_by_default", True)),
+            recommended_max_size_mb=int(size) if isinstance(size, (int, float)) else None,
+            gpo_path=_opt_str(ch.get("gpo_path")), reference=_opt_str(ch.get("reference")))
+        if record.name.casefold() in kb.channels:
+            kb.problems.append(f"{path.name}: channel {record.name} listed twice")
+        kb.channels[record.name.casefold()] = record
+
+
+def _load_sysmon(kb: Knowledge, path: Path) -> None:
+    if not path.is_file():
+        kb.problems.append(f"{path.name}: missing")
+        return
+    data = _read_yaml(path) or {}
+    kb.sysmon_meta = {k: v for k, v in data.items() if k != "events"}
+    for ev in data.get("events") or []:
+        kb.sysmon_events[int(ev["id"])] = SysmonEvent(
+            id=int(ev["id"]), name=str(ev.get("name", "")), element=_opt_str(ev.get("element")),
+            filterable=bool(ev.get("filterable", ev.get("element") is not None)))
+
+
+def _parse_spec(raw: Any, where: str, kb: Knowledge) -> RequirementSpec | None:
+    if not isinstance(raw, dict):
+        kb.problems.append(f"{where}: requirement is not a mapping")
+        return None
+    kinds = [k for k in REQUIREMENT_KEYS if k in raw]
+    if len(kinds) != 1:
+        kb.problems.append(f"{where}: requirement needs exactly one of {', '.join(REQUIREMENT_KEYS)}")
+        return None
+    kind = kinds[0]
+    value = raw[kind]
+    if kind == "audit":
+        value = str(value).upper()
+    elif kind == "sysmon_event":
+        value = int(value)
+    when_fields = raw.get("when_fields")
+    when_ids = raw.get("when_event_ids")
+    return RequirementSpec(
+        kind=kind, value=value, success=bool(raw.get("success", True)), failure=bool(raw.get("failure", False)),
+        when_fields=frozenset(str(f) for f in when_fields) if when_fields else None,
+        when_event_ids=frozenset(int(i) for i in when_ids) if when_ids else None)
+
+
+def _load_guide(kb: Knowledge, path: Path, guide_dir: Path) -> None:
+    rel = path.relative_to(guide_dir).as_posix()
+    try:
+        data = _read_yaml(path)
+    except yaml.YAMLError as exc:
+        kb.problems.append(f"guides/{rel}: not valid YAML: {' '.join(str(exc).split())}")
+        return
+    if not isinstance(data, dict):
+        kb.problems.append(f"guides/{rel}: not a mapping")
+        return
+    logsources = []
+    for ls in data.get("logsources") or []:
+        logsources.append(tuple(
+            (str(ls[k]).lower() if ls.get(k) is not None else None) for k in ("product", "category", "service")))
+    events: dict[int, GuideEvent] = {}
+    for ev in data.get("events") or []:
+        specs = tuple(s for s in (_parse_spec(r, f"guides/{rel} event {ev.get('id')}", kb)
+                                  for r in ev.get("requires") or []) if s is not None)
+        events[int(ev["id"])] = GuideEvent(int(ev["id"]), _opt_str(ev.get("name")),
+                                           _opt_str(ev.get("provider")), specs)
+    alternatives = []
+    raw_alts = data.get("enablement") or []
+    any_primary = any(alt.get("primary") for alt in raw_alts if isinstance(alt, dict))
+    for index, alt in enumerate(raw_alts):
+        specs = tuple(s for s in (_parse_spec(r, f"guides/{rel} enablement {index + 1}", kb)
+                                  for r in alt.get("requires") or []) if s is not None)
+        fields = alt.get("fields")
+        alternatives.append(Alternative(
+            name=str(alt.get("name", f"alternative {index + 1}")),
+            primary=bool(alt.get("primary")) if any_primary else index == 0,
+            fields=frozenset(str(f) for f in fields) if fields else None,
+            notes=_opt_str(alt.get("notes")), requires=specs))
+    guide = Guide(
+        id=str(data.get("id", "")), title=str(data.get("title", rel)), path=f"guides/{rel}",
+        logsources=tuple(logsources), description=str(data.get("description", "")).strip(),
+        volume=str(data.get("volume", "unknown")), references=tuple(str(u) for u in _as_list(data.get("references"))),
+        sources=tuple(s for s in data.get("sources") or [] if isinstance(s, dict)), events=events,
+        key_fields=tuple(str(f) for f in data.get("key_fields") or []), enablement=tuple(alternatives))
+    kb.guides.append(guide)
+    for key in guide.logsources:
+        if key in kb.by_logsource:
+            kb.problems.append(
+                f"guides/{rel}: log source {key} already served by {kb.by_logsource[key].path}")
+            continue
+        kb.by_logsource[key] = guide
+
+
+# --------------------------------------------------------------------------- validation
+
+def validate(kb: Knowledge) -> list[str]:
+    """Every schema problem in the data, one line each (empty when the data is sound)."""
+    problems = list(kb.problems)
+    guid_seen: dict[str, str] = {}
+    for cat in kb.categories.values():
+        if not GUID_RE.match(cat.guid):
+            problems.append(f"category {cat.name}: bad GUID {cat.guid}")
+        guid_seen[cat.guid] = cat.name
+    if len(kb.subcategories) != 59:
+        problems.append(f"auditpol.yaml: {len(kb.subcategories)} subcategories, expected 59")
+    for sub in kb.subcategories.values():
+        where = f"subcategory {sub.name}"
+        if not GUID_RE.match(sub.guid):
+            problems.append(f"{where}: bad GUID {sub.guid}")
+        if sub.guid in guid_seen:
+            problems.append(f"{where}: GUID {sub.guid} also used by {guid_seen[sub.guid]}")
+        guid_seen[sub.guid] = sub.name
+        if sub.category not in kb.categories:
+            problems.append(f"{where}: unknown category {sub.category!r}")
+        if sub.volume not in VOLUMES:
+            problems.append(f"{where}: volume {sub.volume!r} not one of {VOLUMES}")
+        for kind, value in sub.defaults.items():
+            if value not in DEFAULTS:
+                problems.append(f"{where}: default {kind}={value!r} not one of {DEFAULTS}")
+        if not sub.reference.startswith("https://"):
+            problems.append(f"{where}: no https reference")
+        for ev in sub.events:
+            if not ev.outcomes or not ev.outcomes <= {"success", "failure"}:
+                problems.append(f"{where}: event {ev.id} outcomes {sorted(ev.outcomes)} invalid")
+    for event_id, producers in kb.producers.items():
+        primaries = sum(1 for _, ev in producers if ev.primary)
+        if len(producers) > 1 and primaries != 1:
+            problems.append(f"event {event_id}: {len(producers)} producers, {primaries} marked primary (need 1)")
+    for special in list(kb.always_logged.values()) + list(kb.legacy_events.values()):
+        if not (special.reference or "").startswith("https://"):
+            problems.append(f"event {special.id}: no https reference")
+    for pol in kb.registry_policies.values():
+        if not pol.reference.startswith("https://"):
+            problems.append(f"registry policy {pol.id}: no https reference")
+        if not pol.registry:
+            problems.append(f"registry policy {pol.id}: no registry values")
+        for reg in pol.registry:
+            if not reg.key.upper().startswith(("HKLM\\", "HKCU\\")):
+                problems.append(f"registry policy {pol.id}: key {reg.key!r} must start with HKLM\\ or HKCU\\")
+            if reg.type not in ("REG_DWORD", "REG_SZ"):
+                problems.append(f"registry policy {pol.id}: type {reg.type!r} unsupported")
+            if reg.type == "REG_DWORD" and not isinstance(reg.data, int):
+                problems.append(f"registry policy {pol.id}: REG_DWORD data {reg.data!r} is not a number")
+            for text in (reg.key, reg.value, str(reg.data)):
+                if any(ch in text for ch in '"\r\n%'):
+                    problems.append(f"registry policy {pol.id}: unsafe character in {text!r}")
+    for ch in kb.channels.values():
+        if not (ch.reference or "").startswith("https://"):
+            problems.append(f"channel {ch.name}: no https reference")
+        if any(c in ch.name for c in '"\r\n%&|<>^'):
+            problems.append(f"channel {ch.name!r}: unsafe character in name")
+        if ch.provider_guid and not GUID_RE.match(ch.provider_guid.upper()):
+            problems.append(f"channel {ch.name}: bad provider GUID {ch.provider_guid}")
+    for ev in kb.sysmon_events.values():
+        if ev.filterable and not ev.element:
+            problems.append(f"sysmon event {ev.id}: filterable but no element")
+    ids_seen: dict[str, str] = {}
+    for guide in kb.guides:
+        where = guide.path
+        if not UUID_RE.match(guide.id):
+            problems.append(f"{where}: id {guide.id!r} is not a UUID v4")
+        elif guide.id in ids_seen:
+            problems.append(f"{where}: id {guide.id} also used by {ids_seen[guide.id]}")
+        ids_seen[guide.id] = where
+        if not guide.logsources:
+            problems.append(f"{where}: no logsources")
+        if not guide.description:
+            problems.append(f"{where}: no description")
+        if guide.volume not in VOLUMES:
+            problems.append(f"{where}: volume {guide.volume!r} not one of {VOLUMES}")
+        if not any(u.startswith("https://") for u in guide.references):
+            problems.append(f"{where}: cites no https URL")
+        if not guide.enablement:
+            problems.append(f"{where}: no enablement")
+        for source in guide.sources:
+            channel = source.get("channel")
+            if channel and kb.channel(str(channel)) is None:
+                problems.append(f"{where}: source channel {channel!r} not in mappings/channels.yaml")
+            guid = source.get("guid")
+            if guid and not GUID_RE.match(str(guid).upper()):
+                problems.append(f"{where}: source GUID {guid!r} malformed")
+        specs = [s for alt in guide.enablement for s in alt.requires]
+        specs += [s for ev in guide.events.values() for s in ev.requires]
+        for spec in specs:
+            problems.extend(f"{where}: {p}" for p in _spec_problems(kb, spec))
+    return problems
+
+
+def _spec_problems(kb: Knowledge, spec: RequirementSpec) -> list[str]:
+    if spec.kind == "audit" and spec.value not in kb.subcategories:
+        return [f"audit subcategory {spec.value} not in mappings/auditpol.yaml"]
+    if spec.kind == "audit" and not (spec.success or spec.failure):
+        return [f"audit subcategory {spec.value} needs success and/or failure"]
+    if spec.kind == "registry_policy" and spec.value not in kb.registry_policies:
+        return [f"registry policy {spec.value!r} not in mappings/registry_policies*.yaml"]
+    if spec.kind == "channel" and kb.channel(str(spec.value)) is None:
+        return [f"channel {spec.value!r} not in mappings/channels.yaml"]
+    if spec.kind == "sysmon_event" and spec.value not in kb.sysmon_events:
+        return [f"Sysmon event {spec.value} not in mappings/sysmon.yaml"]
+    if spec.kind == "external":
+        ext = spec.value if isinstance(spec.value, dict) else {}
+        if not ext.get("name") or not ext.get("how") or not str(ext.get("reference", "")).startswith("https://"):
+            return ["external requirement needs name, how and an https reference"]
+    return []

@@ -1,0 +1,12 @@
+"""Plain-text report through templates/report.txt.j2."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..templating import render as render_template
+from . import ls_label
+
+
+def render(report: dict[str, Any], verbose: bool = False) -> str:
+    return render_template("report.txt.j2", "text", r=report, s=report["summary"], verbose=verbose,
+                           ls_label=ls_label)

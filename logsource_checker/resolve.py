@@ -1,0 +1,286 @@
+"""Resolver: ``Rule``s + guide data -> ``Requirement``s.
+
+For every rule the resolver finds the guide of its log source and turns the guide's enablement
+alternatives into ``Need``s: a rule is usable when each of its needs is met through at least one
+``Option`` (an option is a set of requirements that must all be met). Security rules get one need per
+EventID, resolved through the audit-policy mapping; an EventID with several producing subcategories
+gets one option per producer, the primary producer first.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from .knowledge import Alternative, AuditSubcategory, Guide, Knowledge, RequirementSpec
+from .rules import LogSource, Rule
+
+
+@dataclass
+class Requirement:
+    id: str
+    kind: str  # audit_subcategory | registry_policy | event_channel | sysmon_event | external
+    name: str
+    guid: str | None = None
+    success: bool | None = None
+    failure: bool | None = None
+    channel: str | None = None
+    event_id: int | None = None
+    policy: str | None = None
+    volume: str | None = None
+    reference: str | None = None
+    how: str | None = None
+    rules: dict[str, None] = field(default_factory=dict)       # ordered set of rule refs
+    alternatives: dict[str, None] = field(default_factory=dict)
+    status: str = "not_checked"
+    reason: str | None = None
+
+
+@dataclass
+class Option:
+    name: str
+    primary: bool
+    requirements: tuple[str, ...]
+    notes: str | None = None
+
+
+@dataclass
+class Need:
+    label: str
+    options: list[Option]
+    event_id: int | None = None
+
+    @property
+    def recommended(self) -> Option:
+        for option in self.options:
+            if option.primary:
+                return option
+        return self.options[0]
+
+
+@dataclass
+class UnmappedEvent:
+    event_id: int
+    logsource: LogSource
+    reason: str
+    rules: list[Rule] = field(default_factory=list)
+    replaced_by: tuple[int, ...] = ()
+
+
+@dataclass
+class RuleResolution:
+    rule: Rule
+    guide: Guide | None
+    needs: list[Need] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    unmapped_event_ids: list[int] = field(default_factory=list)
+    always_logged_event_ids: list[int] = field(default_factory=list)
+    # filled in by diff
+    coverage: str = "not_checked"
+    partial: bool = False
+    event_ids_produced: list[int] = field(default_factory=list)
+    event_ids_missing: list[int] = field(default_factory=list)
+
+    @property
+    def requirement_ids(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for need in self.needs:
+            for option in need.options:
+                for rid in option.requirements:
+                    seen[rid] = None
+        return list(seen)
+
+
+@dataclass
+class Resolution:
+    requirements: dict[str, Requirement] = field(default_factory=dict)
+    rules: list[RuleResolution] = field(default_factory=list)
+    unmapped_logsources: dict[tuple, list[Rule]] = field(default_factory=dict)
+    unmapped_events: dict[tuple, UnmappedEvent] = field(default_factory=dict)
+
+
+_SLUG_RE = re.compile(r"[^a-z0-9]+")
+
+
+class Resolver:
+    def __init__(self, kb: Knowledge) -> None:
+        self.kb = kb
+        self.result = Resolution()
+
+    # -- requirements ------------------------------------------------------------------
+
+    def _add(self, req: Requirement) -> Requirement:
+        existing = self.result.requirements.get(req.id)
+        if existing is not None:
+            return existing
+        self.result.requirements[req.id] = req
+        return req
+
+    def _audit(self, sub: AuditSubcategory, outcome: str) -> Requirement:
+        return self._add(Requirement(
+            id=f"audit:{sub.guid}:{outcome}", kind="audit_subcategory", name=f"{sub.name} ({outcome})",
+            guid=sub.guid, success=outcome == "success", failure=outcome == "failure",
+            volume=sub.volume, reference=sub.reference))
+
+    def _from_spec(self, spec: RequirementSpec, guide: Guide) -> list[Requirement]:
+        kb = self.kb
+        if spec.kind == "audit":
+            sub = kb.subcategories[spec.value]
+            outcomes = [o for o, wanted in (("success", spec.success), ("failure", spec.failure)) if wanted]
+            return [self._audit(sub, outcome) for outcome in outcomes]
+        if spec.kind == "registry_policy":
+            pol = kb.registry_policies[spec.value]
+            return [self._add(Requirement(
+                id=f"registry:{pol.id}", kind="registry_policy", name=pol.name, policy=pol.id,
+                reference=pol.reference))]
+        if spec.kind == "channel":
+            channel = kb.channel(str(spec.value))
+            assert channel is not None
+            return [self._add(Requirement(
+                id=f"channel:{channel.name}", kind="event_channel", name=channel.name, channel=channel.name,
+                volume=guide.volume, reference=channel.reference))]
+        if spec.kind == "sysmon_event":
+            event = kb.sysmon_events[spec.value]
+            return [self._add(Requirement(
+                id=f"sysmon:{event.id}", kind="sysmon_event", name=f"Sysmon event {event.id} ({event.name})",
+                event_id=event.id, channel=kb.sysmon_meta.get("channel"), volume=guide.volume,
+                reference=kb.sysmon_meta.get("reference")))]
+        if spec.kind == "external":
+            ext = spec.value
+            slug = _SLUG_RE.sub("-", str(ext.get("name", "")).lower()).strip("-")
+            return [self._add(Requirement(
+                id=f"external:{slug}", kind="external", name=str(ext.get("name")), how=str(ext.get("how")),
+                reference=str(ext.get("reference")), volume=guide.volume))]
+        return []  # audit_events is expanded per EventID by the caller
+
+    # -- rules -------------------------------------------------------------------------
+
+    def resolve(self, rules: Iterable[Rule]) -> Resolution:
+        for rule in rules:
+            self.result.rules.append(self._rule(rule))
+        for req in self.result.requirements.values():
+            req.rules = dict(req.rules)
+        self._link_alternatives()
+        return self.result
+
+    def _rule(self, rule: Rule) -> RuleResolution:
+        key = rule.logsource.key
+        guide = self.kb.by_logsource.get(key)
+        res = RuleResolution(rule=rule, guide=guide)
+        if guide is None:
+            self.result.unmapped_logsources.setdefault(key, []).append(rule)
+            res.notes.append(f"no guide for log source {rule.logsource.label()}")
+            return res
+        rule_fields = {f.casefold() for f in rule.fields}
+        event_ids = set(rule.event_ids)
+
+        def applies(spec: RequirementSpec) -> bool:
+            if spec.when_fields is not None and not ({f.casefold() for f in spec.when_fields} & rule_fields):
+                return False
+            if spec.when_event_ids is not None and not (spec.when_event_ids & event_ids):
+                return False
+            return True
+
+        options: list[Option] = []
+        audit_events = False
+        for alt in guide.enablement:
+            if not self._fields_fit(alt, rule_fields):
+                continue
+            req_ids: list[str] = []
+            for spec in alt.requires:
+                if spec.kind == "audit_events":
+                    audit_events = True
+                    continue
+                if applies(spec):
+                    req_ids.extend(r.id for r in self._from_spec(spec, guide))
+            options.append(Option(alt.name, alt.primary, tuple(dict.fromkeys(req_ids)), alt.notes))
+        if not any(o.primary for o in options) and options:
+            options[0].primary = True
+        if any(o.requirements for o in options):
+            # an option without requirements (a source that is on by default) meets the need by itself
+            res.needs.append(Need(label=guide.title, options=options))
+        elif not options:
+            res.notes.append(f"no enablement of guide {guide.path} fits the fields this rule uses")
+        if audit_events:
+            self._security_events(rule, res)
+        else:
+            self._listed_events(rule, guide, res)
+        for event_id in sorted(event_ids):
+            event = guide.events.get(event_id)
+            if event is None or not event.requires:
+                continue
+            ids = tuple(dict.fromkeys(r.id for spec in event.requires if applies(spec)
+                                      for r in self._from_spec(spec, guide)))
+            if ids:
+                res.needs.append(Need(f"EventID {event_id}", [Option(f"EventID {event_id}", True, ids)], event_id))
+        for need in res.needs:
+            for option in need.options:
+                for rid in option.requirements:
+                    self.result.requirements[rid].rules[rule.ref] = None
+        return res
+
+    @staticmethod
+    def _fields_fit(alt: Alternative, rule_fields: set[str]) -> bool:
+        if alt.fields is None:
+            return True
+        allowed = {f.casefold() for f in alt.fields}
+        return rule_fields <= allowed
+
+    def _security_events(self, rule: Rule, res: RuleResolution) -> None:
+        kb = self.kb
+        if not rule.event_ids:
+            res.notes.append("rule names no EventID: which audit subcategories it needs cannot be told")
+        for event_id in rule.event_ids:
+            producers = kb.producers.get(event_id)
+            if producers:
+                options = []
+                for sub, event in producers:
+                    ids = tuple(self._audit(sub, outcome).id for outcome in ("success", "failure")
+                                if outcome in event.outcomes)
+                    options.append(Option(sub.name, event.primary or len(producers) == 1, ids,
+                                          "needs SACLs on the objects to audit" if sub.requires_sacl else None))
+                name = producers[0][1].name
+                res.needs.append(Need(f"EventID {event_id}" + (f" ({name})" if name else ""), options, event_id))
+            elif event_id in kb.always_logged:
+                res.always_logged_event_ids.append(event_id)
+            elif event_id in kb.legacy_events:
+                legacy = kb.legacy_events[event_id]
+                replaced = ", ".join(str(i) for i in legacy.replaced_by) or "none"
+                self._unmapped(rule, event_id, f"pre-Vista event ID, no modern producer (replaced by {replaced})",
+                               legacy.replaced_by, res)
+            else:
+                self._unmapped(rule, event_id, "no known audit subcategory produces it", (), res)
+
+    def _listed_events(self, rule: Rule, guide: Guide, res: RuleResolution) -> None:
+        if not guide.events:
+            return
+        for event_id in rule.event_ids:
+            if event_id not in guide.events:
+                self._unmapped(rule, event_id, f"not listed in guide {guide.path}", (), res)
+
+    def _unmapped(self, rule: Rule, event_id: int, reason: str, replaced_by: tuple[int, ...],
+                  res: RuleResolution) -> None:
+        res.unmapped_event_ids.append(event_id)
+        key = (event_id, rule.logsource.key)
+        entry = self.result.unmapped_events.get(key)
+        if entry is None:
+            entry = self.result.unmapped_events[key] = UnmappedEvent(event_id, rule.logsource, reason,
+                                                                     replaced_by=replaced_by)
+        entry.rules.append(rule)
+
+    def _link_alternatives(self) -> None:
+        reqs = self.result.requirements
+        for res in self.result.rules:
+            for need in res.needs:
+                if len(need.options) < 2:
+                    continue
+                for option in need.options:
+                    others = [rid for other in need.options if other is not option for rid in other.requirements]
+                    for rid in option.requirements:
+                        for other_id in others:
+                            if other_id != rid:
+                                reqs[rid].alternatives[other_id] = None
+
+
+def resolve(rules: Iterable[Rule], kb: Knowledge) -> Resolution:
+    return Resolver(kb).resolve(rules)

@@ -1,0 +1,486 @@
+"""Rule loader: paths -> ``Rule`` records and ``LoadError``s.
+
+Reads every YAML document of every ``.yml``/``.yaml`` file below the given paths, merges Sigma
+rule collections (``action: global`` / ``reset`` / ``repeat``), recognises correlation and filter
+documents, and extracts what the resolver needs: the log source, every EventID, the ``Channel`` and
+``Provider_Name`` values and the field names used in the detection. One bad file never stops the
+rest: it becomes a ``LoadError`` with its path, the line where known and a one-line reason.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+import yaml
+
+try:  # the C loader is several times faster; fall back to pure Python where libyaml is missing
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - depends on the PyYAML build
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+#: Files larger than this are refused without being read (see README, "Bad input").
+MAX_RULE_FILE_BYTES = 5 * 1024 * 1024
+#: Detection walks stop after this many nodes (guards against YAML alias bombs).
+MAX_DETECTION_NODES = 50_000
+MAX_DETECTION_DEPTH = 40
+#: Event IDs are 16-bit on Windows.
+MAX_EVENT_ID = 65535
+
+LEVELS = ("informational", "low", "medium", "high", "critical")
+STATUSES = ("stable", "test", "experimental", "deprecated", "unsupported")
+RULE_SUFFIXES = (".yml", ".yaml")
+
+# Field names whose values the loader collects (besides EventID).
+_CHANNEL_FIELDS = {"channel"}
+_PROVIDER_FIELDS = {"provider_name"}
+_EVENTID_FIELDS = {"eventid"}
+# Modifiers that keep an EventID value an exact event ID.
+_NEUTRAL_MODIFIERS = {"", "all"}
+
+
+@dataclass(frozen=True)
+class LogSource:
+    product: str | None = None
+    category: str | None = None
+    service: str | None = None
+
+    @property
+    def key(self) -> tuple[str | None, str | None, str | None]:
+        return (self.product, self.category, self.service)
+
+    def label(self) -> str:
+        parts = [f"{name}: {value}" for name, value in
+                 (("product", self.product), ("category", self.category), ("service", self.service))
+                 if value is not None]
+        return ", ".join(parts) if parts else "(empty logsource)"
+
+
+@dataclass
+class Rule:
+    path: str
+    document: int  # 0-based index of the YAML document in its file
+    id: str | None
+    title: str | None
+    level: str | None
+    status: str | None
+    logsource: LogSource
+    definition: str | None = None
+    event_ids: tuple[int, ...] = ()
+    channels: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
+    has_keywords: bool = False
+
+    @property
+    def ref(self) -> str:
+        """A stable name for the rule in reports: its id, else path#document."""
+        return self.id or f"{self.path}#{self.document}"
+
+
+@dataclass(frozen=True)
+class LoadError:
+    path: str
+    line: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class OtherDocument:
+    """A correlation rule or a filter: recognised, counted, not checked for log sources."""
+
+    path: str
+    document: int
+    kind: str  # "correlation" or "filter"
+    id: str | None
+    title: str | None
+
+
+@dataclass
+class LoadResult:
+    rules: list[Rule] = field(default_factory=list)
+    errors: list[LoadError] = field(default_factory=list)
+    others: list[OtherDocument] = field(default_factory=list)
+    files: int = 0
+
+    def extend(self, other: "LoadResult") -> None:
+        self.rules.extend(other.rules)
+        self.errors.extend(other.errors)
+        self.others.extend(other.others)
+        self.files += other.files
+
+
+# --------------------------------------------------------------------------- finding files
+
+def iter_rule_files(paths: Iterable[str], errors: list[LoadError]) -> Iterator[str]:
+    """Yield rule files below ``paths`` in sorted order, each real file once, never looping."""
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()
+
+    def walk(directory: str) -> Iterator[str]:
+        try:
+            st = os.stat(directory)
+        except OSError as exc:
+            errors.append(LoadError(directory, None, f"cannot read folder: {exc.strerror or exc}"))
+            return
+        ident = (st.st_dev, st.st_ino)
+        if ident in seen_dirs:
+            return  # a symlink back into a folder already walked
+        seen_dirs.add(ident)
+        try:
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            errors.append(LoadError(directory, None, f"cannot read folder: {exc.strerror or exc}"))
+            return
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if entry.name.startswith("."):
+                    continue  # .git and friends
+                yield from walk(entry.path)
+            elif entry.name.lower().endswith(RULE_SUFFIXES):
+                yield from one_file(entry.path)
+
+    def one_file(path: str) -> Iterator[str]:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            errors.append(LoadError(path, None, f"cannot read file: {exc.strerror or exc}"))
+            return
+        if not stat.S_ISREG(st.st_mode):
+            return
+        ident = (st.st_dev, st.st_ino)
+        if ident in seen_files:
+            return
+        seen_files.add(ident)
+        yield path
+
+    for path in paths:
+        if os.path.isdir(path):
+            yield from walk(path)
+        else:
+            yield from one_file(path)
+
+
+# --------------------------------------------------------------------------- reading files
+
+def read_text(path: str) -> str:
+    """Read a rule file as text: UTF-8 with or without BOM, UTF-16 with BOM. Raises ValueError."""
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise ValueError(f"cannot read file: {exc.strerror or exc}") from None
+    if size > MAX_RULE_FILE_BYTES:
+        raise ValueError(f"file is {size} bytes, over the {MAX_RULE_FILE_BYTES} byte limit; not read")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_RULE_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read file: {exc.strerror or exc}") from None
+    return decode_rule_bytes(data)
+
+
+def decode_rule_bytes(data: bytes) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ValueError("not valid UTF-16 text") from None
+    if b"\x00" in data:
+        raise ValueError("binary file (contains NUL bytes), not YAML text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (invalid byte at offset {exc.start})") from None
+
+
+def load_file(path: str) -> LoadResult:
+    """Load every document of one file. Never raises for bad content."""
+    result = LoadResult(files=1)
+    try:
+        text = read_text(path)
+    except ValueError as exc:
+        result.errors.append(LoadError(path, None, str(exc)))
+        return result
+    try:
+        documents = list(yaml.load_all(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        reason = " ".join(str(exc.problem or exc.context or "YAML syntax error").split())
+        result.errors.append(LoadError(path, line, f"not valid YAML: {reason}"))
+        return result
+    except yaml.YAMLError as exc:
+        result.errors.append(LoadError(path, None, f"not valid YAML: {' '.join(str(exc).split())}"))
+        return result
+    except RecursionError:
+        result.errors.append(LoadError(path, None, "YAML nested too deeply"))
+        return result
+    _documents_to_rules(path, documents, result)
+    return result
+
+
+def _documents_to_rules(path: str, documents: list[Any], result: LoadResult) -> None:
+    documents = [d for d in documents if d is not None]
+    if not documents:
+        result.errors.append(LoadError(path, None, "empty file: no YAML document"))
+        return
+    global_doc: dict[str, Any] | None = None
+    previous: dict[str, Any] | None = None
+    for index, doc in enumerate(documents):
+        if not isinstance(doc, dict):
+            result.errors.append(LoadError(
+                path, None, f"document {index + 1} is a {_type_name(doc)}, not a mapping"))
+            continue
+        action = doc.get("action")
+        if action is not None:
+            body = {k: v for k, v in doc.items() if k != "action"}
+            if action == "global":
+                global_doc = body
+                continue
+            if action == "reset":
+                global_doc = None
+                continue
+            if action == "repeat":
+                if previous is None:
+                    result.errors.append(LoadError(
+                        path, None, f"document {index + 1}: 'action: repeat' with no document before it"))
+                    continue
+                doc = _deep_merge(previous, body)
+            else:
+                result.errors.append(LoadError(
+                    path, None, f"document {index + 1}: unknown action {_short(action)}"))
+                continue
+        elif global_doc is not None:
+            doc = _deep_merge(global_doc, doc)
+        previous = doc
+        _one_document(path, index, doc, result)
+
+
+def _one_document(path: str, index: int, doc: dict[str, Any], result: LoadResult) -> None:
+    def err(message: str) -> None:
+        prefix = f"document {index + 1}: " if index else ""
+        result.errors.append(LoadError(path, None, prefix + message))
+
+    title = doc.get("title")
+    title = title if isinstance(title, str) else (None if title is None else str(title))
+    rule_id = doc.get("id")
+    rule_id = None if rule_id is None else str(rule_id)
+    if "correlation" in doc:
+        result.others.append(OtherDocument(path, index, "correlation", rule_id, title))
+        return
+    if "filter" in doc and "detection" not in doc:
+        result.others.append(OtherDocument(path, index, "filter", rule_id, title))
+        return
+    logsource = doc.get("logsource")
+    detection = doc.get("detection")
+    if logsource is None:
+        err("no 'logsource' in the rule")
+        return
+    if detection is None:
+        err("no 'detection' in the rule")
+        return
+    if not isinstance(logsource, dict):
+        err(f"'logsource' is a {_type_name(logsource)}, not a mapping")
+        return
+    if not isinstance(detection, dict):
+        err(f"'detection' is a {_type_name(detection)}, not a mapping")
+        return
+    ls_values: dict[str, str | None] = {}
+    for key in ("product", "category", "service"):
+        value = logsource.get(key)
+        if value is not None and not isinstance(value, str):
+            err(f"logsource '{key}' is a {_type_name(value)}, not a string")
+            return
+        ls_values[key] = value.strip().lower() if isinstance(value, str) and value.strip() else None
+    definition = logsource.get("definition")
+    level = doc.get("level")
+    status = doc.get("status")
+    try:
+        extract = _Extraction()
+        extract.walk_detection(detection)
+    except _TooLarge as exc:
+        err(str(exc))
+        return
+    for problem in extract.problems:
+        err(problem)
+    result.rules.append(Rule(
+        path=path,
+        document=index,
+        id=rule_id,
+        title=title,
+        level=level.lower() if isinstance(level, str) else None,
+        status=status.lower() if isinstance(status, str) else None,
+        logsource=LogSource(**ls_values),
+        definition=definition if isinstance(definition, str) else None,
+        event_ids=tuple(sorted(extract.event_ids)),
+        channels=tuple(sorted(extract.channels)),
+        providers=tuple(sorted(extract.providers)),
+        fields=tuple(sorted(extract.fields)),
+        has_keywords=extract.has_keywords,
+    ))
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Extraction:
+    """Walks a detection block once, collecting EventIDs, Channel/Provider_Name values and fields."""
+
+    def __init__(self) -> None:
+        self.event_ids: set[int] = set()
+        self.channels: set[str] = set()
+        self.providers: set[str] = set()
+        self.fields: set[str] = set()
+        self.problems: list[str] = []
+        self.has_keywords = False
+        self._nodes = 0
+
+    def _count(self, depth: int) -> None:
+        self._nodes += 1
+        if self._nodes > MAX_DETECTION_NODES:
+            raise _TooLarge(f"detection has more than {MAX_DETECTION_NODES} values (alias bomb?); rule skipped")
+        if depth > MAX_DETECTION_DEPTH:
+            raise _TooLarge(f"detection nested deeper than {MAX_DETECTION_DEPTH} levels; rule skipped")
+
+    def walk_detection(self, detection: dict[Any, Any]) -> None:
+        for name, selection in detection.items():
+            if name in ("condition", "timeframe"):
+                continue
+            self._selection(selection, 1)
+
+    def _selection(self, value: Any, depth: int) -> None:
+        self._count(depth)
+        if isinstance(value, dict):
+            self._map(value, depth + 1)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    self._count(depth + 1)
+                    self._map(item, depth + 2)
+                elif isinstance(item, list):
+                    self._selection(item, depth + 1)
+                else:
+                    self._count(depth + 1)
+                    self.has_keywords = True
+        elif value is not None:
+            self.has_keywords = True
+
+    def _map(self, mapping: dict[Any, Any], depth: int) -> None:
+        for key, value in mapping.items():
+            self._count(depth)
+            if not isinstance(key, str):
+                self.problems.append(f"detection field name {_short(key)} is not a string")
+                continue
+            field_name, _, modifiers = key.partition("|")
+            field_name = field_name.strip()
+            if not field_name:
+                self.has_keywords = True  # '|re' etc. on a keyword list
+                continue
+            self.fields.add(field_name)
+            lowered = field_name.lower()
+            if lowered in _EVENTID_FIELDS:
+                self._event_ids(value, modifiers, depth)
+            elif lowered in _CHANNEL_FIELDS:
+                self._strings(value, self.channels, depth)
+            elif lowered in _PROVIDER_FIELDS:
+                self._strings(value, self.providers, depth)
+            else:
+                self._values(value, depth)
+
+    def _values(self, value: Any, depth: int) -> None:
+        if isinstance(value, list):
+            for item in value:
+                self._count(depth + 1)
+                if isinstance(item, (dict, list)):
+                    self._values(item, depth + 1)
+        elif isinstance(value, dict):
+            for item in value.values():
+                self._count(depth + 1)
+                self._values(item, depth + 1)
+
+    def _strings(self, value: Any, into: set[str], depth: int) -> None:
+        for item in (value if isinstance(value, list) else [value]):
+            self._count(depth + 1)
+            if isinstance(item, str):
+                into.add(item)
+            elif isinstance(item, (int, float)) and not isinstance(item, bool):
+                into.add(str(item))
+
+    def _event_ids(self, value: Any, modifiers: str, depth: int) -> None:
+        mods = {m.strip().lower() for m in modifiers.split("|")} if modifiers else {""}
+        if not mods <= _NEUTRAL_MODIFIERS:
+            bad = ", ".join(sorted(m for m in mods if m not in _NEUTRAL_MODIFIERS))
+            self.problems.append(f"EventID with modifier '{bad}' cannot be resolved to event IDs")
+            return
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            self._count(depth + 1)
+            event_id = _as_event_id(item)
+            if event_id is None:
+                self.problems.append(f"EventID value {_short(item)} is not an event ID (0-{MAX_EVENT_ID})")
+            else:
+                self.event_ids.add(event_id)
+
+
+def _as_event_id(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit() and value.strip().isascii():
+        number = int(value.strip())
+    else:
+        return None
+    return number if 0 <= number <= MAX_EVENT_ID else None
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "mapping", list: "list", str: "string", int: "number", float: "number",
+            bool: "boolean"}.get(type(value), type(value).__name__)
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------- filters
+
+def level_at_least(level: str | None, minimum: str) -> bool:
+    if level not in LEVELS:
+        return False
+    return LEVELS.index(level) >= LEVELS.index(minimum)
+
+
+def load_paths(paths: Iterable[str], progress: Any = None) -> LoadResult:
+    """Load every rule file below ``paths`` (sequentially; see ``engine`` for the parallel path)."""
+    result = LoadResult()
+    files = list(iter_rule_files(paths, result.errors))
+    if progress is not None:
+        progress.start(len(files))
+    for path in files:
+        result.extend(load_file(path))
+        if progress is not None:
+            progress.advance()
+    return result

@@ -1,0 +1,105 @@
+"""Jinja2 environments for every generated artefact, with escaping that cannot be forgotten.
+
+Every ``{{ expression }}`` passes through the environment's ``finalize`` hook, which escapes it for
+the target format, unless the value is wrapped in ``Trusted`` (values that come from our own
+validated data, never from a rule). Templates are loaded from ``templates/`` and never compiled from
+rule text.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any, Callable
+
+from .knowledge import data_root
+
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|~$")
+_HTML_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+class Trusted(str):
+    """A string from our own data, safe to place in a generated file as it is."""
+
+
+def one_line(value: Any) -> str:
+    """Any value as a single printable line: newlines folded, control and bidi characters removed."""
+    text = "" if value is None else str(value)
+    text = text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
+    return _CONTROL_RE.sub("", text)
+
+
+def escape_markdown(value: Any) -> str:
+    """Inline Markdown text that renders literally: no markup, links, HTML or table breaks."""
+    out = []
+    for ch in one_line(value):
+        if ch in _HTML_ENTITIES:
+            out.append(_HTML_ENTITIES[ch])
+        elif ch in _MD_SPECIAL:
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def escape_xml_comment(value: Any) -> str:
+    text = one_line(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    while "--" in text:
+        text = text.replace("--", "- -")
+    return text.rstrip("-")
+
+
+def escape_xml(value: Any) -> str:
+    return (one_line(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&apos;"))
+
+
+_SCRIPT_COMMENT_SAFE_RE = re.compile(r"[^A-Za-z0-9 .,:;/()_=+#@\-]")
+
+
+def script_comment(value: Any) -> str:
+    """Text for a comment in a .cmd/.ps1/.reg file: only harmless characters survive."""
+    return _SCRIPT_COMMENT_SAFE_RE.sub("_", one_line(value))
+
+
+def _finalizer(escape: Callable[[Any], str]) -> Callable[[Any], Any]:
+    def finalize(value: Any) -> Any:
+        if isinstance(value, Trusted):
+            return value
+        if isinstance(value, bool) or (isinstance(value, int)):
+            return str(value)
+        return escape(value)
+    return finalize
+
+
+ESCAPERS: dict[str, Callable[[Any], str]] = {
+    "markdown": escape_markdown,
+    "text": one_line,
+    "xml": escape_xml,
+    "script": script_comment,
+}
+
+
+@lru_cache(maxsize=8)
+def environment(flavour: str):
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_root() / "templates")),
+        autoescape=False,
+        finalize=_finalizer(ESCAPERS[flavour]),
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["trusted"] = Trusted
+    env.filters["md"] = escape_markdown
+    env.filters["xml_comment"] = escape_xml_comment
+    env.filters["comment"] = script_comment
+    env.filters["one_line"] = one_line
+    return env
+
+
+def render(template: str, flavour: str, **context: Any) -> str:
+    return environment(flavour).get_template(template).render(**context)
