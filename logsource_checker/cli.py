@@ -133,7 +133,7 @@ def main(
 
     from .report import build
 
-    report = build(result, verbose=True)
+    report = build(result, verbose=verbose or emit is not None)
     if emit is not None:
         from .emit import emit_all
 

@@ -178,6 +178,7 @@ class Knowledge:
     always_logged: dict[int, SpecialEvent] = field(default_factory=dict)
     legacy_events: dict[int, SpecialEvent] = field(default_factory=dict)
     force_subcategory_default: bool = True
+    force_subcategory_policy: str | None = None   # registry policy id of the force option
     registry_policies: dict[str, RegistryPolicy] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)                  # by casefolded name
     sysmon_events: dict[int, SysmonEvent] = field(default_factory=dict)
@@ -242,6 +243,7 @@ def _load_auditpol(kb: Knowledge, path: Path) -> None:
     prefix = str(data.get("gpo_path_prefix", "")).rstrip("\\")
     legacy_prefix = str(data.get("legacy_gpo_path_prefix", "")).rstrip("\\")
     kb.force_subcategory_default = bool(data.get("force_subcategory_default", True))
+    kb.force_subcategory_policy = _opt_str(data.get("force_subcategory_policy"))
     for cat in data.get("categories") or []:
         kb.categories[cat["name"]] = AuditCategory(
             name=cat["name"], guid=str(cat["guid"]).upper(), legacy_policy=cat.get("legacy_policy", ""),

@@ -9,6 +9,7 @@ rest: it becomes a ``LoadError`` with its path, the line where known and a one-l
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -19,6 +20,21 @@ try:  # the C loader is several times faster; fall back to pure Python where lib
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - depends on the PyYAML build
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+try:  # a YAML parser in Rust, several times faster; used only where it must agree with PyYAML
+    import yaml_rs as _yaml_rs
+except ImportError:  # pragma: no cover - the fallback is PyYAML alone
+    _yaml_rs = None
+
+#: Plain scalars that YAML 1.1 (PyYAML) reads as booleans or special values, YAML 1.2 as strings.
+_YAML11_SCALARS = frozenset(
+    "y Y yes Yes YES n N no No NO on On ON off Off OFF =".split())
+_TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d?-\d\d?(?:[Tt ]|$)")
+_NUMBERISH_RE = re.compile(r"^[-+]?(?:\.?\d|\.inf|\.nan)", re.IGNORECASE)
+#: Top-level keys whose values the loader reads; only these must agree between the two parsers.
+#: Number forms whose value differs between YAML 1.1 and 1.2 (leading zeros: octal or string; 0o).
+_AMBIGUOUS_INT_RE = re.compile(r"[\s\[{,:][-+]?0[0-9oO_]")
+_READ_KEYS = ("title", "id", "level", "status", "logsource", "detection", "action", "correlation", "filter")
 
 #: Files larger than this are refused without being read (see README, "Bad input").
 MAX_RULE_FILE_BYTES = 5 * 1024 * 1024
@@ -210,7 +226,7 @@ def load_file(path: str) -> LoadResult:
         result.errors.append(LoadError(path, None, str(exc)))
         return result
     try:
-        documents = list(yaml.load_all(text, Loader=_Loader))
+        documents = parse_documents(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -225,6 +241,68 @@ def load_file(path: str) -> LoadResult:
         return result
     _documents_to_rules(path, documents, result)
     return result
+
+
+def parse_documents(text: str, allow_fast: bool = True) -> list[Any]:
+    """Every YAML document of ``text``, with PyYAML's (YAML 1.1) meaning.
+
+    yaml_rs (YAML 1.2) parses single-document texts without tags or merge keys; its result is kept
+    only when every value the loader reads is a plain string, mapping, list or null that PyYAML would
+    read the same way (no numbers, no YAML 1.1 booleans, no timestamps). Anything else, and anything
+    yaml_rs rejects, is parsed by PyYAML, so errors and edge cases always get PyYAML's reading and
+    messages. tests/test_fast_yaml.py proves the two agree on the whole SigmaHQ corpus.
+    """
+    if allow_fast and _yaml_rs is not None and _fast_candidate(text):
+        try:
+            doc = _yaml_rs.loads(text, parse_datetime=False)
+        except Exception:  # noqa: BLE001 - any disagreement is settled by PyYAML below
+            doc = None
+        if isinstance(doc, dict):
+            verdict = _reads_like_pyyaml(doc)
+            if verdict is True or (verdict == "ints" and not _AMBIGUOUS_INT_RE.search(text)):
+                return [doc]
+    return list(yaml.load_all(text, Loader=_Loader))
+
+
+def _fast_candidate(text: str) -> bool:
+    if text.startswith(("---", "...", "%", "!")) or "<<" in text or "\n---" in text or "\n..." in text:
+        return False
+    if "\n%" in text:
+        return False
+    if "!" in text and any(marker in text for marker in (" !", "[!", "{!", ",!", "\t!", "\n!")):
+        return False
+    return True
+
+
+def _reads_like_pyyaml(doc: dict[Any, Any]) -> bool | str:
+    """True: PyYAML reads every value the loader uses alike; "ints": alike if no int is written in
+    an ambiguous form; False: use PyYAML."""
+    saw_int = False
+    stack: list[Any] = [doc.get(key) for key in _READ_KEYS if key in doc]
+    budget = MAX_DETECTION_NODES
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return False
+        node = stack.pop()
+        if isinstance(node, str):
+            if node in _YAML11_SCALARS or _NUMBERISH_RE.match(node) and (
+                    _TIMESTAMP_RE.match(node) or "_" in node or ":" in node):
+                return False
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if not isinstance(key, str) or key in _YAML11_SCALARS:
+                    return False
+                stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, bool) or node is None:
+            continue  # true/false/null are spelled alike in both
+        elif isinstance(node, int):
+            saw_int = True
+        else:
+            return False  # floats and anything else: their text may mean something else in YAML 1.1
+    return "ints" if saw_int else True
 
 
 def _documents_to_rules(path: str, documents: list[Any], result: LoadResult) -> None:

@@ -62,6 +62,23 @@ def script_comment(value: Any) -> str:
     return _SCRIPT_COMMENT_SAFE_RE.sub("_", one_line(value))
 
 
+_URL_RE = re.compile(r"^https://[A-Za-z0-9._~:/?#@!$&'*+,;=%-]+$")
+
+
+def markdown_url(value: Any) -> str:
+    """A URL from our data as a Markdown autolink; anything else is shown as escaped text."""
+    text = "" if value is None else str(value)
+    if _URL_RE.match(text):
+        return Trusted(f"<{text}>")
+    return escape_markdown(text)
+
+
+def link_target(value: Any) -> str:
+    """A URL from our data as a Markdown link target; '#' when it is not a plain https URL."""
+    text = "" if value is None else str(value)
+    return Trusted(text) if _URL_RE.match(text) else Trusted("#")
+
+
 def _finalizer(escape: Callable[[Any], str]) -> Callable[[Any], Any]:
     def finalize(value: Any) -> Any:
         if isinstance(value, Trusted):
@@ -98,6 +115,8 @@ def environment(flavour: str):
     env.filters["xml_comment"] = escape_xml_comment
     env.filters["comment"] = script_comment
     env.filters["one_line"] = one_line
+    env.filters["url"] = markdown_url
+    env.filters["href"] = link_target
     return env
 
 

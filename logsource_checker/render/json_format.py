@@ -6,4 +6,5 @@ from typing import Any
 
 
 def render(report: dict[str, Any], verbose: bool = False) -> str:
-    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    # compact: the C encoder is several times faster than the indenting one on large rule sets
+    return json.dumps(report, ensure_ascii=False, separators=(",", ":")) + "\n"
