@@ -1,0 +1,69 @@
+"""Rule text never escapes into generated Markdown, XML, scripts or the terminal."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from logsource_checker.templating import (Trusted, escape_markdown, escape_xml, escape_xml_comment, markdown_url,
+                                          one_line, render, script_comment)
+
+HOSTILE = [
+    'quote " and \' here',
+    "amp & pipe | semicolon ;",
+    "line one\nline two\r\nline three",
+    "{{ 7 * 7 }} {% raw %} {# c #}",
+    "<script>alert(1)</script>",
+    "]]> </Sysmon> <!-- -->",
+    "$(rm -rf /) `whoami` %COMSPEC% ^& ",
+    "[link](javascript:alert(1)) ![img](x) *bold* _it_ # head",
+    "\x1b[31mred\x1b[0m \u202eevil\u202c \x00",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_one_line_folds_and_strips_control(text):
+    out = one_line(text)
+    assert "\n" not in out and "\r" not in out and "\x1b" not in out and "\u202e" not in out and "\x00" not in out
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_markdown_escape_renders_literally(text):
+    out = escape_markdown(text)
+    assert "<" not in out and ">" not in out and "\n" not in out
+    # every Markdown-active character is escaped
+    assert not re.search(r"(?<!\\)[|`*_\[\]()#!{}]", out)
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_xml_escapes(text):
+    assert "<" not in escape_xml(text) and ">" not in escape_xml(text) and '"' not in escape_xml(text)
+    comment = escape_xml_comment(text)
+    assert "--" not in comment and not comment.endswith("-") and "<" not in comment
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_script_comment_keeps_only_harmless_characters(text):
+    assert re.fullmatch(r"[A-Za-z0-9 .,:;/()_=+#@\-]*", script_comment(text))
+
+
+def test_templates_never_evaluate_values():
+    # a value that looks like a template is output, never rendered
+    out = render("report.md.j2", "markdown", r=_report("{{ 7 * 7 }}"), s=_report("x")["summary"], verbose=True,
+                 ls_label=lambda ls: "x")
+    assert "49" not in out and "\\{\\{ 7 \\* 7 \\}\\}" in out
+
+
+def test_trusted_values_pass_and_urls_are_checked():
+    assert markdown_url("https://learn.microsoft.com/a_b") == "<https://learn.microsoft.com/a_b>"
+    assert markdown_url("javascript:alert(1)").startswith("javascript:alert\\(")
+    assert isinstance(Trusted("x"), str)
+
+
+def _report(title: str) -> dict:
+    summary = {"rules_checked": 1, "rules": 1, "files": 1, "errors": 0, "logsources": 1, "requirements": 0,
+               "unmapped_logsources": 0, "unmapped_event_ids": 0, "policy_checked": False, "coverage": {},
+               "coverage_by_level": {}}
+    return {"summary": summary, "logsources": [], "policy": None, "unmapped": {"logsources": [], "event_ids": []},
+            "errors": [], "recommendations": [],
+            "rules": [{"coverage": "not_checked", "title": title, "level": "high", "path": "p.yml"}]}
