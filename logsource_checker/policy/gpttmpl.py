@@ -1,0 +1,69 @@
+"""GptTmpl.inf (security template of a GPO backup / SYSVOL): legacy audit, log sizes, registry values.
+
+[Event Audit]      AuditLogonEvents = 3           (0 none, 1 success, 2 failure, 3 both)
+[Registry Values]  MACHINE\\...\\Lsa\\Name=4,1      (type, data; 4 = REG_DWORD, 1 = REG_SZ, 7 = REG_MULTI_SZ)
+[Security Log]     MaximumLogSize = 196608        (KB; the section names the classic log)
+"""
+from __future__ import annotations
+
+import re
+
+from .model import AuditSetting, ChannelSetting, PolicyInput, PolicyInputError, PolicySnapshot, RegistryValue
+from .auditpol import decode_text
+from .gpresult import FORCE_VALUE, split_key
+
+_SECTION_RE = re.compile(r"^\[([^\]]+)\]\s*$")
+_KNOWN_SECTIONS = {"unicode", "version", "event audit", "registry values", "system access", "privilege rights",
+                   "system log", "security log", "application log", "kerberos policy", "service general setting",
+                   "registry keys", "file security", "group membership"}
+
+
+def is_gpttmpl(text: str) -> bool:
+    sections = {m.group(1).strip().casefold() for line in text.splitlines()[:400]
+                if (m := _SECTION_RE.match(line.strip()))}
+    return bool(sections & _KNOWN_SECTIONS) and ("version" in sections or "unicode" in sections
+                                                 or "event audit" in sections or "registry values" in sections)
+
+
+def read_gpttmpl(path: str, data: bytes) -> PolicySnapshot:
+    text = decode_text(path, data)
+    if not is_gpttmpl(text):
+        raise PolicyInputError(path, "not a GptTmpl.inf security template (no [Version]/[Event Audit] sections)")
+    snap = PolicySnapshot()
+    inp = PolicyInput(path=path, format="gpttmpl")
+    snap.inputs.append(inp)
+    section = section_raw = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(";"):
+            continue
+        match = _SECTION_RE.match(line)
+        if match:
+            section_raw = match.group(1).strip()
+            section = section_raw.casefold()
+            continue
+        if "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if section == "event audit":
+            if value.isdigit():
+                snap.legacy_audit[key] = AuditSetting.from_value(int(value) & 3, path)
+        elif section == "registry values":
+            kind, _, reg_data = value.partition(",")
+            reg_data = reg_data.strip()
+            if len(reg_data) >= 2 and reg_data[0] == reg_data[-1] == '"':
+                reg_data = reg_data[1:-1]
+            reg_key, reg_value = split_key(key)
+            snap.registry_values.append(RegistryValue(reg_key, reg_value, reg_data, path))
+            if reg_value.casefold() == FORCE_VALUE and reg_data.isdigit():
+                snap.force_subcategory = int(reg_data) != 0
+                snap.force_subcategory_source = path
+        elif section.endswith(" log") and key.casefold() == "maximumlogsize" and value.isdigit():
+            snap.channels.append(ChannelSetting(name=section_raw[: -len(" log")], max_size_kb=int(value),
+                                                source=path))
+    if not (snap.legacy_audit or snap.registry_values or snap.channels):
+        msg = "no [Event Audit], [Registry Values] or log-size settings in the template"
+        inp.warnings.append(msg)
+        snap.warnings.append(f"{path}: {msg}")
+    return snap
