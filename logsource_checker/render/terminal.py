@@ -7,6 +7,8 @@ from typing import Any
 from ..templating import one_line
 from . import ls_label
 
+_LEVEL_SHORT = {"critical": "crit", "high": "high", "medium": "med", "low": "low", "informational": "info",
+                "unknown": "n/a"}
 _COVERAGE_STYLE = {"usable": "green", "partial": "yellow", "blind": "bold red", "unknown": "cyan",
                    "not_checked": "dim"}
 
@@ -23,22 +25,27 @@ def print_report(report: dict[str, Any], console: Any, verbose: bool = False) ->
 
     s = report["summary"]
     table = Table(title="Log sources", show_lines=False)
-    for col, just in (("Product", "left"), ("Category", "left"), ("Service", "left"), ("Rules", "right"), ("crit", "right"), ("high", "right"),
-                      ("med", "right"), ("low", "right"), ("info", "right"), ("EventIDs", "left"),
-                      ("Guide", "left")):
-        table.add_column(col, justify=just, overflow="fold")
+    table.add_column("Log source", overflow="fold", ratio=3)
+    table.add_column("Rules", justify="right", no_wrap=True)
+    table.add_column("Levels", overflow="fold", ratio=2)
+    table.add_column("EventIDs", overflow="fold", ratio=2)
+    table.add_column("Guide", overflow="fold", ratio=3)
     if s["policy_checked"]:
-        table.add_column("Coverage", overflow="fold")
+        table.add_column("Coverage", overflow="fold", ratio=2)
     for ls in report["logsources"]:
         levels = ls["levels"]
         ids = ls["event_ids"]
-        ids_text = ", ".join(map(str, ids[:12])) + (f" (+{len(ids) - 12})" if len(ids) > 12 else "")
-        row = [_t(ls["product"] or "-"), _t(ls["category"] or "-"), _t(ls["service"] or "-"), str(ls["rules"])] + [str(levels.get(l, "") or "") for l in
-                                                      ("critical", "high", "medium", "low", "informational")]
+        ids_text = " ".join(map(str, ids[:6])) + (f" +{len(ids) - 6}" if len(ids) > 6 else "")
+        level_text = " ".join(f"{levels[lvl]} {_LEVEL_SHORT[lvl]}" for lvl in _LEVEL_SHORT if levels.get(lvl))
+        source = " / ".join(str(ls[k]) for k in ("product", "category", "service") if ls[k]) or "(empty)"
         guide = _t(ls["guide_title"]) if ls["guide_title"] else Text("NO GUIDE", style="bold red")
-        row += [ids_text, guide]
+        row = [_t(source), str(ls["rules"]), level_text, ids_text, guide]
         if s["policy_checked"]:
-            row.append(", ".join(f"{k} {v}" for k, v in sorted(ls["coverage"].items())))
+            cov = Text()
+            for state in ("usable", "partial", "blind", "unknown"):
+                if ls["coverage"].get(state):
+                    cov.append(f"{ls['coverage'][state]} {state} ", style=_COVERAGE_STYLE[state])
+            row.append(cov)
         table.add_row(*row)
     console.print(table)
 
@@ -61,14 +68,17 @@ def print_report(report: dict[str, Any], console: Any, verbose: bool = False) ->
         recs = report["recommendations"]
         if recs:
             missing = Table(title="Missing requirements, most rules unblinded first")
-            for col, just in (("#", "right"), ("Requirement", "left"), ("Kind", "left"),
-                              ("Unblinds (high/crit)", "right"), ("Needed by", "right"), ("Volume", "left"),
-                              ("Why", "left")):
-                missing.add_column(col, justify=just, overflow="fold")
+            missing.add_column("#", justify="right", no_wrap=True)
+            missing.add_column("Requirement", overflow="fold", ratio=3)
+            missing.add_column("Unblinds (high+crit)", justify="right", ratio=1)
+            missing.add_column("Rules", justify="right", no_wrap=True)
+            missing.add_column("Volume", no_wrap=True)
+            missing.add_column("Why", overflow="fold", ratio=4)
             shown = recs if verbose else recs[:25]
             for i, m in enumerate(shown, 1):
-                missing.add_row(str(i), _t(m["name"]), m["kind"], f"{m['unblinds']} ({m['unblinds_high_critical']})",
-                                str(m["rules"]), m["volume"] or "unknown", _t(m["reason"]))
+                missing.add_row(str(i), _t(f"{m['name']} [{m['kind']}]"),
+                                f"{m['unblinds']} ({m['unblinds_high_critical']})", str(m["rules"]),
+                                m["volume"] or "unknown", _t(m["reason"]))
             console.print(missing)
             if len(recs) > len(shown):
                 console.print(f"  ... {len(recs) - len(shown)} more (use -v or --format json)")
