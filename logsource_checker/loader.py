@@ -2,13 +2,17 @@
 
 The cache lives in the user's cache directory (``$XDG_CACHE_HOME/logsource-checker``, else
 ``~/.cache/logsource-checker``). It is safe to delete; a corrupt cache or one written by another
-version is ignored and rewritten.
+version is ignored and rewritten. A cache file not owned by the current user, or writable by
+others, is never unpickled (unpickling runs code), and an entry is reused only while the file's
+size, modification time, change time and inode are all unchanged (a chmod that makes an unreadable
+file readable changes its change time).
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import pickle
+import stat
 import sys
 import tempfile
 from typing import Any
@@ -16,7 +20,7 @@ from typing import Any
 from . import __version__
 from .rules import LoadError, LoadResult, load_file, iter_rule_files
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 #: Below this many files to parse, parallel workers cost more than they save.
 PARALLEL_THRESHOLD = 400
 
@@ -35,27 +39,50 @@ def _cache_tag() -> tuple[Any, ...]:
     return (CACHE_FORMAT, __version__, sys.version_info[:2])
 
 
-def _read_cache(path: str) -> dict[str, tuple[int, int, LoadResult]]:
+StatKey = tuple[int, int, int, int]
+
+
+def _stat_key(st: os.stat_result) -> StatKey:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _trusted_cache_file(handle: Any) -> bool:
+    """Only the user's own cache file, not writable by group or others, is unpickled."""
+    st = os.fstat(handle.fileno())
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    if hasattr(os, "geteuid") and (st.st_uid != os.geteuid() or st.st_mode & 0o022):
+        return False
+    return True
+
+
+def _read_cache(path: str) -> dict[str, tuple[StatKey, LoadResult]]:
     try:
-        with open(path, "rb") as handle:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        with open(path, "rb", opener=lambda p, _flags: os.open(p, flags)) as handle:
+            if not _trusted_cache_file(handle):
+                return {}
             data = pickle.load(handle)
         if not isinstance(data, dict) or data.get("tag") != _cache_tag():
             return {}
         entries = data.get("entries")
-        return entries if isinstance(entries, dict) else {}
+        if not isinstance(entries, dict):
+            return {}
+        return {p: e for p, e in entries.items() if isinstance(p, str) and isinstance(e, tuple) and len(e) == 2
+                and isinstance(e[1], LoadResult)}
     except Exception:  # a corrupt or foreign cache is simply not used
         return {}
 
 
-def _write_cache(path: str, entries: dict[str, tuple[int, int, LoadResult]]) -> None:
+def _write_cache(path: str, entries: dict[str, tuple[StatKey, LoadResult]]) -> None:
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".rules-", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             pickle.dump({"tag": _cache_tag(), "entries": entries}, handle, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only home must not break the check
+    except (OSError, pickle.PicklingError, RecursionError):
+        pass  # a read-only home (or anything else) must not break the check
 
 
 def _parse_many(files: list[str]) -> list[LoadResult]:
@@ -87,25 +114,24 @@ def _parse_parallel(files: list[str]) -> list[LoadResult]:
 def load_rules_fast(paths: list[str], use_cache: bool = True, progress: Any = None) -> LoadResult:
     result = LoadResult()
     files = list(iter_rule_files(paths, result.errors))
-    stats: dict[str, tuple[int, int]] = {}
+    stats: dict[str, StatKey] = {}
     for path in files:
         try:
-            st = os.stat(path)
-            stats[path] = (st.st_size, st.st_mtime_ns)
+            stats[path] = _stat_key(os.stat(path))
         except OSError:
-            stats[path] = (-1, -1)
+            stats[path] = (-1, -1, -1, -1)
     cache_file = _cache_path(paths) if use_cache else None
     cached = _read_cache(cache_file) if cache_file else {}
-    todo = [p for p in files if not (p in cached and cached[p][:2] == stats[p] and stats[p][0] >= 0)]
+    todo = [p for p in files if not (p in cached and cached[p][0] == stats[p] and stats[p][0] >= 0)]
     if progress is not None:
         progress.start(len(todo))
     fresh = dict(zip(todo, _parse_parallel(todo))) if todo else {}
     if progress is not None:
         progress.finish()
-    entries: dict[str, tuple[int, int, LoadResult]] = {}
+    entries: dict[str, tuple[StatKey, LoadResult]] = {}
     for path in files:
-        part = fresh[path] if path in fresh else cached[path][2]
-        entries[path] = (*stats[path], part)
+        part = fresh[path] if path in fresh else cached[path][1]
+        entries[path] = (stats[path], part)
         result.extend(part)
     if cache_file and (todo or len(entries) != len(cached)):
         _write_cache(cache_file, entries)

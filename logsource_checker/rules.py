@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
 import stat
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -20,6 +21,29 @@ try:  # the C loader is several times faster; fall back to pure Python where lib
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - depends on the PyYAML build
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+
+class _RuleLoader(_Loader):  # type: ignore[misc, valid-type]
+    """The safe loader, except that a scalar YAML 1.1 cannot convert (``date: 2020-02-30``,
+    ``!!float abc``, an integer of 5000 digits) is kept as the text written instead of raising a bare
+    ValueError. yaml_rs (parse_datetime=False) reads such values as text too, so both paths agree."""
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        deep_before = self.deep_construct
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, AttributeError, OverflowError, IndexError, KeyError) as exc:
+            self.deep_construct = deep_before
+            self.recursive_objects.pop(node, None)
+            if isinstance(node, yaml.ScalarNode) and isinstance(node.value, str):
+                self.constructed_objects[node] = node.value
+                return node.value
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {node.tag} ({_short_text(str(exc) or type(exc).__name__, 80)})",
+                node.start_mark) from None
+
 
 try:  # a YAML parser in Rust, several times faster; used only where it must agree with PyYAML
     import yaml_rs as _yaml_rs
@@ -43,6 +67,10 @@ MAX_DETECTION_NODES = 50_000
 MAX_DETECTION_DEPTH = 40
 #: Event IDs are 16-bit on Windows.
 MAX_EVENT_ID = 65535
+#: Rule collections merge at most this deep (deeper values replace instead of merging).
+MAX_MERGE_DEPTH = 64
+#: At most this many problems are listed per file; the rest are summed up in one more entry.
+MAX_ERRORS_PER_FILE = 100
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
 STATUSES = ("stable", "test", "experimental", "deprecated", "unsupported")
@@ -129,6 +157,16 @@ class LoadResult:
 
 # --------------------------------------------------------------------------- finding files
 
+def display_path(path: str) -> str:
+    """A path as reports show it: a file name that is not valid UTF-8 (undecodable bytes, which
+    Python keeps as lone surrogates) gets ``\\xNN`` escapes, so every report can be written as UTF-8."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def iter_rule_files(paths: Iterable[str], errors: list[LoadError]) -> Iterator[str]:
     """Yield rule files below ``paths`` in sorted order, each real file once, never looping."""
     seen_dirs: set[tuple[int, int]] = set()
@@ -138,7 +176,7 @@ def iter_rule_files(paths: Iterable[str], errors: list[LoadError]) -> Iterator[s
         try:
             st = os.stat(directory)
         except OSError as exc:
-            errors.append(LoadError(directory, None, f"cannot read folder: {exc.strerror or exc}"))
+            errors.append(LoadError(display_path(directory), None, f"cannot read folder: {exc.strerror or exc}"))
             return
         ident = (st.st_dev, st.st_ino)
         if ident in seen_dirs:
@@ -148,7 +186,7 @@ def iter_rule_files(paths: Iterable[str], errors: list[LoadError]) -> Iterator[s
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            errors.append(LoadError(directory, None, f"cannot read folder: {exc.strerror or exc}"))
+            errors.append(LoadError(display_path(directory), None, f"cannot read folder: {exc.strerror or exc}"))
             return
         for entry in entries:
             try:
@@ -166,9 +204,10 @@ def iter_rule_files(paths: Iterable[str], errors: list[LoadError]) -> Iterator[s
         try:
             st = os.stat(path)
         except OSError as exc:
-            errors.append(LoadError(path, None, f"cannot read file: {exc.strerror or exc}"))
+            errors.append(LoadError(display_path(path), None, f"cannot read file: {exc.strerror or exc}"))
             return
         if not stat.S_ISREG(st.st_mode):
+            errors.append(LoadError(display_path(path), None, "not a regular file (device, pipe or socket); not read"))
             return
         ident = (st.st_dev, st.st_ino)
         if ident in seen_files:
@@ -194,10 +233,16 @@ def read_text(path: str) -> str:
     if size > MAX_RULE_FILE_BYTES:
         raise ValueError(f"file is {size} bytes, over the {MAX_RULE_FILE_BYTES} byte limit; not read")
     try:
-        with open(path, "rb") as handle:
+        # non-blocking: a pipe swapped in after the folder walk must not hang the run
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | getattr(os, "O_NONBLOCK", 0))) as handle:
+            st = os.fstat(handle.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ValueError("not a regular file (device, pipe or socket); not read")
             data = handle.read(MAX_RULE_FILE_BYTES + 1)
     except OSError as exc:
         raise ValueError(f"cannot read file: {exc.strerror or exc}") from None
+    if len(data) > MAX_RULE_FILE_BYTES:
+        raise ValueError(f"file is over the {MAX_RULE_FILE_BYTES} byte limit; not read")
     return decode_rule_bytes(data)
 
 
@@ -219,27 +264,45 @@ def decode_rule_bytes(data: bytes) -> str:
 
 def load_file(path: str) -> LoadResult:
     """Load every document of one file. Never raises for bad content."""
+    shown = display_path(path)
+    try:
+        result = _load_file(path, shown)
+    except (RecursionError, ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+        # a bug, not a verdict on the file: report it instead of ending the whole run with a traceback
+        result = LoadResult(files=1)
+        result.errors.append(LoadError(shown, None, f"internal error while reading the rule: {type(exc).__name__}: "
+                                                   f"{_short_text(str(exc), 120)}"))
+    if len(result.errors) > MAX_ERRORS_PER_FILE:
+        more = len(result.errors) - MAX_ERRORS_PER_FILE
+        result.errors[MAX_ERRORS_PER_FILE:] = [LoadError(shown, None, f"{more} more problems in this file not listed")]
+    return result
+
+
+def _load_file(path: str, shown: str) -> LoadResult:
     result = LoadResult(files=1)
     try:
         text = read_text(path)
     except ValueError as exc:
-        result.errors.append(LoadError(path, None, str(exc)))
+        result.errors.append(LoadError(shown, None, str(exc)))
         return result
     try:
         documents = parse_documents(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        reason = " ".join(str(exc.problem or exc.context or "YAML syntax error").split())
-        result.errors.append(LoadError(path, line, f"not valid YAML: {reason}"))
+        reason = _short_text(str(exc.problem or exc.context or "YAML syntax error"), 200)
+        result.errors.append(LoadError(shown, line, f"not valid YAML: {reason}"))
         return result
     except yaml.YAMLError as exc:
-        result.errors.append(LoadError(path, None, f"not valid YAML: {' '.join(str(exc).split())}"))
+        result.errors.append(LoadError(shown, None, f"not valid YAML: {_short_text(str(exc), 200)}"))
         return result
     except RecursionError:
-        result.errors.append(LoadError(path, None, "YAML nested too deeply"))
+        result.errors.append(LoadError(shown, None, "YAML nested too deeply"))
         return result
-    _documents_to_rules(path, documents, result)
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:  # a constructor the loader missed
+        result.errors.append(LoadError(shown, None, f"not valid YAML: {_short_text(str(exc), 200)}"))
+        return result
+    _documents_to_rules(shown, documents, result)
     return result
 
 
@@ -255,17 +318,25 @@ def parse_documents(text: str, allow_fast: bool = True) -> list[Any]:
     if allow_fast and _yaml_rs is not None and _fast_candidate(text):
         try:
             doc = _yaml_rs.loads(text, parse_datetime=False)
-        except Exception:  # noqa: BLE001 - any disagreement is settled by PyYAML below
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # noqa: BLE001 - also a Rust panic; any disagreement is settled by PyYAML below
             doc = None
         if isinstance(doc, dict):
             verdict = _reads_like_pyyaml(doc)
             if verdict is True or (verdict == "ints" and not _AMBIGUOUS_INT_RE.search(text)):
                 return [doc]
-    return list(yaml.load_all(text, Loader=_Loader))
+    return list(yaml.load_all(text, Loader=_RuleLoader))
+
+
+#: An anchor or alias: yaml_rs copies aliased nodes and reads a recursive alias as null, PyYAML shares them.
+_ANCHOR_ALIAS_RE = re.compile(r"(?:^|[\s\[{,])[&*][^\s,\[\]{}]", re.MULTILINE)
 
 
 def _fast_candidate(text: str) -> bool:
     if text.startswith(("---", "...", "%", "!")) or "<<" in text or "\n---" in text or "\n..." in text:
+        return False
+    if ("&" in text or "*" in text) and _ANCHOR_ALIAS_RE.search(text):
         return False
     if "\n%" in text:
         return False
@@ -340,6 +411,8 @@ def _documents_to_rules(path: str, documents: list[Any], result: LoadResult) -> 
             doc = _deep_merge(global_doc, doc)
         previous = doc
         _one_document(path, index, doc, result)
+    if not (result.rules or result.errors or result.others):
+        result.errors.append(LoadError(path, None, "no rule in the file: only 'action: global' or 'reset' documents"))
 
 
 def _one_document(path: str, index: int, doc: dict[str, Any], result: LoadResult) -> None:
@@ -347,10 +420,8 @@ def _one_document(path: str, index: int, doc: dict[str, Any], result: LoadResult
         prefix = f"document {index + 1}: " if index else ""
         result.errors.append(LoadError(path, None, prefix + message))
 
-    title = doc.get("title")
-    title = title if isinstance(title, str) else (None if title is None else str(title))
-    rule_id = doc.get("id")
-    rule_id = None if rule_id is None else str(rule_id)
+    title = _scalar_text(doc.get("title"), "title", err)
+    rule_id = _scalar_text(doc.get("id"), "id", err)
     if "correlation" in doc:
         result.others.append(OtherDocument(path, index, "correlation", rule_id, title))
         return
@@ -515,17 +586,31 @@ def _as_event_id(value: Any) -> int | None:
     if isinstance(value, int):
         number = value
     elif isinstance(value, str) and value.strip().isdigit() and value.strip().isascii():
-        number = int(value.strip())
+        digits = value.strip().lstrip("0") or "0"
+        if len(digits) > len(str(MAX_EVENT_ID)):
+            return None  # never int() a string of thousands of digits
+        number = int(digits)
     else:
         return None
     return number if 0 <= number <= MAX_EVENT_ID else None
 
 
-def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+def _scalar_text(value: Any, name: str, err: Any) -> str | None:
+    """A title or id as text; a mapping or list there is reported (never turned into text: an alias
+    bomb would expand)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list, set, tuple, bytes)):
+        err(f"'{name}' is a {_type_name(value)}, not a string")
+        return None
+    return _short_text(str(value), 200)
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any], depth: int = 0) -> dict[str, Any]:
     merged = dict(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and depth < MAX_MERGE_DEPTH:
+            merged[key] = _deep_merge(merged[key], value, depth + 1)
         else:
             merged[key] = value
     return merged
@@ -538,8 +623,22 @@ def _type_name(value: Any) -> str:
             bool: "boolean"}.get(type(value), type(value).__name__)
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 40
+_REPR.maxdict = _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = 4
+
+
 def _short(value: Any, limit: int = 40) -> str:
-    text = repr(value)
+    """A bounded repr: never expands an alias bomb, a self-referencing list or a huge number."""
+    try:
+        text = _REPR.repr(value)
+    except (ValueError, RecursionError):  # e.g. an int too long to print
+        text = f"<{type(value).__name__}>"
+    return _short_text(text, limit)
+
+
+def _short_text(text: str, limit: int) -> str:
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
