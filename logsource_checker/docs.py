@@ -20,6 +20,11 @@ def _ls_dict(key: tuple) -> dict[str, Any]:
     return {"product": key[0], "category": key[1], "service": key[2]}
 
 
+def _detail(label: str, value: Any, kind: str = "text") -> dict[str, Any]:
+    """One sub-bullet of a requirement: kind 'code' (a path, key or command), 'url' or 'text'."""
+    return {"label": label, "value": "" if value is None else str(value), "kind": kind}
+
+
 def _items(kb: Knowledge, guide: Guide, alt) -> list[dict[str, Any]]:
     items = []
     for spec in alt.requires:
@@ -28,31 +33,35 @@ def _items(kb: Knowledge, guide: Guide, alt) -> list[dict[str, Any]]:
             condition.append("when the rule uses " + ", ".join(sorted(spec.when_fields)))
         if spec.when_event_ids:
             condition.append("for event " + ", ".join(map(str, sorted(spec.when_event_ids))))
-        item: dict[str, Any] = {"condition": "; ".join(condition), "details": [], "command": None}
+        item: dict[str, Any] = {"condition": "; ".join(condition), "details": []}
+        details = item["details"]
         if spec.kind == "audit":
             sub = kb.subcategories[spec.value]
             outcomes = " and ".join(o for o, on in (("success", spec.success), ("failure", spec.failure)) if on)
             item.update(kind="Audit policy", text=f"{sub.gpo_name} ({sub.guid}), {outcomes}")
-            item["details"] = [f"Group Policy: {sub.gpo_path}"]
+            details.append(_detail("Group Policy", sub.gpo_path, "code"))
             flags = (" /success:enable" if spec.success else "") + (" /failure:enable" if spec.failure else "")
-            item["command"] = f'auditpol /set /subcategory:"{sub.guid}"{flags}'
+            details.append(_detail("Command", f'auditpol /set /subcategory:"{sub.guid}"{flags}', "code"))
         elif spec.kind == "audit_events":
             item.update(kind="Audit policy", text="the subcategory that produces each EventID the rule names "
                         "(see the advanced audit policy page)")
         elif spec.kind == "registry_policy":
             pol = kb.registry_policies[spec.value]
             item.update(kind="Group Policy", text=f"{pol.name}: {pol.state}")
-            item["details"] = [f"Path: {pol.gpo_path}"] + [f"{name}: {value}" for name, value in pol.settings] + [
-                f"Registry: {r.key}\\{r.value} = {r.data} ({r.type})" for r in pol.registry]
+            details.append(_detail("Path", pol.gpo_path, "code"))
+            details.extend(_detail(name, value, "code") for name, value in pol.settings)
+            details.extend(_detail("Registry", f"{r.key}\\{r.value} = {r.data} ({r.type})", "code")
+                           for r in pol.registry)
         elif spec.kind == "channel":
             channel = kb.channel(str(spec.value))
             assert channel is not None
             state = "on" if channel.enabled_by_default else "off"
             item.update(kind="Event log channel", text=f"{channel.name} ({state} by default)")
             if channel.gpo_path:
-                item["details"].append(f"Group Policy: {channel.gpo_path}")
+                details.append(_detail("Group Policy", channel.gpo_path, "code"))
             if not channel.enabled_by_default:
-                item["command"] = f'wevtutil sl "{channel.name}" /e:true'
+                size = f" /ms:{channel.recommended_max_size_mb * 1024 * 1024}" if channel.recommended_max_size_mb else ""
+                details.append(_detail("Command", f'wevtutil sl "{channel.name}" /e:true{size}', "code"))
         elif spec.kind == "sysmon_event":
             event = kb.sysmon_events[spec.value]
             item.update(kind="Sysmon", text=f"event {event.id}, {event.name}"
@@ -60,7 +69,8 @@ def _items(kb: Knowledge, guide: Guide, alt) -> list[dict[str, Any]]:
         elif spec.kind == "external":
             ext = spec.value
             item.update(kind="Outside Windows policy", text=str(ext.get("name")))
-            item["details"] = [str(ext.get("how")), f"Reference: {ext.get('reference')}"]
+            details.append(_detail("How", ext.get("how")))
+            details.append(_detail("Reference", ext.get("reference"), "url"))
         items.append(item)
     return items
 
@@ -92,7 +102,9 @@ def write_docs(result: CheckResult, directory: Path) -> list[Path]:
         alternatives = [{"name": alt.name, "primary": alt.primary, "fields": sorted(alt.fields) if alt.fields else None,
                          "notes": alt.notes, "items": _items(kb, guide, alt)} for alt in guide.enablement]
         labels = [ls_label(_ls_dict(k)) for k in guide.logsources]
-        text = render("docs/guide.md.j2", "markdown", g=guide, labels=labels,
+        sources = [{"provider": s.get("provider"), "guid": s.get("guid"), "channel": s.get("channel")}
+                   for s in guide.sources]
+        text = render("docs/guide.md.j2", "markdown", g=guide, labels=labels, sources=sources,
                       alternatives=alternatives, events=sorted(guide.events.values(), key=lambda e: e.id),
                       rules=[{"title": r.rule.title or r.rule.ref, "level": r.rule.level or "",
                               "coverage": r.coverage, "path": r.rule.path} for r in rules])
@@ -111,7 +123,13 @@ def write_docs(result: CheckResult, directory: Path) -> list[Path]:
         categories.append({"name": cat.name, "legacy_policy": cat.legacy_policy, "subs": subs})
     write("docs/audit-policy.md", render("docs/audit-policy.md.j2", "markdown", categories=categories,
                                          subcategories=list(kb.subcategories.values())))
-    write("mkdocs.yml", render("docs/mkdocs.yml.j2", "text", pages=sorted(pages, key=lambda p: p["link"]),
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for page in sorted(pages, key=lambda p: p["link"]):
+        folder = page["link"].removeprefix("sources/").rsplit("/", 1)[0] if "/" in page["link"] else ""
+        sections.setdefault(folder, []).append(page)
+    nav = [{"title": Trusted(json.dumps(folder.replace("/", " / ") or "guides")),
+            "pages": section} for folder, section in sections.items()]
+    write("mkdocs.yml", render("docs/mkdocs.yml.j2", "text", sections=nav,
                                site_name=Trusted(json.dumps("Log-source guides"))))
     return written
 

@@ -2,27 +2,34 @@
 
 What is emitted: for every need of every checked rule that is not met, the requirements of its
 recommended (primary) option that are not met. With no policy input that is everything the rules
-require. Commands are built only from our own validated data (GUIDs, registry paths, channel names,
-Sysmon element names); rule text never reaches a command. Output is deterministic, so emitting twice
-gives the same files.
+require, except event-log channels that Windows enables by default. Commands are built only from our
+own validated data (GUIDs, registry paths, channel names, Sysmon element names); rule text never
+reaches a command. Output is deterministic, so emitting twice gives the same files.
+
+Each change says how many rules need it and how many it unblinds: the rules that are not usable now
+and become usable (or go from blind to partial) when this change alone is applied, and when every
+change of the folder is applied.
 """
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from . import __version__
-from .diff import need_status
-from .knowledge import GUID_RE, Knowledge, RegistryPolicy
+from .diff import need_status, rule_coverage
+from .knowledge import GUID_RE, Channel, Knowledge, RegistryPolicy
 from .report import CheckResult
 from .resolve import Requirement
-from .templating import Trusted, render
+from .templating import Trusted, nrules, render
 
 _SAFE_CHANNEL_RE = re.compile(r"^[A-Za-z0-9 ._/\-]+$")
 _SAFE_REG_RE = re.compile(r"^[A-Za-z0-9 ._\\\-*]+$")
+_SAFE_ELEMENT_RE = re.compile(r"^[A-Za-z]+$")
 _INCLUSION = {0: "No Auditing", 1: "Success", 2: "Failure", 3: "Success and Failure"}
+_ACTIONABLE = ("audit_subcategory", "registry_policy", "event_channel", "sysmon_event")
 
 
 class UnsafeValue(ValueError):
@@ -36,73 +43,173 @@ def _check(pattern: re.Pattern[str], value: str, what: str) -> Trusted:
 
 
 @dataclass
-class AuditChange:
-    guid: Trusted
-    name: str
-    gpo_name: Trusted
-    category: str
-    gpo_path: str
-    volume: str
+class Change:
+    """One thing to switch on, with the requirements it satisfies and the rules that need it."""
+
+    req_ids: set[str] = field(default_factory=set)
+    rule_refs: set[str] = field(default_factory=set)
+    unblinds: int = 0          # rules it makes usable on its own
+    unblinds_all: int = 0      # of the rules that need it, those usable once every change is applied
+
+    @property
+    def rules(self) -> int:
+        return len(self.rule_refs)
+
+
+@dataclass
+class AuditChange(Change):
+    guid: Trusted = Trusted("")
+    name: str = ""
+    gpo_name: Trusted = Trusted("")
+    category: str = ""
+    gpo_path: str = ""
+    volume: str = ""
     success: bool = False
     failure: bool = False
-    rules: set[str] = field(default_factory=set)
-    current: int = 0  # current SettingValue
+    current: int = 0  # current SettingValue (0 when the policy does not configure it)
+
+
+@dataclass
+class RegistryChange(Change):
+    policy: RegistryPolicy | None = None
+    force: bool = False        # the force-subcategory option, added because audit changes need it
+
+
+@dataclass
+class ChannelChange(Change):
+    channel: Channel | None = None
+
+
+@dataclass
+class SysmonChange(Change):
+    event_id: int = 0
+
+
+@dataclass
+class ExternalChange(Change):
+    req: Requirement | None = None
 
 
 @dataclass
 class Plan:
     audit: dict[str, AuditChange] = field(default_factory=dict)
-    registry: dict[str, tuple[RegistryPolicy, set[str]]] = field(default_factory=dict)
-    channels: dict[str, tuple[Any, set[str]]] = field(default_factory=dict)
-    sysmon: dict[int, set[str]] = field(default_factory=dict)
-    external: dict[str, tuple[Requirement, set[str]]] = field(default_factory=dict)
+    registry: dict[str, RegistryChange] = field(default_factory=dict)
+    channels: dict[str, ChannelChange] = field(default_factory=dict)
+    sysmon: dict[int, SysmonChange] = field(default_factory=dict)
+    external: dict[str, ExternalChange] = field(default_factory=dict)
+    baseline: dict[str, str] = field(default_factory=dict)   # requirement id -> status before the changes
+    counter: Any = None
+
+    def changes(self) -> Iterable[Change]:
+        for group in (self.audit, self.registry, self.channels, self.sysmon, self.external):
+            yield from group.values()
+
+
+def baseline_statuses(result: CheckResult) -> dict[str, str]:
+    """Requirement statuses before any change. Without a policy input: nothing is switched on except
+    what Windows enables by default (event-log channels), and collection outside Windows is unknown."""
+    kb = result.knowledge
+    statuses = {}
+    for rid, req in result.resolution.requirements.items():
+        status = req.status
+        if status == "not_checked":
+            if req.kind == "event_channel":
+                channel = kb.channel(req.channel or "")
+                status = "met" if channel is not None and channel.enabled_by_default else "missing"
+            elif req.kind in _ACTIONABLE:
+                status = "missing"
+            else:
+                status = "unknown"
+        statuses[rid] = status
+    return statuses
 
 
 def plan_changes(result: CheckResult) -> Plan:
     kb = result.knowledge
     reqs = result.resolution.requirements
-    statuses = {rid: req.status for rid, req in reqs.items()}
-    plan = Plan()
+    plan = Plan(baseline=baseline_statuses(result))
     for res in result.resolution.rules:
         for need in res.needs:
-            if need_status(need, statuses) == "met":
+            if need_status(need, plan.baseline) == "met":
                 continue
             for rid in need.recommended.requirements:
-                req = reqs[rid]
-                if req.status == "met":
+                if plan.baseline[rid] == "met":
                     continue
-                _add(plan, kb, req, res.rule.ref)
+                _add(plan, kb, reqs[rid], res.rule.ref)
     if result.audit is not None:
         for guid, change in plan.audit.items():
             setting = result.audit.settings.get(guid)
             change.current = setting.value if setting is not None else 0
+    plan.counter = _count_unblinds(result, plan)
     return plan
 
 
 def _add(plan: Plan, kb: Knowledge, req: Requirement, rule: str) -> None:
+    change: Change | None = None
     if req.kind == "audit_subcategory":
         sub = kb.subcategories[req.guid or ""]
         if not GUID_RE.match(sub.guid):
             raise UnsafeValue(f"GUID {sub.guid!r} malformed")
-        change = plan.audit.get(sub.guid)
-        if change is None:
-            change = plan.audit[sub.guid] = AuditChange(
+        audit = plan.audit.get(sub.guid)
+        if audit is None:
+            audit = plan.audit[sub.guid] = AuditChange(
                 guid=Trusted(sub.guid), name=sub.name, gpo_name=Trusted(sub.gpo_name), category=sub.category,
                 gpo_path=sub.gpo_path, volume=sub.volume)
-        change.success |= bool(req.success)
-        change.failure |= bool(req.failure)
-        change.rules.add(rule)
+        audit.success |= bool(req.success)
+        audit.failure |= bool(req.failure)
+        change = audit
     elif req.kind == "registry_policy":
         pol = kb.registry_policies[req.policy or ""]
-        plan.registry.setdefault(pol.id, (pol, set()))[1].add(rule)
+        change = plan.registry.setdefault(pol.id, RegistryChange(policy=pol))
     elif req.kind == "event_channel":
         channel = kb.channel(req.channel or "")
         if channel is not None:
-            plan.channels.setdefault(channel.name, (channel, set()))[1].add(rule)
+            change = plan.channels.setdefault(channel.name, ChannelChange(channel=channel))
     elif req.kind == "sysmon_event" and req.event_id is not None:
-        plan.sysmon.setdefault(req.event_id, set()).add(rule)
+        change = plan.sysmon.setdefault(req.event_id, SysmonChange(event_id=req.event_id))
     elif req.kind == "external":
-        plan.external.setdefault(req.id, (req, set()))[1].add(rule)
+        change = plan.external.setdefault(req.id, ExternalChange(req=req))
+    if change is not None:
+        change.req_ids.add(req.id)
+        change.rule_refs.add(rule)
+
+
+def _improves(before: str, after: str) -> bool:
+    return (after == "usable" and before != "usable") or (before == "blind" and after == "partial")
+
+
+class _Unblinds:
+    """Counts the rules a set of requirements makes usable (or blind -> partial) over the baseline."""
+
+    def __init__(self, result: CheckResult, plan: Plan) -> None:
+        self.baseline = plan.baseline
+        self.by_ref = {res.rule.ref: res for res in result.resolution.rules}
+        self.before = {ref: rule_coverage(copy.copy(res), self.baseline) for ref, res in self.by_ref.items()}
+        every: set[str] = set()
+        for change in plan.changes():
+            every |= change.req_ids
+        self.fixed_by_all = self._fixed(every, set(self.by_ref))
+
+    def _fixed(self, req_ids: set[str], refs: set[str]) -> set[str]:
+        trial = dict(self.baseline)
+        trial.update(dict.fromkeys(req_ids, "met"))
+        return {ref for ref in refs if ref in self.by_ref
+                and _improves(self.before[ref], rule_coverage(copy.copy(self.by_ref[ref]), trial))}
+
+    def count(self, changes: list[Change]) -> tuple[int, int]:
+        req_ids: set[str] = set()
+        refs: set[str] = set()
+        for change in changes:
+            req_ids |= change.req_ids
+            refs |= change.rule_refs
+        return len(self._fixed(req_ids, refs)), len(refs & self.fixed_by_all)
+
+
+def _count_unblinds(result: CheckResult, plan: Plan) -> _Unblinds:
+    counter = _Unblinds(result, plan)
+    for change in plan.changes():
+        change.unblinds, change.unblinds_all = counter.count([change])
+    return counter
 
 
 # --------------------------------------------------------------------------- artefacts
@@ -128,7 +235,9 @@ def _audit_rows(result: CheckResult, plan: Plan) -> list[dict[str, Any]]:
 
 def _registry_entries(plan: Plan) -> list[dict[str, Any]]:
     entries = []
-    for pol, rules in sorted(plan.registry.values(), key=lambda pr: pr[0].id):
+    for change in sorted(plan.registry.values(), key=lambda c: (not c.force, c.policy.id)):  # type: ignore[union-attr]
+        pol = change.policy
+        assert pol is not None
         values = []
         for spec in pol.registry:
             key = spec.key
@@ -139,52 +248,126 @@ def _registry_entries(plan: Plan) -> list[dict[str, Any]]:
             _check(_SAFE_REG_RE, spec.value, "registry value name")
             if spec.type == "REG_DWORD":
                 data = Trusted(f"dword:{int(spec.data):08x}")
+            elif spec.type == "REG_SZ":
+                text = str(_check(_SAFE_REG_RE, str(spec.data), "registry data"))
+                data = Trusted('"' + text.replace("\\", "\\\\") + '"')
             else:
-                data = Trusted('"' + str(_check(_SAFE_REG_RE, str(spec.data), "registry data")).replace("\\", "\\\\") + '"')
-            values.append({"key": Trusted(key), "name": Trusted(spec.value), "data": data})
-        entries.append({"policy": pol, "values": values, "rules": len(rules)})
+                raise UnsafeValue(f"registry type {spec.type!r} is not supported in registry.reg")
+            name = spec.value.replace("\\", "\\\\")
+            values.append({"key": Trusted(key), "name": Trusted(name), "data": data})
+        entries.append({"policy": pol, "values": values, "rules": change.rules, "unblinds": change.unblinds,
+                        "unblinds_all": change.unblinds_all, "force": change.force})
     return entries
 
 
 def _sysmon_elements(kb: Knowledge, plan: Plan) -> list[dict[str, Any]]:
-    by_element: dict[str, dict[str, Any]] = {}
-    for event_id, rules in sorted(plan.sysmon.items()):
+    """One entry per Sysmon filter element (RegistryEvent serves events 12, 13 and 14)."""
+    groups: dict[str, list[SysmonChange]] = {}
+    for event_id, change in sorted(plan.sysmon.items()):
         event = kb.sysmon_events.get(event_id)
         if event is None or not event.element:
             continue  # not filterable: Sysmon logs it whenever it runs
-        _check(re.compile(r"^[A-Za-z]+$"), event.element, "Sysmon element")
-        entry = by_element.setdefault(event.element, {"element": Trusted(event.element), "event_ids": [],
-                                                      "rules": set()})
-        entry["event_ids"].append(event_id)
-        entry["rules"] |= rules
-    return sorted(by_element.values(), key=lambda e: min(e["event_ids"]))
+        _check(_SAFE_ELEMENT_RE, event.element, "Sysmon element")
+        groups.setdefault(event.element, []).append(change)
+    elements = []
+    for element, changes in groups.items():
+        unblinds, unblinds_all = plan.counter.count(changes)
+        refs = set().union(*(c.rule_refs for c in changes))
+        elements.append({"element": Trusted(element), "event_ids": [c.event_id for c in changes],
+                         "rules": len(refs), "unblinds": unblinds, "unblinds_all": unblinds_all})
+    return sorted(elements, key=lambda e: min(e["event_ids"]))
+
+
+def _counts(entry: dict[str, Any]) -> str:
+    """The same wording as the templates' ``counts`` macro (templates/emit/_counts.j2)."""
+    return (f"unblinds {nrules(entry['unblinds'])} on its own, {entry['unblinds_all']} with every change here; "
+            f"needed by {nrules(entry['rules'])}")
 
 
 def merge_sysmon_config(data: bytes, elements: list[dict[str, Any]]) -> bytes:
-    """The given Sysmon config with the missing event types added (an empty exclude collects all)."""
+    """The given Sysmon config with the missing event types added (an empty exclude collects all).
+
+    Everything else is kept as it is, comments included. An include filter with no conditions
+    (it collects nothing) for a missing type is removed, with its RuleGroup when nothing else is left
+    in it; an empty exclude filter in its own RuleGroup is appended for each missing type.
+    """
     from lxml import etree
 
-    from .policy.xmlsafe import parse_xml_bytes
+    from .policy.xmlsafe import local_name, parse_xml_bytes
 
     root = parse_xml_bytes("sysmon config", data)
-    filtering = root.find("EventFiltering")
+    if not elements:
+        root.addprevious(etree.Comment(" logsource_checker: nothing to add, this configuration already collects "
+                                       "every Sysmon event type the rules need "))
+        return etree.tostring(root.getroottree(), encoding="utf-8", xml_declaration=False) + b"\n"
+    filtering = next((n for n in root if local_name(n) == "EventFiltering"), None)
     if filtering is None:
         filtering = etree.SubElement(root, "EventFiltering")
+        filtering.text = "\n" + _indent_of(root, 1)
+        filtering.tail = "\n"
     for entry in elements:
         name = str(entry["element"])
-        # an include with no conditions collects nothing: it is replaced, not kept beside the addition
-        for node in list(filtering.iter(name)):
-            if node.get("onmatch") == "include" and len(node) == 0:
+        for node in [n for n in filtering.iter() if local_name(n) == name]:
+            if (node.get("onmatch") or "").strip().casefold() == "include" and not any(
+                    local_name(child) for child in node):
                 parent = node.getparent()
-                parent.remove(node)
-                if parent.tag == "RuleGroup" and len(parent) == 0 and parent is not filtering:
-                    parent.getparent().remove(parent)
+                _remove(node)
+                if (parent is not filtering and local_name(parent) == "RuleGroup"
+                        and not any(local_name(child) for child in parent)):
+                    _remove(parent)   # a RuleGroup left with comments only
+    child_indent = _indent_of(filtering, 1)
+    closing_indent = _indent_of(filtering, 0)
+    last = filtering[-1] if len(filtering) else None
+    if last is not None:
+        last.tail = "\n" + child_indent
+    else:
+        filtering.text = "\n" + child_indent
+    for i, entry in enumerate(elements):
         group = etree.SubElement(filtering, "RuleGroup", name="", groupRelation="or")
-        group.append(etree.Comment(
-            f" added by logsource_checker: event {', '.join(map(str, entry['event_ids']))} "
-            f"needed by {len(entry['rules'])} rules "))
-        etree.SubElement(group, name, onmatch="exclude")
-    return etree.tostring(root, encoding="utf-8", xml_declaration=False, pretty_print=True)
+        group.text = "\n" + child_indent + "  "
+        comment = etree.Comment(
+            f" added by logsource_checker: Sysmon event {', '.join(map(str, entry['event_ids']))}; "
+            f"{_counts(entry)} ")
+        comment.tail = "\n" + child_indent + "  "
+        group.append(comment)
+        element = etree.SubElement(group, str(entry["element"]), onmatch="exclude")
+        element.tail = "\n" + child_indent
+        group.tail = "\n" + (child_indent if i + 1 < len(elements) else closing_indent)
+    return etree.tostring(root.getroottree(), encoding="utf-8", xml_declaration=False) + b"\n"
+
+
+def _remove(node) -> None:
+    """Remove a node; the whitespace after it replaces the whitespace before it, so lines stay aligned."""
+    parent = node.getparent()
+    previous = node.getprevious()
+    tail = node.tail or ""
+    if previous is not None:
+        previous.tail = tail if not tail.strip() else (previous.tail or "") + tail
+    else:
+        parent.text = tail if not tail.strip() else (parent.text or "") + tail
+    parent.remove(node)
+
+
+def _indent_of(node, extra: int) -> str:
+    """The indentation of ``node``'s children (extra=1) or of the node itself (extra=0), from the file."""
+    parent = node.getparent()
+    own = ""
+    if parent is not None:
+        previous = node.getprevious()
+        before = (previous.tail if previous is not None else parent.text) or ""
+        own = before.rsplit("\n", 1)[-1] if "\n" in before else ""
+    if extra == 0:
+        return own
+    for child in node:
+        previous = child.getprevious()
+        before = (previous.tail if previous is not None else node.text) or ""
+        if "\n" in before:
+            return before.rsplit("\n", 1)[-1]
+    return own + "  "
+
+
+def _crlf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\n", "\r\n")
 
 
 def emit_all(result: CheckResult, report: dict[str, Any], directory: Path) -> list[Path]:
@@ -198,33 +381,38 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path) -> li
         if not GUID_RE.match(change.guid):
             raise UnsafeValue(f"GUID {change.guid!r} malformed")
     channels = []
-    for channel, rules in sorted(plan.channels.values(), key=lambda cr: cr[0].name):
+    for change in sorted(plan.channels.values(), key=lambda c: c.channel.name):  # type: ignore[union-attr]
+        channel = change.channel
+        assert channel is not None
         size = channel.recommended_max_size_mb
         channels.append({"name": _check(_SAFE_CHANNEL_RE, channel.name, "channel"), "channel": channel,
-                         "bytes": Trusted(str(size * 1024 * 1024)) if size else None, "rules": len(rules)})
+                         "bytes": Trusted(str(int(size) * 1024 * 1024)) if size else None,
+                         "size_mb": Trusted(str(int(size))) if size else None,
+                         "rules": change.rules, "unblinds": change.unblinds, "unblinds_all": change.unblinds_all})
     sysmon_elements = _sysmon_elements(kb, plan)
     force = kb.registry_policies.get(kb.force_subcategory_policy) if kb.force_subcategory_policy else None
-    need_force = bool(audit) and result.snapshot is not None and result.snapshot.force_subcategory is not True
-    if result.snapshot is None and audit:
-        need_force = True
-    if need_force and force is not None and force.id not in plan.registry:
-        plan.registry[force.id] = (force, set())
+    need_force = bool(audit) and (result.snapshot is None or result.snapshot.force_subcategory is not True)
+    if need_force and force is not None:
+        entry = plan.registry.setdefault(force.id, RegistryChange(policy=force))
+        entry.force = True
+        for change in audit:  # the audit changes only take effect with it
+            entry.rule_refs |= change.rule_refs
     registry = _registry_entries(plan)
+    external = sorted(plan.external.values(), key=lambda c: c.req.id)  # type: ignore[union-attr]
     context = {
         "version": Trusted(__version__), "audit": audit, "registry": registry, "channels": channels,
-        "sysmon": sysmon_elements, "external": [{"req": r, "rules": len(rules)} for r, rules in plan.external.values()],
+        "sysmon": sysmon_elements, "external": external,
         "policy_given": result.snapshot is not None, "kb": kb,
         "sysmon_schema": Trusted(str(kb.sysmon_meta.get("schema_version", "4.90"))),
         "force_policy": force if need_force else None,
     }
     files: dict[str, str | bytes] = {
-        "auditpol.cmd": render("emit/auditpol.cmd.j2", "script", **context).replace("\r\n", "\n").replace("\n", "\r\n"),
+        "auditpol.cmd": _crlf(render("emit/auditpol.cmd.j2", "script", **context)),
         "auditpol.ps1": render("emit/auditpol.ps1.j2", "script", **context),
-        "audit.csv": render("emit/audit.csv.j2", "script", rows=_audit_rows(result, plan)).replace(
-            "\r\n", "\n").replace("\n", "\r\n"),
+        "audit.csv": _crlf(render("emit/audit.csv.j2", "script", rows=_audit_rows(result, plan))),
         "gpo.md": render("emit/gpo.md.j2", "markdown", **context),
-        "registry.reg": render("emit/registry.reg.j2", "script", **context).replace("\r\n", "\n").replace("\n", "\r\n"),
-        "channels.cmd": render("emit/channels.cmd.j2", "script", **context).replace("\r\n", "\n").replace("\n", "\r\n"),
+        "registry.reg": _crlf(render("emit/registry.reg.j2", "script", **context)),
+        "channels.cmd": _crlf(render("emit/channels.cmd.j2", "script", **context)),
         "report.md": render_report(report, "markdown", True),
         "report.json": render_report(report, "json", True),
     }
@@ -237,9 +425,6 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path) -> li
     written = []
     for name, content in files.items():
         path = directory / name
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_bytes(content.encode("utf-8"))
+        path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
         written.append(path)
     return written

@@ -14,8 +14,11 @@ from typing import Any, Callable
 from .knowledge import data_root
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_MD_SPECIAL = set("\\`*_{}[]()#+-.!|~$")
-_HTML_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|")
+# '$' (math in some renderers) has no backslash escape in Python-Markdown (mkdocs): '\$' would show its
+# backslash there, so it becomes a character reference, which every renderer shows as '$'. '~' is left as
+# it is for the same reason ('~~' can strike text through in GitHub's Markdown: cosmetic only).
+_HTML_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "$": "&dollar;"}
 
 
 class Trusted(str):
@@ -79,6 +82,23 @@ def link_target(value: Any) -> str:
     return Trusted(text) if _URL_RE.match(text) else Trusted("#")
 
 
+def nrules(count: Any) -> str:
+    """'1 rule', '2 rules'."""
+    return f"{count} rule" if count == 1 else f"{count} rules"
+
+
+_BACKTICKS_RE = re.compile(r"`+")
+
+
+def code_span(value: Any) -> str:
+    """Any value as a one-line Markdown code span (shown literally; backticks in it cannot close it)."""
+    text = one_line(value)
+    longest = max((len(m) for m in _BACKTICKS_RE.findall(text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return Trusted(f"{fence}{pad}{text}{pad}{fence}")
+
+
 def _finalizer(escape: Callable[[Any], str]) -> Callable[[Any], Any]:
     def finalize(value: Any) -> Any:
         if isinstance(value, Trusted):
@@ -117,6 +137,8 @@ def environment(flavour: str):
     env.filters["one_line"] = one_line
     env.filters["url"] = markdown_url
     env.filters["href"] = link_target
+    env.filters["nrules"] = nrules
+    env.filters["code"] = code_span
     return env
 
 
