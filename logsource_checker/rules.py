@@ -340,6 +340,9 @@ def _fast_candidate(text: str) -> bool:
         return False
     if "\n%" in text:
         return False
+    # YAML 1.1 (PyYAML) treats NEL and the Unicode line/paragraph separators as line breaks, YAML 1.2 does not
+    if "\x85" in text or "\u2028" in text or "\u2029" in text:
+        return False
     if "!" in text and any(marker in text for marker in (" !", "[!", "{!", ",!", "\t!", "\n!")):
         return False
     return True

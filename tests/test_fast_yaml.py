@@ -51,6 +51,8 @@ TRICKY = [
     "EventID: =",
     "Channel: 2024-01-01",       # timestamp
     "Channel: 2024-01-01 10:00:00",
+    "Channel: 'a\x85    b'",    # NEL: a line break in YAML 1.1, a plain character in 1.2
+    "Channel: 'a\u2028b'",      # Unicode line separator, same difference
 ]
 
 
