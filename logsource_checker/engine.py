@@ -1,8 +1,10 @@
 """The check as a library call: paths (+ policy inputs) -> ``CheckResult``."""
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from . import knowledge as knowledge_mod
 from .diff import PolicyDiff, rank_missing
@@ -46,8 +48,30 @@ def read_policies(options: CheckOptions, kb: knowledge_mod.Knowledge) -> PolicyS
     return merge(snapshots)
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector off for the block, then back as it was.
+
+    A check builds tens of thousands of long-lived objects (rules, requirements, report entries) and
+    almost no cyclic garbage; without the pause the collector walks them again and again (about a
+    tenth of a warm run on the SigmaHQ rule set). Reference counting still frees everything else.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def check(options: CheckOptions) -> CheckResult:
-    kb = knowledge_mod.load(options.data_root)
+    with paused_gc():
+        return _check(options)
+
+
+def _check(options: CheckOptions) -> CheckResult:
+    kb = knowledge_mod.load(options.data_root, use_cache=options.use_cache)
     snapshot = read_policies(options, kb)   # bad policy input fails before the rules are read
     loaded = load_rules(options)
     rules = loaded.rules
@@ -65,4 +89,4 @@ def check(options: CheckOptions) -> CheckResult:
                        audit=diff.audit, ranked=ranked, filtered_out=before - len(rules))
 
 
-__all__ = ["CheckOptions", "check", "LEVELS"]
+__all__ = ["CheckOptions", "check", "paused_gc", "LEVELS"]

@@ -2,22 +2,43 @@
 
 The data files are the single source of truth: this module holds no GUID, event ID or channel
 name. ``validate`` checks the data against the schema in docs/DATA.md (used by the data tests).
+
+Parsing the ~130 data files takes tens of milliseconds, so the loaded ``Knowledge`` is kept in the
+user's cache directory (next to the rule cache) and reused only while every data file, the set of
+data files, this module, the package version and the Python version are all unchanged. The cache is
+safe to delete; a corrupt one, one from another version or one not owned by the user is ignored.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import re
+import stat
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from . import __version__
 
-try:
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+_Loader: Any = None
+
+
+def _yaml() -> Any:
+    """PyYAML and its fastest safe loader, imported on first use (not needed on a cache hit)."""
+    global _Loader
+    import yaml
+
+    if _Loader is None:
+        try:
+            from yaml import CSafeLoader as loader
+        except ImportError:  # pragma: no cover
+            from yaml import SafeLoader as loader  # type: ignore[assignment]
+        _Loader = loader
+    return yaml
 
 GUID_RE = re.compile(r"^\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -204,6 +225,7 @@ class Knowledge:
 # --------------------------------------------------------------------------- loading
 
 def _read_yaml(path: Path) -> Any:
+    yaml = _yaml()
     with open(path, encoding="utf-8") as handle:
         return yaml.load(handle, Loader=_Loader)
 
@@ -219,20 +241,124 @@ def _as_list(value: Any) -> list[Any]:
 
 
 @lru_cache(maxsize=4)
-def load(root: str | None = None) -> Knowledge:
+def load(root: str | None = None, use_cache: bool = True) -> Knowledge:
+    """The guide data and mappings below ``root`` (default: ``data_root()``).
+
+    With ``use_cache`` the result is read from / written to the on-disk cache (see the module
+    docstring); without it no cache file is read or written.
+    """
     base = Path(root) if root else data_root()
+    if not use_cache:
+        return _load_files(base, _data_files(base))
+    files = _data_files(base)
+    cache_file = _kb_cache_path(base)
+    key = _kb_cache_key(base, files)
+    if key is not None:
+        cached = _read_kb_cache(cache_file, key)
+        if cached is not None:
+            return cached
+    kb = _load_files(base, files)
+    if key is not None and key == _kb_cache_key(base, _data_files(base)):  # unchanged while read
+        _write_kb_cache(cache_file, key, kb)
+    return kb
+
+
+def _data_files(base: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """(registry policy files, channel files, guide files) below base, in load order."""
+    mappings = base / "mappings"
+    return (sorted(mappings.glob("registry_policies*.yaml")), sorted(mappings.glob("channels*.yaml")),
+            sorted((base / "guides").rglob("*.yaml")))
+
+
+def _load_files(base: Path, files: tuple[list[Path], list[Path], list[Path]]) -> Knowledge:
     kb = Knowledge(root=base)
     mappings = base / "mappings"
+    registry_files, channel_files, guide_files = files
     _load_auditpol(kb, mappings / "auditpol.yaml")
-    for path in sorted(mappings.glob("registry_policies*.yaml")):
+    for path in registry_files:
         _load_registry_policies(kb, path)
-    for path in sorted(mappings.glob("channels*.yaml")):
+    for path in channel_files:
         _load_channels(kb, path)
     _load_sysmon(kb, mappings / "sysmon.yaml")
     guide_dir = base / "guides"
-    for path in sorted(guide_dir.rglob("*.yaml")):
+    for path in guide_files:
         _load_guide(kb, path, guide_dir)
     return kb
+
+
+# --------------------------------------------------------------------------- on-disk cache
+
+KB_CACHE_FORMAT = 1
+
+
+def _cache_dir() -> str:
+    """The same folder as the rule cache: $XDG_CACHE_HOME/logsource-checker, else ~/.cache/..."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "logsource-checker")
+
+
+def _kb_cache_path(base: Path) -> str:
+    digest = hashlib.sha256(os.fsencode(os.path.abspath(base))).hexdigest()[:24]
+    return os.path.join(_cache_dir(), f"knowledge-{digest}.pickle")
+
+
+def _kb_cache_key(base: Path, files: tuple[list[Path], list[Path], list[Path]]) -> tuple[Any, ...] | None:
+    """What the cached Knowledge depends on: every data file's path, size, times and inode, plus
+    this module's source, the package version and the Python version. None when a file cannot be
+    stat'ed (then no cache is used)."""
+    mappings = base / "mappings"
+    paths = [mappings / "auditpol.yaml", mappings / "sysmon.yaml", Path(__file__), *files[0], *files[1],
+             *files[2]]
+    entries = []
+    try:
+        for path in paths:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                entries.append((str(path), None))  # a missing mapping is a (cached) problem, not an error
+                continue
+            entries.append((str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    except OSError:
+        return None
+    return (KB_CACHE_FORMAT, __version__, sys.version_info[:2], os.path.abspath(base), tuple(entries))
+
+
+def _read_kb_cache(path: str, key: tuple[Any, ...]) -> Knowledge | None:
+    try:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        with open(path, "rb", opener=lambda p, _flags: os.open(p, flags)) as handle:
+            st = os.fstat(handle.fileno())
+            # only the user's own regular file, not writable by others, is unpickled (unpickling runs code)
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            if hasattr(os, "geteuid") and (st.st_uid != os.geteuid() or st.st_mode & 0o022):
+                return None
+            data = pickle.load(handle)
+        if not isinstance(data, dict) or data.get("key") != key:
+            return None
+        kb = data.get("knowledge")
+        return kb if isinstance(kb, Knowledge) else None
+    except Exception:  # a missing, corrupt or foreign cache is simply not used
+        return None
+
+
+def _write_kb_cache(path: str, key: tuple[Any, ...], kb: Knowledge) -> None:
+    tmp = None
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".knowledge-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump({"key": key, "knowledge": kb}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+        tmp = None
+    except Exception:  # a read-only home (or anything else) must not break the check
+        pass
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def _load_auditpol(kb: Knowledge, path: Path) -> None:
@@ -348,7 +474,7 @@ def _load_guide(kb: Knowledge, path: Path, guide_dir: Path) -> None:
     rel = path.relative_to(guide_dir).as_posix()
     try:
         data = _read_yaml(path)
-    except yaml.YAMLError as exc:
+    except _yaml().YAMLError as exc:
         kb.problems.append(f"guides/{rel}: not valid YAML: {' '.join(str(exc).split())}")
         return
     if not isinstance(data, dict):

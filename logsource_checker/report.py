@@ -72,6 +72,13 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool) ->
 
 
 def build(result: CheckResult, verbose: bool = True) -> dict[str, Any]:
+    from .engine import paused_gc  # engine imports this module: look it up at call time
+
+    with paused_gc():
+        return _build(result, verbose)
+
+
+def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
     loaded, resolution, kb = result.loaded, result.resolution, result.knowledge
     statuses = {rid: req.status for rid, req in resolution.requirements.items()}
     rank_by_id = {r.requirement.id: r for r in result.ranked}

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .knowledge import Alternative, AuditSubcategory, Guide, Knowledge, RequirementSpec
+from .knowledge import AuditSubcategory, Guide, Knowledge, RequirementSpec
 from .rules import LogSource, Rule
 
 
@@ -106,6 +106,12 @@ class Resolver:
     def __init__(self, kb: Knowledge) -> None:
         self.kb = kb
         self.result = Resolution()
+        # Per-run memo tables (the guide data does not change while rules are resolved): the
+        # requirement ids a spec yields for a guide, case-folded field sets, and the audit options
+        # of an EventID. They only save work; every rule still gets its own Need/Option objects.
+        self._spec_ids: dict[tuple[int, int], tuple[str, ...]] = {}
+        self._folded: dict[int, frozenset[str] | None] = {}
+        self._event_options: dict[int, tuple[tuple[tuple[str, bool, tuple[str, ...], str | None], ...], str]] = {}
 
     # -- requirements ------------------------------------------------------------------
 
@@ -163,6 +169,22 @@ class Resolver:
         self._link_alternatives()
         return self.result
 
+    def _fold(self, obj: object, names: frozenset[str] | None) -> frozenset[str] | None:
+        """``names`` case-folded, computed once per guide object (alternative or spec)."""
+        key = id(obj)
+        try:
+            return self._folded[key]
+        except KeyError:
+            folded = self._folded[key] = None if names is None else frozenset(f.casefold() for f in names)
+            return folded
+
+    def _spec_req_ids(self, spec: RequirementSpec, guide: Guide) -> tuple[str, ...]:
+        key = (id(spec), id(guide))
+        ids = self._spec_ids.get(key)
+        if ids is None:
+            ids = self._spec_ids[key] = tuple(r.id for r in self._from_spec(spec, guide))
+        return ids
+
     def _rule(self, rule: Rule) -> RuleResolution:
         key = rule.logsource.key
         guide = self.kb.by_logsource.get(key)
@@ -175,7 +197,7 @@ class Resolver:
         event_ids = set(rule.event_ids)
 
         def applies(spec: RequirementSpec) -> bool:
-            if spec.when_fields is not None and not ({f.casefold() for f in spec.when_fields} & rule_fields):
+            if spec.when_fields is not None and not (self._fold(spec, spec.when_fields) & rule_fields):
                 return False
             if spec.when_event_ids is not None and not (spec.when_event_ids & event_ids):
                 return False
@@ -184,7 +206,7 @@ class Resolver:
         options: list[Option] = []
         audit_events = False
         for alt in guide.enablement:
-            if not self._fields_fit(alt, rule_fields):
+            if alt.fields is not None and not rule_fields <= self._fold(alt, alt.fields):
                 continue
             req_ids: list[str] = []
             for spec in alt.requires:
@@ -192,7 +214,7 @@ class Resolver:
                     audit_events = True
                     continue
                 if applies(spec):
-                    req_ids.extend(r.id for r in self._from_spec(spec, guide))
+                    req_ids.extend(self._spec_req_ids(spec, guide))
             options.append(Option(alt.name, alt.primary, tuple(dict.fromkeys(req_ids)), alt.notes))
         if not any(o.primary for o in options) and options:
             options[0].primary = True
@@ -209,22 +231,17 @@ class Resolver:
             event = guide.events.get(event_id)
             if event is None or not event.requires:
                 continue
-            ids = tuple(dict.fromkeys(r.id for spec in event.requires if applies(spec)
-                                      for r in self._from_spec(spec, guide)))
+            ids = tuple(dict.fromkeys(rid for spec in event.requires if applies(spec)
+                                      for rid in self._spec_req_ids(spec, guide)))
             if ids:
                 res.needs.append(Need(f"EventID {event_id}", [Option(f"EventID {event_id}", True, ids)], event_id))
+        ref = rule.ref
+        requirements = self.result.requirements
         for need in res.needs:
             for option in need.options:
                 for rid in option.requirements:
-                    self.result.requirements[rid].rules[rule.ref] = None
+                    requirements[rid].rules[ref] = None
         return res
-
-    @staticmethod
-    def _fields_fit(alt: Alternative, rule_fields: set[str]) -> bool:
-        if alt.fields is None:
-            return True
-        allowed = {f.casefold() for f in alt.fields}
-        return rule_fields <= allowed
 
     def _security_events(self, rule: Rule, res: RuleResolution) -> None:
         kb = self.kb
@@ -233,14 +250,19 @@ class Resolver:
         for event_id in rule.event_ids:
             producers = kb.producers.get(event_id)
             if producers:
-                options = []
-                for sub, event in producers:
-                    ids = tuple(self._audit(sub, outcome).id for outcome in ("success", "failure")
-                                if outcome in event.outcomes)
-                    options.append(Option(sub.name, event.primary or len(producers) == 1, ids,
+                memo = self._event_options.get(event_id)
+                if memo is None:
+                    templates = []
+                    for sub, event in producers:
+                        ids = tuple(self._audit(sub, outcome).id for outcome in ("success", "failure")
+                                    if outcome in event.outcomes)
+                        templates.append((sub.name, event.primary or len(producers) == 1, ids,
                                           "needs SACLs on the objects to audit" if sub.requires_sacl else None))
-                name = producers[0][1].name
-                res.needs.append(Need(f"EventID {event_id}" + (f" ({name})" if name else ""), options, event_id))
+                    name = producers[0][1].name
+                    memo = self._event_options[event_id] = (
+                        tuple(templates), f"EventID {event_id}" + (f" ({name})" if name else ""))
+                templates, label = memo
+                res.needs.append(Need(label, [Option(*t) for t in templates], event_id))
             elif event_id in kb.always_logged:
                 res.always_logged_event_ids.append(event_id)
             elif event_id in kb.legacy_events:

@@ -1,0 +1,215 @@
+"""The speed-ups must never change a report: cached, uncached and partly cached runs say the same.
+
+No test here measures time (timings flake on shared machines); benchmarks/run.py does that. These
+tests check what the caches may and may not do: the rule cache and the guide-data (knowledge) cache
+give byte-identical JSON reports, a corrupt cache or one written by another version is ignored,
+``XDG_CACHE_HOME`` decides where the caches live, and ``--no-cache`` neither reads nor writes them.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import logsource_checker
+from logsource_checker import knowledge, loader
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_RULES = ROOT / "samples" / "rules"
+GPRESULT = ROOT / "samples" / "gpresult" / "advanced-audit.xml"
+
+
+def _policy_args() -> list[str]:
+    return ["--gpresult", str(GPRESULT)] if GPRESULT.is_file() else []
+
+
+def _cache_files() -> list[Path]:
+    folder = Path(os.environ["XDG_CACHE_HOME"]) / "logsource-checker"
+    return sorted(p for p in folder.glob("*.pickle")) if folder.is_dir() else []
+
+
+@pytest.fixture
+def report(cli):
+    """report(path, *extra) -> the JSON report text; the in-process guide-data memo is cleared first,
+    so every call really goes through the on-disk caches (or around them with --no-cache)."""
+
+    def run(path: Path, *extra: str) -> str:
+        knowledge.load.cache_clear()
+        result = cli(path, "--format", "json", "--verbose", *_policy_args(), *extra)
+        assert result.exit_code in (0, 1), result.stderr
+        assert result.stdout.startswith("{")
+        return result.stdout
+
+    yield run
+    knowledge.load.cache_clear()
+
+
+def _cached_equals_uncached(report, folder: Path) -> None:
+    reference = report(folder, "--no-cache")
+    assert _cache_files() == []
+    assert report(folder) == reference          # cold: fills both caches
+    assert {p.name.split("-")[0] for p in _cache_files()} == {"rules", "knowledge"}
+    assert report(folder) == reference          # warm: everything from the caches
+    first = sorted(folder.rglob("*.yml"))[0]
+    st = first.stat()
+    os.utime(first, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert report(folder) == reference          # warm, one file touched: re-read, same report
+
+
+def test_cached_and_uncached_reports_identical_on_samples(report, tmp_path):
+    folder = tmp_path / "rules"
+    shutil.copytree(SAMPLE_RULES, folder)
+    _cached_equals_uncached(report, folder)
+
+
+def test_cached_and_uncached_reports_identical_on_corpus(report, corpus_rules, tmp_path):
+    folder = tmp_path / "corpus"
+    shutil.copytree(corpus_rules, folder)  # a copy: the test touches and edits files
+    _cached_equals_uncached(report, folder)
+    # an edited file is never served from the cache
+    victim = sorted(folder.rglob("*.yml"))[1]
+    edited, count = re.subn(r"(?m)^title: ", "title: Edited ", victim.read_text(encoding="utf-8"), count=1)
+    assert count == 1
+    victim.write_text(edited, encoding="utf-8")
+    fresh = report(folder, "--no-cache")
+    assert "Edited " in fresh
+    assert report(folder) == fresh
+
+
+def _garble(paths: list[Path]) -> None:
+    for path in paths:
+        path.write_bytes(b"\x80\x05not a pickle" + os.urandom(64))
+
+
+def test_corrupt_caches_are_ignored_and_rewritten(report, tmp_path):
+    folder = tmp_path / "rules"
+    shutil.copytree(SAMPLE_RULES, folder)
+    reference = report(folder, "--no-cache")
+    assert report(folder) == reference
+    files = _cache_files()
+    assert len(files) == 2
+    _garble(files)
+    assert report(folder) == reference
+    for path in files:  # rewritten as valid caches
+        with open(path, "rb") as handle:
+            assert isinstance(pickle.load(handle), dict)
+    for path in files:  # truncated
+        path.write_bytes(path.read_bytes()[:50])
+    assert report(folder) == reference
+    for path in files:  # empty
+        path.write_bytes(b"")
+    assert report(folder) == reference
+
+
+def test_caches_of_another_version_are_ignored(report, tmp_path, monkeypatch):
+    folder = tmp_path / "rules"
+    shutil.copytree(SAMPLE_RULES, folder)
+    reference = report(folder, "--no-cache")
+    with monkeypatch.context() as m:
+        for module in (logsource_checker, loader, knowledge):
+            if hasattr(module, "__version__"):
+                m.setattr(module, "__version__", "0.0.0+another")
+        assert report(folder) == reference
+    files = _cache_files()
+    assert len(files) == 2
+    written = {p: p.read_bytes() for p in files}
+    assert report(folder) == reference
+    # neither cache was taken as it was: each was rewritten for this version
+    assert all(p.read_bytes() != before for p, before in written.items())
+
+
+def _poison_knowledge_cache() -> None:
+    """Change one guide title inside the knowledge cache, keeping its key (so it would be used)."""
+    (path,) = [p for p in _cache_files() if p.name.startswith("knowledge-")]
+    with open(path, "rb") as handle:
+        data = pickle.load(handle)
+    for guide in data["knowledge"].guides:
+        guide.title = "POISONED " + guide.title
+    with open(path, "wb") as handle:
+        pickle.dump(data, handle)
+
+
+def test_knowledge_cache_is_really_used_and_bypassed_by_no_cache(report, tmp_path):
+    """A sanity check for the tests above (the cache is read when valid), and --no-cache reads nothing."""
+    folder = tmp_path / "rules"
+    shutil.copytree(SAMPLE_RULES, folder)
+    reference = report(folder, "--no-cache")
+    report(folder)
+    _poison_knowledge_cache()
+    assert "POISONED" in report(folder)                     # same key: the cache is used
+    assert report(folder, "--no-cache") == reference         # --no-cache: it is not read
+
+
+def test_knowledge_cache_of_another_version_is_not_used(report, tmp_path, monkeypatch):
+    folder = tmp_path / "rules"
+    shutil.copytree(SAMPLE_RULES, folder)
+    reference = report(folder, "--no-cache")
+    with monkeypatch.context() as m:
+        m.setattr(knowledge, "__version__", "0.0.0+another")
+        report(folder)
+        _poison_knowledge_cache()
+    assert report(folder) == reference
+
+
+def test_knowledge_cache_follows_edited_data(tmp_path):
+    """Editing, adding or removing a data file is seen on the next load (never stale data)."""
+    root = tmp_path / "data"
+    for name in ("guides", "mappings"):
+        shutil.copytree(ROOT / name, root / name)
+    try:
+        knowledge.load.cache_clear()
+        fresh = knowledge.load(str(root), use_cache=False)
+        knowledge.load.cache_clear()
+        first = knowledge.load(str(root))
+        knowledge.load.cache_clear()
+        cached = knowledge.load(str(root))
+        assert first == fresh and cached == fresh and cached is not first
+        guide_file = root / fresh.guides[0].path
+        edited, count = re.subn(r"(?m)^title: ", "title: Edited ", guide_file.read_text(encoding="utf-8"), count=1)
+        assert count == 1
+        guide_file.write_text(edited, encoding="utf-8")
+        knowledge.load.cache_clear()
+        assert knowledge.load(str(root)).guides[0].title.startswith("Edited ")
+        extra = guide_file.with_name("zz-extra-copy.yaml")
+        shutil.copy(guide_file, extra)
+        knowledge.load.cache_clear()
+        with_extra = knowledge.load(str(root))
+        assert len(with_extra.guides) == len(fresh.guides) + 1
+        extra.unlink()
+        knowledge.load.cache_clear()
+        assert len(knowledge.load(str(root)).guides) == len(fresh.guides)
+    finally:
+        knowledge.load.cache_clear()
+
+
+def test_xdg_cache_home_is_honoured_and_no_cache_writes_nothing(tmp_path):
+    """Out of process, as users run it: the caches go to $XDG_CACHE_HOME/logsource-checker only."""
+    xdg, home = tmp_path / "xdg", tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, XDG_CACHE_HOME=str(xdg), HOME=str(home))
+    cmd = [sys.executable, "-m", "logsource_checker", str(SAMPLE_RULES), "--format", "json", *_policy_args()]
+    uncached = subprocess.run(cmd + ["--no-cache"], capture_output=True, text=True, timeout=120, env=env)
+    assert uncached.returncode in (0, 1), uncached.stderr
+    assert not xdg.exists() and list(home.iterdir()) == []   # --no-cache: nothing written anywhere
+    cached = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert cached.stdout == uncached.stdout
+    names = sorted(p.name.split("-")[0] for p in (xdg / "logsource-checker").iterdir())
+    assert names == ["knowledge", "rules"]
+    assert list(home.iterdir()) == []
+    assert all((p.stat().st_mode & 0o077) == 0 for p in (xdg / "logsource-checker").iterdir())
+    # without XDG_CACHE_HOME the caches go to ~/.cache/logsource-checker
+    env.pop("XDG_CACHE_HOME")
+    default = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert default.stdout == uncached.stdout
+    assert len(list((home / ".cache" / "logsource-checker").glob("*.pickle"))) == 2
+    # and deleting the cache folder is always safe
+    shutil.rmtree(xdg)
+    env["XDG_CACHE_HOME"] = str(xdg)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert again.stdout == uncached.stdout
