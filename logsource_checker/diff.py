@@ -239,31 +239,44 @@ class Ranked:
     unblinds_high_critical: int
 
 
+def actionable_missing(resolution: Resolution) -> dict[str, list[str]]:
+    """Missing requirements worth recommending, with the rules they are recommended for: those in the
+    best option (``Need.best_option``) of a need that is missing. A missing requirement that is only an
+    alternative to something already met (Account Lockout for 4625 when Logon audits failures) is not."""
+    statuses = {rid: req.status for rid, req in resolution.requirements.items()}
+    chosen: dict[str, dict[str, None]] = {}
+    for res in resolution.rules:
+        for need in res.needs:
+            if need_status(need, statuses) != "missing":
+                continue
+            for rid in need.best_option(statuses).requirements:
+                if statuses[rid] == "missing":
+                    chosen.setdefault(rid, {})[res.rule.ref] = None
+    return {rid: list(refs) for rid, refs in chosen.items()}
+
+
 def rank_missing(resolution: Resolution) -> list[Ranked]:
-    """Missing requirements, most useful first: rules each would unblind on its own, then rules needing it."""
+    """The actionable missing requirements, most useful first: rules each would unblind on its own, then
+    high/critical rules, then rules it is recommended for."""
     statuses = {rid: req.status for rid, req in resolution.requirements.items()}
     by_ref = {res.rule.ref: res for res in resolution.rules}
     ranked = []
-    for req in resolution.requirements.values():
-        if req.status != "missing":
-            continue
+    for rid, refs in actionable_missing(resolution).items():
+        req = resolution.requirements[rid]
         trial = dict(statuses)
         trial[req.id] = "met"
-        rules = high = unblinds = unblinds_high = 0
+        unblinds = unblinds_high = 0
         for ref in req.rules:
             res = by_ref.get(ref)
-            if res is None:
+            if res is None or res.coverage not in ("blind", "partial"):
                 continue
-            is_high = res.rule.level in ("high", "critical")
-            rules += 1
-            high += is_high
-            if res.coverage in ("blind", "partial"):
-                before = (res.coverage, res.partial, list(res.event_ids_produced), list(res.event_ids_missing))
-                after = rule_coverage(res, trial)
-                if after == "usable" or (after == "partial" and before[0] == "blind"):
-                    unblinds += 1
-                    unblinds_high += is_high
-                res.coverage, res.partial, res.event_ids_produced, res.event_ids_missing = before
-        ranked.append(Ranked(req, rules, high, unblinds, unblinds_high))
+            before = (res.coverage, res.partial, list(res.event_ids_produced), list(res.event_ids_missing))
+            after = rule_coverage(res, trial)
+            if after == "usable" or (after == "partial" and before[0] == "blind"):
+                unblinds += 1
+                unblinds_high += res.rule.level in ("high", "critical")
+            res.coverage, res.partial, res.event_ids_produced, res.event_ids_missing = before
+        high = sum(1 for ref in refs if by_ref[ref].rule.level in ("high", "critical"))
+        ranked.append(Ranked(req, len(refs), high, unblinds, unblinds_high))
     ranked.sort(key=lambda r: (-r.unblinds, -r.unblinds_high_critical, -r.rules, r.requirement.id))
     return ranked

@@ -1,7 +1,7 @@
 """Emit the changes to apply: auditpol scripts, audit.csv, GPO settings, registry, channels, Sysmon.
 
 What is emitted: for every need of every checked rule that is not met, the requirements of its
-recommended (primary) option that are not met. With no policy input that is everything the rules
+recommended option (the fewest missing requirements, else the primary one) that are not met. With no policy input that is everything the rules
 require, except event-log channels that Windows enables by default. Commands are built only from our
 own validated data (GUIDs, registry paths, channel names, Sysmon element names); rule text never
 reaches a command. Output is deterministic, so emitting twice gives the same files.
@@ -132,7 +132,7 @@ def plan_changes(result: CheckResult) -> Plan:
         for need in res.needs:
             if need_status(need, plan.baseline) == "met":
                 continue
-            for rid in need.recommended.requirements:
+            for rid in need.best_option(plan.baseline).requirements:
                 if plan.baseline[rid] == "met":
                     continue
                 _add(plan, kb, reqs[rid], res.rule.ref)

@@ -57,6 +57,16 @@ class Need:
                 return option
         return self.options[0]
 
+    def best_option(self, statuses: dict[str, str]) -> Option:
+        """The option to recommend under these requirement statuses: the fewest missing requirements,
+        then the primary one, then data order (so with nothing in place the primary option wins)."""
+        def cost(item: tuple[int, Option]) -> tuple[int, bool, int]:
+            index, option = item
+            missing = sum(1 for rid in option.requirements if statuses.get(rid) == "missing")
+            return missing, not option.primary, index
+
+        return min(enumerate(self.options), key=cost)[1]
+
 
 @dataclass
 class UnmappedEvent:
@@ -137,7 +147,7 @@ class Resolver:
         if spec.kind == "registry_policy":
             pol = kb.registry_policies[spec.value]
             return [self._add(Requirement(
-                id=f"registry:{pol.id}", kind="registry_policy", name=pol.name, policy=pol.id,
+                id=f"registry:{pol.id}", kind="registry_policy", name=f"{pol.name} ({pol.category})", policy=pol.id,
                 reference=pol.reference))]
         if spec.kind == "channel":
             channel = kb.channel(str(spec.value))
