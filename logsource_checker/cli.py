@@ -6,6 +6,7 @@ missing; 1 rule files with errors, unmapped log sources / EventIDs, or missing r
 """
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -80,26 +81,28 @@ class _Progress:
 
 @app.command()
 def main(
-    paths: List[Path] = typer.Argument(..., help="Sigma rule files or folders (searched recursively).",
+    paths: List[Path] = typer.Argument(..., metavar="RULES",
+                                       help="Sigma rule files or folders (searched recursively).",
                                        show_default=False),
-    gpresult: List[Path] = typer.Option([], "--gpresult", help="gpresult /x XML or a GPO report XML "
+    gpresult: List[Path] = typer.Option([], "--gpresult", metavar="FILE", help="gpresult /x XML or a GPO report XML "
                                         "(Get-GPOReport -ReportType Xml). Repeatable."),
-    auditpol: List[Path] = typer.Option([], "--auditpol", help="audit.csv (GPO backup, auditpol /backup) or "
+    auditpol: List[Path] = typer.Option([], "--auditpol", metavar="FILE", help="audit.csv (GPO backup, auditpol /backup) or "
                                         "'auditpol /get /category:* /r' output. Repeatable."),
-    sysmon_config: Optional[Path] = typer.Option(None, "--sysmon-config", help="Sysmon configuration XML."),
+    sysmon_config: Optional[Path] = typer.Option(None, "--sysmon-config", metavar="FILE", help="Sysmon configuration XML."),
     fmt: Format = typer.Option(Format.terminal, "--format", "-f", help="Report format."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report to this file."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the report to this file."),
     level: Optional[Level] = typer.Option(None, "--level", help="Only rules of this level or higher."),
-    status: List[str] = typer.Option([], "--status", help="Only rules with this status (repeatable), "
+    status: List[str] = typer.Option([], "--status", metavar="STATUS", help="Only rules with this status (repeatable), "
                                      "e.g. --status stable --status test."),
     fail_on: FailOn = typer.Option(FailOn.missing, "--fail-on",
-                                   help="With a policy input: exit 1 when any requirement is missing "
-                                   "(missing), only when a high/critical rule is blind (critical), or never."),
-    emit: Optional[Path] = typer.Option(None, "--emit", help="Write the changes to apply (auditpol, audit.csv, "
+                                   help="With a policy input: exit 1 when a rule is blind or partial for lack of a "
+                                   "recommended change (missing), only when a high/critical rule is (critical), "
+                                   "or never."),
+    emit: Optional[Path] = typer.Option(None, "--emit", metavar="DIR", help="Write the changes to apply (auditpol, audit.csv, "
                                         "GPO, registry, channels, Sysmon config, reports) into this folder."),
-    docs: Optional[Path] = typer.Option(None, "--docs", help="Write Markdown guides and mkdocs.yml into this folder."),
+    docs: Optional[Path] = typer.Option(None, "--docs", metavar="DIR", help="Write Markdown guides and mkdocs.yml into this folder."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Per-rule detail."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the rule cache."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the caches (parsed rules, guide data)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Show the version and exit."),
 ) -> None:
@@ -171,7 +174,7 @@ def _output(report: dict, fmt: str, output: Optional[Path], verbose: bool) -> No
         return
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        output.write_text(text, encoding="utf-8", errors="backslashreplace")
     except OSError as exc:
         raise _die(f"{output}: cannot write: {exc.strerror or exc}")
 
@@ -189,8 +192,27 @@ def exit_code(report: dict, fail_on: str) -> int:
 
 
 def run() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point. Undecodable bytes in file names never crash the output, and the
+    process ends as soon as its output is flushed (nothing is left to clean up by then)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
+    try:
+        app()
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    if code is not None and not isinstance(code, int):
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # e.g. the reader of a pipe went away
+        code = code or 1
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
