@@ -121,7 +121,7 @@ def main(
             if value.lower() not in STATUSES:
                 raise _die(f"--status {value!r}: choose from {', '.join(STATUSES)}")
 
-    from .engine import CheckOptions, check
+    from .engine import CheckOptions, KnowledgeError, check
     from .policy.model import PolicyInputError
 
     options = CheckOptions(
@@ -133,6 +133,8 @@ def main(
         result = check(options)
     except PolicyInputError as exc:
         raise _die(f"{exc.path}: {exc.reason}")
+    except KnowledgeError as exc:
+        raise _die(str(exc))
 
     from .report import build
 

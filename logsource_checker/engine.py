@@ -70,8 +70,25 @@ def check(options: CheckOptions) -> CheckResult:
         return _check(options)
 
 
+class KnowledgeError(Exception):
+    """The guide data cannot be used (a broken install or an edited data folder): exit status 2."""
+
+
+def load_knowledge(options: CheckOptions) -> knowledge_mod.Knowledge:
+    try:
+        kb = knowledge_mod.load(options.data_root, use_cache=options.use_cache)
+    except Exception as exc:  # noqa: BLE001 - any failure to read our own data is one clear message
+        raise KnowledgeError(f"guide data in {options.data_root or knowledge_mod.data_root()} cannot be read: "
+                             f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from exc
+    problems = knowledge_mod.validate(kb)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise KnowledgeError(f"guide data in {kb.root} is inconsistent: {problems[0]}{more}")
+    return kb
+
+
 def _check(options: CheckOptions) -> CheckResult:
-    kb = knowledge_mod.load(options.data_root, use_cache=options.use_cache)
+    kb = load_knowledge(options)
     snapshot = read_policies(options, kb)   # bad policy input fails before the rules are read
     loaded = load_rules(options)
     rules = loaded.rules

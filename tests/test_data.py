@@ -166,3 +166,30 @@ def test_corpus_unmapped_event_ids_are_only_pre_vista(corpus_rules):
     assert {u["event_id"] for u in unmapped} <= {517, 528, 529, 632, 633, 634, 675}
     assert all(u["logsource"]["service"] == "security" and u["replaced_by"] for u in unmapped)
     assert all(u["paths"] for u in unmapped)
+
+
+BROKEN_DATA = [
+    # (file to change, old text, new text, fragment of the one-line message)
+    ("guides/windows/core/process_creation.yaml", "{0CCE922B-69AE-11D9-BED3-505054503030}",
+     "{0CCE9FFF-69AE-11D9-BED3-505054503030}", "not in mappings/auditpol.yaml"),
+    ("guides/windows/core/process_creation.yaml", "sysmon_event: 1\n", "sysmon_event: 999\n", "Sysmon event 999"),
+    ("mappings/auditpol.yaml", "subcategories:", "subcategories: [\n", "cannot be read"),
+]
+
+
+@pytest.mark.parametrize("name, old, new, message", BROKEN_DATA)
+def test_inconsistent_data_is_exit_2_with_one_line(cli, tmp_path, monkeypatch, name, old, new, message):
+    import shutil
+
+    data = tmp_path / "data"
+    for part in ("guides", "mappings", "templates"):
+        shutil.copytree(ROOT / part, data / part)
+    target = data / name
+    text = target.read_text(encoding="utf-8")
+    assert old in text
+    target.write_text(text.replace(old, new, 1), encoding="utf-8")
+    monkeypatch.setenv("LOGSOURCE_CHECKER_DATA", str(data))
+    knowledge.load.cache_clear() if hasattr(knowledge.load, "cache_clear") else None
+    result = cli(ROOT / "samples" / "rules", "--format", "json")
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
