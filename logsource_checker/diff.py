@@ -256,17 +256,26 @@ def actionable_missing(resolution: Resolution) -> dict[str, list[str]]:
 
 
 def rank_missing(resolution: Resolution) -> list[Ranked]:
-    """The actionable missing requirements, most useful first: rules each would unblind on its own, then
-    high/critical rules, then rules it is recommended for."""
+    """The actionable missing requirements, most useful first: rules each would unblind (an audit
+    requirement together with the other recommended outcome of its subcategory), then high/critical
+    rules, then rules it is recommended for."""
     statuses = {rid: req.status for rid, req in resolution.requirements.items()}
     by_ref = {res.rule.ref: res for res in resolution.rules}
-    ranked = []
-    for rid, refs in actionable_missing(resolution).items():
+    actionable = actionable_missing(resolution)
+    # One change sets a subcategory for every outcome it needs: the success and failure requirements of one
+    # subcategory are counted together (Detailed File Share unblinds nothing with success alone).
+    together: dict[str, list[str]] = {}
+    for rid in actionable:
         req = resolution.requirements[rid]
+        together.setdefault(req.guid if req.kind == "audit_subcategory" and req.guid else rid, []).append(rid)
+    ranked = []
+    for rid, refs in actionable.items():
+        req = resolution.requirements[rid]
+        group = together[req.guid if req.kind == "audit_subcategory" and req.guid else rid]
         trial = dict(statuses)
-        trial[req.id] = "met"
+        trial.update(dict.fromkeys(group, "met"))
         unblinds = unblinds_high = 0
-        for ref in req.rules:
+        for ref in dict.fromkeys(r for member in group for r in resolution.requirements[member].rules):
             res = by_ref.get(ref)
             if res is None or res.coverage not in ("blind", "partial"):
                 continue

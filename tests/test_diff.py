@@ -185,3 +185,12 @@ def test_exit_status_zero_when_policy_meets_everything(cli, tmp_path):
     result = cli(rule, "--auditpol", csv, "--format", "json", "--no-cache")
     assert result.exit_code == 0, result.stdout
     assert result.json()["summary"]["coverage"]["usable"] == 1
+
+
+def test_both_outcomes_of_one_subcategory_are_counted_together(tmp_path):
+    # 5145 is logged with success and failure: neither outcome alone makes the rule usable, both together do
+    path = _rule_file(tmp_path, "r", SECURITY, "EventID: 5145")
+    ranked = rank_missing(_check([path], PolicySnapshot(audit=_audit(Logon=3), force_subcategory=True)))
+    dfs = _sub("Detailed File Share")
+    assert sorted(r.requirement.id for r in ranked) == [f"audit:{dfs}:failure", f"audit:{dfs}:success"]
+    assert [r.unblinds for r in ranked] == [1, 1]
