@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .knowledge import Knowledge, RegistryPolicy
-from .policy.model import AuditSetting, PolicySnapshot
+from .policy.model import AuditSetting, PolicySnapshot, norm_category, norm_registry_key
 from .resolve import Need, Requirement, Resolution, RuleResolution
 
 _ORDER = {"met": 0, "unknown": 1, "not_checked": 1, "missing": 2}
@@ -25,15 +25,7 @@ class EffectiveAudit:
 
 
 def describe_setting(setting: AuditSetting | None) -> str:
-    if setting is None:
-        return "not configured"
-    if setting.success and setting.failure:
-        return "success and failure"
-    if setting.success:
-        return "success"
-    if setting.failure:
-        return "failure"
-    return "no auditing"
+    return "not configured" if setting is None else setting.describe()
 
 
 def effective_audit(snapshot: PolicySnapshot, kb: Knowledge) -> EffectiveAudit:
@@ -76,9 +68,6 @@ def effective_audit(snapshot: PolicySnapshot, kb: Knowledge) -> EffectiveAudit:
     return eff
 
 
-def _norm_category(text: str) -> str:
-    return "/".join(part.strip().casefold() for part in text.replace("\\", "/").split("/") if part.strip())
-
 
 class PolicyDiff:
     def __init__(self, kb: Knowledge, snapshot: PolicySnapshot | None) -> None:
@@ -88,7 +77,7 @@ class PolicyDiff:
         self._reg_values: dict[tuple[str, str], str] = {}
         if snapshot is not None:
             for rv in snapshot.registry_values:
-                self._reg_values[(_norm_key(rv.key), rv.value.casefold())] = str(rv.data)
+                self._reg_values[(norm_registry_key(rv.key), rv.value.casefold())] = str(rv.data)
 
     # -- one requirement ---------------------------------------------------------------
 
@@ -132,14 +121,14 @@ class PolicyDiff:
     def _registry_status(self, pol: RegistryPolicy) -> tuple[str, str | None]:
         assert self.snapshot is not None
         if pol.kind == "security_option":
-            found = [self._reg_values.get((_norm_key(r.key), r.value.casefold())) for r in pol.registry]
+            found = [self._reg_values.get((norm_registry_key(r.key), r.value.casefold())) for r in pol.registry]
             if all(v is not None for v in found):
                 ok = all(str(v) == str(r.data) for v, r in zip(found, pol.registry))
                 return ("met", "set by policy") if ok else ("missing", f"policy sets {', '.join(map(str, found))}")
             return "missing", "not configured by policy"
-        wanted_cat = _norm_category(pol.category)
+        wanted_cat = norm_category(pol.category)
         matches = [p for p in self.snapshot.registry_policies
-                   if p.name.strip().casefold() == pol.name.casefold() and _norm_category(p.category) == wanted_cat]
+                   if p.name.strip().casefold() == pol.name.casefold() and norm_category(p.category) == wanted_cat]
         if matches:
             setting = matches[-1]
             where = f" ({setting.source})" if setting.source else ""
@@ -154,7 +143,7 @@ class PolicyDiff:
                 if value.casefold() not in entries:
                     return "missing", f"policy{where} sets {name} to {have!r}, {value!r} is needed"
             return "met", f"{pol.state} by policy{where}"
-        found = [self._reg_values.get((_norm_key(r.key), r.value.casefold())) for r in pol.registry]
+        found = [self._reg_values.get((norm_registry_key(r.key), r.value.casefold())) for r in pol.registry]
         if pol.registry and all(v is not None for v in found):
             if all(str(v) == str(r.data) for v, r in zip(found, pol.registry)):
                 return "met", "registry values set by policy"
@@ -181,14 +170,6 @@ class PolicyDiff:
         for res in resolution.rules:
             rule_coverage(res, statuses, self.snapshot is not None)
 
-
-def _norm_key(key: str) -> str:
-    text = key.strip().replace("/", "\\").casefold()
-    for long, short in (("hkey_local_machine\\", "hklm\\"), ("machine\\", "hklm\\"),
-                        ("hkey_current_user\\", "hkcu\\"), ("user\\", "hkcu\\")):
-        if text.startswith(long):
-            text = short + text[len(long):]
-    return text
 
 
 def need_status(need: Need, statuses: dict[str, str]) -> str:

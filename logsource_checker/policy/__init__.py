@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 from .model import (AuditSetting, ChannelSetting, PolicyInput, PolicyInputError, PolicySnapshot,
-                    RegistryPolicySetting, RegistryValue, SysmonConfig)
+                    RegistryPolicySetting, RegistryValue, SysmonConfig, norm_category, norm_registry_key)
 from .xmlsafe import looks_like_xml, read_limited
 
 __all__ = ["read_policy", "merge", "PolicySnapshot", "PolicyInputError", "RANK", "AuditSetting",
@@ -67,26 +67,7 @@ def read_policy(path: str, kind: str, sysmon_events: Iterable[Any] | None = None
                                  "Policy Target,Subcategory,Subcategory GUID,...' header), nor a GptTmpl.inf")
 
 
-def _describe_audit(setting: AuditSetting) -> str:
-    if setting.success and setting.failure:
-        return "success and failure"
-    if setting.success:
-        return "success"
-    if setting.failure:
-        return "failure"
-    return "no auditing"
 
-
-def _norm_category(text: str) -> str:
-    return "/".join(p.strip().casefold() for p in text.replace("\\", "/").split("/") if p.strip())
-
-
-def _norm_key(key: str) -> str:
-    text = key.strip().replace("/", "\\").casefold()
-    for long, short in (("hkey_local_machine\\", "hklm\\"), ("machine\\", "hklm\\")):
-        if text.startswith(long):
-            text = short + text[len(long):]
-    return text
 
 
 def _input_rank(snap: PolicySnapshot) -> tuple[int, str, str]:
@@ -155,19 +136,19 @@ def merge(snapshots: Sequence[PolicySnapshot]) -> PolicySnapshot:
             live_inputs.append(path)
         for guid, setting in snap.audit.items():
             audit.offer(guid.upper(), order, setting, setting.source or path, f"audit {guid.upper()}",
-                        _describe_audit, lambda a, b: a.value == b.value)
+                        AuditSetting.describe, lambda a, b: a.value == b.value)
         for key, setting in snap.legacy_audit.items():
             legacy.offer(key.casefold(), order, (key, setting), setting.source or path, f"legacy audit {key}",
-                         lambda ks: _describe_audit(ks[1]), lambda a, b: a[1].value == b[1].value)
+                         lambda ks: ks[1].describe(), lambda a, b: a[1].value == b[1].value)
         for pol in snap.registry_policies:
-            policies.offer((pol.name.strip().casefold(), _norm_category(pol.category)), order, pol,
+            policies.offer((pol.name.strip().casefold(), norm_category(pol.category)), order, pol,
                            pol.source or path, f"policy '{pol.name}' ({pol.category})",
                            lambda p: p.state + ("" if not p.settings else " [" + "; ".join(
                                f"{n}={v}" for n, v in p.settings) + "]"),
                            lambda a, b: a.state.casefold() == b.state.casefold() and
                            {(n.casefold(), v) for n, v in a.settings} == {(n.casefold(), v) for n, v in b.settings})
         for rv in snap.registry_values:
-            values.offer((_norm_key(rv.key), rv.value.casefold()), order, rv, rv.source or path,
+            values.offer((norm_registry_key(rv.key), rv.value.casefold()), order, rv, rv.source or path,
                          f"registry value {rv.key}\\{rv.value}", lambda r: repr(str(r.data)),
                          lambda a, b: str(a.data) == str(b.data))
         for ch in snap.channels:

@@ -7,7 +7,7 @@ their settings are read by element name, never by position.
 from __future__ import annotations
 
 from .model import (AuditSetting, ChannelSetting, PolicyInput, PolicyInputError, PolicySnapshot,
-                    RegistryPolicySetting, RegistryValue)
+                    RegistryPolicySetting, RegistryValue, norm_category)
 from .xmlsafe import local_name, namespace, parse_xml_bytes
 
 NS_RSOP = "http://www.microsoft.com/GroupPolicy/Rsop"
@@ -63,9 +63,6 @@ def _precedence(node) -> int:
     except ValueError:
         return 1
 
-
-def _norm_category(text: str) -> str:
-    return "/".join(p.strip().casefold() for p in text.replace("\\", "/").split("/") if p.strip())
 
 
 def split_key(path: str) -> tuple[str, str]:
@@ -207,7 +204,7 @@ def _read_extensions(path: str, results, snap: PolicySnapshot) -> None:
                         policy = _read_policy(item, ext_ns, path)
                         if policy is None:
                             continue
-                        policies.add((policy.name.casefold(), _norm_category(policy.category)),
+                        policies.add((policy.name.casefold(), norm_category(policy.category)),
                                      _precedence(item), policy)
                         channel = _eventlog_policy(policy, path)
                         if channel is not None:
@@ -300,7 +297,7 @@ def _read_policy(node, ns: str, path: str) -> RegistryPolicySetting | None:
 
 
 def _eventlog_policy(policy: RegistryPolicySetting, path: str) -> ChannelSetting | None:
-    category = _norm_category(policy.category) + "/"
+    category = norm_category(policy.category) + "/"
     if not category.startswith(EVENTLOG_CATEGORY) or category == EVENTLOG_CATEGORY:
         return None
     # the log is the last component as written in the file, e.g. ".../Event Log Service/Security"

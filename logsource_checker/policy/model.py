@@ -32,6 +32,15 @@ class AuditSetting:
         """The numeric SettingValue: 0 none, 1 success, 2 failure, 3 both."""
         return (1 if self.success else 0) | (2 if self.failure else 0)
 
+    def describe(self) -> str:
+        if self.success and self.failure:
+            return "success and failure"
+        if self.success:
+            return "success"
+        if self.failure:
+            return "failure"
+        return "no auditing"
+
     @classmethod
     def from_value(cls, value: int, source: str) -> "AuditSetting":
         return cls(success=bool(value & 1), failure=bool(value & 2), source=source,
@@ -103,3 +112,18 @@ class PolicySnapshot:
     # Which inputs overrode which (for "when they disagree, say which wins and why").
     conflicts: list[str] = field(default_factory=list)
     has_computer_results: bool = True
+
+
+def norm_category(text: str) -> str:
+    """A policy category compared loosely: '/' or '\\' separated, case and blanks ignored."""
+    return "/".join(part.strip().casefold() for part in text.replace("\\", "/").split("/") if part.strip())
+
+
+def norm_registry_key(key: str) -> str:
+    """A registry key compared loosely: HKLM / MACHINE / HKEY_LOCAL_MACHINE alike (and the user hive)."""
+    text = key.strip().replace("/", "\\").casefold()
+    for long, short in (("hkey_local_machine\\", "hklm\\"), ("machine\\", "hklm\\"),
+                        ("hkey_current_user\\", "hkcu\\"), ("user\\", "hkcu\\")):
+        if text.startswith(long):
+            return short + text[len(long):]
+    return text
