@@ -14,7 +14,11 @@ from typing import Any, Callable
 from .knowledge import data_root
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_MD_SPECIAL = set("\\`*_{}[]()#+-.!|")
+# Escaped everywhere: emphasis, code, links, attribute lists, tables. '#', '+', '-' and '1.' / '1)' only make
+# markup at the start of a line (headings, lists), where they are escaped too; '(' ')' '!' '.' elsewhere are
+# inert once '[' and ']' are escaped.
+_MD_SPECIAL = set("\\`*_{}[]|")
+_MD_LINE_START_RE = re.compile(r"^([#+\-]|\d+[.)])")
 # '$' (math in some renderers) has no backslash escape in Python-Markdown (mkdocs): '\$' would show its
 # backslash there, so it becomes a character reference, which every renderer shows as '$'. '~' is left as
 # it is for the same reason ('~~' can strike text through in GitHub's Markdown: cosmetic only).
@@ -42,7 +46,13 @@ def escape_markdown(value: Any) -> str:
             out.append("\\" + ch)
         else:
             out.append(ch)
-    return "".join(out)
+    text = "".join(out)
+    text = text.strip()  # leading blanks would make an indented code block at the start of a line
+    match = _MD_LINE_START_RE.match(text)
+    if match:  # a heading or list item if it began a line
+        head = match.group(1)
+        text = head[:-1] + "\\" + head[-1] + text[match.end():]
+    return text
 
 
 def escape_xml_comment(value: Any) -> str:

@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from logsource_checker.templating import (Trusted, escape_markdown, escape_xml, escape_xml_comment, markdown_url,
+from logsource_checker.templating import (Trusted, escape_markdown, escape_xml, escape_xml_comment, link_target,
+                                          markdown_url,
                                           one_line, render, script_comment)
 
 HOSTILE = [
@@ -27,12 +28,27 @@ def test_one_line_folds_and_strips_control(text):
     assert "\n" not in out and "\r" not in out and "\x1b" not in out and "\u202e" not in out and "\x00" not in out
 
 
-@pytest.mark.parametrize("text", HOSTILE)
+MARKDOWN_LINE_STARTS = ["# heading", "- item", "+ item", "1. item", "2) item", "=====", "  * item", "> quote",
+                        "    indented code", "| a | b |", "{: #id .cls }", "`code`", "<b>bold</b>", "&amp; &lt;"]
+
+
+@pytest.mark.parametrize("text", HOSTILE + MARKDOWN_LINE_STARTS)
 def test_markdown_escape_renders_literally(text):
+    """Rendered by Python-Markdown (what mkdocs uses), as a paragraph and inside a table cell, the escaped
+    text shows exactly the original characters: no element, link, list, heading or extra cell appears."""
+    import html
+
+    markdown = pytest.importorskip("markdown")
     out = escape_markdown(text)
     assert "<" not in out and ">" not in out and "\n" not in out
-    # every Markdown-active character is escaped
-    assert not re.search(r"(?<!\\)[|`*_\[\]()#!{}]", out)
+    expected = " ".join(one_line(text).split())
+    paragraph = markdown.markdown(out, extensions=["tables", "attr_list"])
+    assert paragraph.startswith("<p>") and paragraph.endswith("</p>") and paragraph.count("<") == 2, paragraph
+    assert " ".join(html.unescape(paragraph[3:-4]).split()) == expected
+    table = markdown.markdown(f"| a | b |\n|---|---|\n| {out} | x |", extensions=["tables", "attr_list"])
+    cells = re.findall(r"<td>(.*?)</td>", table, flags=re.S)
+    assert len(cells) == 2 and cells[1] == "x", table
+    assert " ".join(html.unescape(cells[0]).split()) == expected
 
 
 @pytest.mark.parametrize("text", HOSTILE)
@@ -56,7 +72,10 @@ def test_templates_never_evaluate_values():
 
 def test_trusted_values_pass_and_urls_are_checked():
     assert markdown_url("https://learn.microsoft.com/a_b") == "<https://learn.microsoft.com/a_b>"
-    assert markdown_url("javascript:alert(1)").startswith("javascript:alert\\(")
+    markdown = pytest.importorskip("markdown")
+    for hostile in ("javascript:alert(1)", "[x](javascript:alert(1))", "<javascript:alert(1)>", "http://plain.example"):
+        assert "<a" not in markdown.markdown(markdown_url(hostile))
+        assert link_target(hostile) == "#"
     assert isinstance(Trusted("x"), str)
 
 
