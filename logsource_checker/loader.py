@@ -18,11 +18,15 @@ import tempfile
 from typing import Any
 
 from . import __version__
-from .rules import LoadError, LoadResult, load_file, iter_rule_files
+from .rules import (LoadError, LoadResult, iter_rule_files_stat, load_file, pack_result, prepare_parsers,
+                    unpack_result)
 
-CACHE_FORMAT = 2
-#: Below this many files to parse, parallel workers cost more than they save.
+#: 3: entries are plain tuples (``rules.pack_result``), not pickled ``LoadResult`` objects.
+CACHE_FORMAT = 3
+#: Below this many files to parse, a second process costs more than it saves.
 PARALLEL_THRESHOLD = 400
+#: The forked child's share of the bytes to parse, relative to this process's share, is 1 / CHILD_WEIGHT.
+CHILD_WEIGHT = 1.1
 
 
 def cache_dir() -> str:
@@ -40,6 +44,7 @@ def _cache_tag() -> tuple[Any, ...]:
 
 
 StatKey = tuple[int, int, int, int]
+Packed = tuple[Any, ...]  # rules.pack_result
 
 
 def _stat_key(st: os.stat_result) -> StatKey:
@@ -56,25 +61,30 @@ def _trusted_cache_file(handle: Any) -> bool:
     return True
 
 
-def _read_cache(path: str) -> dict[str, tuple[StatKey, LoadResult]]:
+def _read_cache(path: str) -> dict[str, tuple[StatKey, Packed]]:
+    """``{path: (stat key, packed result)}``; empty when the cache is missing, corrupt, foreign or not
+    trusted. Entries are checked only for shape here; ``load_rules_fast`` drops the whole cache if one
+    does not unpack."""
     try:
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         with open(path, "rb", opener=lambda p, _flags: os.open(p, flags)) as handle:
             if not _trusted_cache_file(handle):
                 return {}
             data = pickle.load(handle)
-        if not isinstance(data, dict) or data.get("tag") != _cache_tag():
+        if type(data) is not dict or data.get("tag") != _cache_tag():
             return {}
         entries = data.get("entries")
-        if not isinstance(entries, dict):
+        if type(entries) is not dict:
             return {}
-        return {p: e for p, e in entries.items() if isinstance(p, str) and isinstance(e, tuple) and len(e) == 2
-                and isinstance(e[1], LoadResult)}
+        for key, entry in entries.items():
+            if type(key) is not str or type(entry) is not tuple or len(entry) != 2 or type(entry[1]) is not tuple:
+                return {}
+        return entries
     except Exception:  # a corrupt or foreign cache is simply not used
         return {}
 
 
-def _write_cache(path: str, entries: dict[str, tuple[StatKey, LoadResult]]) -> None:
+def _write_cache(path: str, entries: dict[str, tuple[StatKey, Packed]]) -> None:
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".rules-", suffix=".tmp")
@@ -85,54 +95,134 @@ def _write_cache(path: str, entries: dict[str, tuple[StatKey, LoadResult]]) -> N
         pass  # a read-only home (or anything else) must not break the check
 
 
-def _parse_many(files: list[str]) -> list[LoadResult]:
-    return [load_file(path) for path in files]
+def _parse_many(files: list[tuple[str, int]]) -> list[LoadResult]:
+    return [load_file(path, size) for path, size in files]
 
 
-def _parse_parallel(files: list[str]) -> list[LoadResult]:
-    workers = min(os.cpu_count() or 1, 8)
-    if workers < 2 or len(files) < PARALLEL_THRESHOLD:
-        return _parse_many(files)
+def _parse_packed(files: list[tuple[str, int]]) -> list[Packed]:
+    return [pack_result(load_file(path, size)) for path, size in files]
+
+
+def _parse_parallel(files: list[tuple[str, int]]) -> list[LoadResult | Packed]:
+    """Parse ``(path, size)`` files; the result for each, in order (a ``LoadResult``, or packed when it
+    comes from the child).
+
+    With 2+ CPUs and enough files (Linux only), one forked child parses part of the list while this
+    process parses the rest; the child sends its results back through a pipe as marshalled tuples (the
+    child is a copy of this process, so marshal, which is fast and version-bound, is safe here). If the
+    child cannot be started or its answer is incomplete, this process parses its share itself.
+    """
+    if (os.cpu_count() or 1) < 2 or len(files) < PARALLEL_THRESHOLD or not sys.platform.startswith("linux") \
+            or not hasattr(os, "fork"):
+        return _parse_many(files)  # type: ignore[return-value]
+    prepare_parsers()  # imported once, before the fork
+    # split by bytes, largest files first; the child's share is a little smaller (it also forks and
+    # marshals its answer), so both halves end at about the same time
+    mine_idx: list[int] = []
+    theirs_idx: list[int] = []
+    mine_bytes = theirs_bytes = 0
+    for i in sorted(range(len(files)), key=lambda i: -files[i][1]):
+        if mine_bytes <= theirs_bytes * CHILD_WEIGHT:
+            mine_idx.append(i)
+            mine_bytes += files[i][1] + 256  # + a per-file cost (open, stat, ...)
+        else:
+            theirs_idx.append(i)
+            theirs_bytes += files[i][1] + 256
+    mine_idx.sort()
+    theirs_idx.sort()
+    theirs = [files[i] for i in theirs_idx]
     try:
-        import multiprocessing
+        read_fd, write_fd = os.pipe()
+    except OSError:
+        return _parse_many(files)  # type: ignore[return-value]
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        return _parse_many(files)  # type: ignore[return-value]
+    if pid == 0:  # the child: parse, send, exit without running the parent's clean-up handlers
+        code = 1
+        try:
+            os.close(read_fd)
+            import marshal
 
-        ctx = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
-        if ctx is None:
-            return _parse_many(files)
-        chunks = [files[i::workers] for i in range(workers)]
-        with ctx.Pool(workers) as pool:
-            parts = pool.map(_parse_many, chunks)
-    except (OSError, ImportError):
-        return _parse_many(files)
-    by_path: dict[str, LoadResult] = {}
-    for chunk, results in zip(chunks, parts):
-        for path, result in zip(chunk, results):
-            by_path[path] = result
-    return [by_path[path] for path in files]
+            data = marshal.dumps(_parse_packed(theirs))
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_fd, view):]
+            code = 0
+        except BaseException:  # noqa: BLE001 - the parent parses this share itself
+            pass
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    results: list[LoadResult | Packed | None] = [None] * len(files)
+    child_results: Any = None
+    try:
+        for i in mine_idx:
+            path, size = files[i]
+            results[i] = load_file(path, size)
+        chunks = []
+        while True:
+            chunk = os.read(read_fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        import marshal
+
+        try:
+            child_results = marshal.loads(b"".join(chunks))
+        except (EOFError, ValueError, TypeError):
+            child_results = None
+    finally:
+        os.close(read_fd)
+        try:
+            _pid, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            status = -1
+    if status != 0 or type(child_results) is not list or len(child_results) != len(theirs):
+        child_results = _parse_packed(theirs)
+    for i, packed in zip(theirs_idx, child_results):
+        results[i] = packed
+    return results  # type: ignore[return-value]
 
 
 def load_rules_fast(paths: list[str], use_cache: bool = True, progress: Any = None) -> LoadResult:
-    result = LoadResult()
-    files = list(iter_rule_files(paths, result.errors))
-    stats: dict[str, StatKey] = {}
-    for path in files:
-        try:
-            stats[path] = _stat_key(os.stat(path))
-        except OSError:
-            stats[path] = (-1, -1, -1, -1)
+    walk_errors: list[LoadError] = []
+    # one stat per file, by the walk: it decides what is a rule file and keys the cache
+    stats = {path: _stat_key(st) for path, st in iter_rule_files_stat(paths, walk_errors)}
     cache_file = _cache_path(paths) if use_cache else None
     cached = _read_cache(cache_file) if cache_file else {}
-    todo = [p for p in files if not (p in cached and cached[p][0] == stats[p] and stats[p][0] >= 0)]
+    try:
+        return _load(stats, walk_errors, cached, cache_file, progress)
+    except (TypeError, ValueError):
+        if not cached:
+            raise
+        # a malformed cache entry (the cache is trusted, so this is damage, not an attack): parse everything
+        return _load(stats, walk_errors, {}, cache_file, progress)
+
+
+def _load(stats: dict[str, StatKey], walk_errors: list[LoadError], cached: dict[str, tuple[StatKey, Packed]],
+          cache_file: str | None, progress: Any) -> LoadResult:
+    result = LoadResult(errors=list(walk_errors))
+    todo = [p for p, key in stats.items() if not (p in cached and cached[p][0] == key)]
     if progress is not None:
         progress.start(len(todo))
-    fresh = dict(zip(todo, _parse_parallel(todo))) if todo else {}
+    fresh = dict(zip(todo, _parse_parallel([(p, stats[p][0]) for p in todo]))) if todo else {}
     if progress is not None:
         progress.finish()
-    entries: dict[str, tuple[StatKey, LoadResult]] = {}
-    for path in files:
-        part = fresh[path] if path in fresh else cached[path][1]
-        entries[path] = (stats[path], part)
-        result.extend(part)
+    entries: dict[str, tuple[StatKey, Packed]] = {}
+    for path, key in stats.items():
+        item = fresh[path] if path in fresh else cached[path][1]
+        if type(item) is LoadResult:
+            result.extend(item)
+            if cache_file:
+                entries[path] = (key, pack_result(item))
+        else:
+            unpack_result(item, result)
+            if cache_file:
+                entries[path] = (key, item)
     if cache_file and (todo or len(entries) != len(cached)):
         _write_cache(cache_file, entries)
     return result

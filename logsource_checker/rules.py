@@ -15,50 +15,132 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-import yaml
-
-try:  # the C loader is several times faster; fall back to pure Python where libyaml is missing
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - depends on the PyYAML build
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+# PyYAML and yaml_rs are imported on first use (``_pyyaml()``, ``_yaml_rs_module()``): a run that takes
+# every rule from the cache parses nothing and skips both imports (~25 ms).
+_yaml: Any = None
+_UNSET: Any = object()
 
 
-class _RuleLoader(_Loader):  # type: ignore[misc, valid-type]
-    """The safe loader, except that a scalar YAML 1.1 cannot convert (``date: 2020-02-30``,
-    ``!!float abc``, an integer of 5000 digits) is kept as the text written instead of raising a bare
-    ValueError. yaml_rs (parse_datetime=False) reads such values as text too, so both paths agree."""
+def _pyyaml() -> Any:
+    """The ``yaml`` module, with ``_Loader`` and ``_RuleLoader`` defined on first use."""
+    global _yaml, _Loader, _RuleLoader
+    if _yaml is not None:
+        return _yaml
+    import yaml
 
-    def construct_object(self, node: Any, deep: bool = False) -> Any:
-        deep_before = self.deep_construct
+    try:  # the C loader is several times faster; fall back to pure Python where libyaml is missing
+        from yaml import CSafeLoader as loader_base
+    except ImportError:  # pragma: no cover - depends on the PyYAML build
+        from yaml import SafeLoader as loader_base  # type: ignore[assignment]
+
+    class RuleLoader(loader_base):  # type: ignore[misc, valid-type]
+        """The safe loader, except that a scalar YAML 1.1 cannot convert (``date: 2020-02-30``,
+        ``!!float abc``, an integer of 5000 digits) is kept as the text written instead of raising a bare
+        ValueError. yaml_rs (parse_datetime=False) reads such values as text too, so both paths agree."""
+
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            deep_before = self.deep_construct
+            try:
+                return super().construct_object(node, deep=deep)
+            except yaml.YAMLError:
+                raise
+            except (ValueError, TypeError, AttributeError, OverflowError, IndexError, KeyError) as exc:
+                self.deep_construct = deep_before
+                self.recursive_objects.pop(node, None)
+                if isinstance(node, yaml.ScalarNode) and isinstance(node.value, str):
+                    self.constructed_objects[node] = node.value
+                    return node.value
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"cannot read {node.tag} ({_short_text(str(exc) or type(exc).__name__, 80)})",
+                    node.start_mark) from None
+
+    RuleLoader.__name__ = RuleLoader.__qualname__ = "_RuleLoader"
+    _Loader, _RuleLoader = loader_base, RuleLoader
+    _yaml = yaml
+    return yaml
+
+
+def _yaml_rs_module() -> Any:
+    """yaml_rs (a YAML parser in Rust, several times faster; used only where it must agree with PyYAML),
+    or None where it is not installed."""
+    module = globals().get("_yaml_rs", _UNSET)
+    if module is _UNSET:
         try:
-            return super().construct_object(node, deep=deep)
-        except yaml.YAMLError:
-            raise
-        except (ValueError, TypeError, AttributeError, OverflowError, IndexError, KeyError) as exc:
-            self.deep_construct = deep_before
-            self.recursive_objects.pop(node, None)
-            if isinstance(node, yaml.ScalarNode) and isinstance(node.value, str):
-                self.constructed_objects[node] = node.value
-                return node.value
-            raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read {node.tag} ({_short_text(str(exc) or type(exc).__name__, 80)})",
-                node.start_mark) from None
+            import yaml_rs as module
+        except ImportError:  # pragma: no cover - the fallback is PyYAML alone
+            module = None
+        globals()["_yaml_rs"] = module
+    return module
 
 
-try:  # a YAML parser in Rust, several times faster; used only where it must agree with PyYAML
-    import yaml_rs as _yaml_rs
-except ImportError:  # pragma: no cover - the fallback is PyYAML alone
-    _yaml_rs = None
+def __getattr__(name: str) -> Any:  # PEP 562: ``rules.yaml``, ``rules._yaml_rs`` etc. import on first access
+    if name == "_yaml_rs":
+        return _yaml_rs_module()
+    if name in ("yaml", "_Loader", "_RuleLoader"):
+        _pyyaml()
+        return _yaml if name == "yaml" else globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-#: Plain scalars that YAML 1.1 (PyYAML) reads as booleans or special values, YAML 1.2 as strings.
-_YAML11_SCALARS = frozenset(
-    "y Y yes Yes YES n N no No NO on On ON off Off OFF =".split())
-_TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d?-\d\d?(?:[Tt ]|$)")
-_NUMBERISH_RE = re.compile(r"^[-+]?(?:\.?\d|\.inf|\.nan)", re.IGNORECASE)
+
+def prepare_parsers() -> None:
+    """Import both YAML parsers now (before forking workers, so that no worker imports them again)."""
+    _yaml_rs_module()
+    _pyyaml()
+
+
 #: Top-level keys whose values the loader reads; only these must agree between the two parsers.
-#: Number forms whose value differs between YAML 1.1 and 1.2 (leading zeros: octal or string; 0o).
-_AMBIGUOUS_INT_RE = re.compile(r"[\s\[{,:][-+]?0[0-9oO_]")
 _READ_KEYS = ("title", "id", "level", "status", "logsource", "detection", "action", "correlation", "filter")
+#: PyYAML's implicit resolvers (yaml/resolver.py): a plain scalar matching one of these is not read as a
+#: string in YAML 1.1. tests/test_fast_yaml.py checks this list against the installed PyYAML.
+_PYYAML_IMPLICIT_PATTERNS = (
+    r"""^(?:yes|Yes|YES|no|No|NO
+                    |true|True|TRUE|false|False|FALSE
+                    |on|On|ON|off|Off|OFF)$""",
+    r"""^(?: ~
+                    |null|Null|NULL
+                    | )$""",
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+                    |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+                    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""",
+    r"""^(?:[-+]?0b[0-1_]+
+                    |[-+]?0[0-7_]+
+                    |[-+]?(?:0|[1-9][0-9_]*)
+                    |[-+]?0x[0-9a-fA-F_]+
+                    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$""",
+    r"""^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+                    |[0-9][0-9][0-9][0-9] -[0-9][0-9]? -[0-9][0-9]?
+                     (?:[Tt]|[ \t]+)[0-9][0-9]?
+                     :[0-9][0-9] :[0-9][0-9] (?:\.[0-9]*)?
+                     (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$""",
+    r"^(?:<<)$",
+    r"^(?:=)$",
+    r"^(?:!|&|\*)$",
+)
+_PYYAML_NOT_STR_RE = re.compile("|".join(f"(?:{p})" for p in _PYYAML_IMPLICIT_PATTERNS), re.VERBOSE)
+#: First characters of every text those resolvers can match (PyYAML looks them up by first character).
+_RESOLVED_FIRST_CHARS = frozenset("yYnNtTfFoO-+0123456789.<~=!&*")
+#: Forms yaml_rs never reads as a string when written plain (an integer, float, boolean or null for it, or
+#: an error: ``*`` and ``&`` alone are an alias and an anchor): a string of such a form from yaml_rs was
+#: quoted, and PyYAML reads a quoted string as a string too. tests/test_fast_yaml.py checks the claim.
+_YAML_RS_PLAIN_NOT_STR_RE = re.compile(
+    r"(?:[-+]?(?:[0-9]+|0[xX][0-9a-fA-F]+)"
+    r"|true|True|TRUE|false|False|FALSE|~|null|Null|NULL"
+    r"|[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+    r"|[*&])\Z")
+#: A token yaml_rs may read as an integer of another value than PyYAML does (``0123``, ``0o17``, ``0X1F``,
+#: ``0B1``, ``_1``, ``1_0``...): any plain token of sign, digit or underscore, then letters, digits or
+#: underscores, except plain decimals (``[-+]?(0|[1-9][0-9]*)``), which both read alike.
+_RISKY_INT_TOKEN_RE = re.compile(  # search it in "\n" + text: the token's first character is found fast
+    r"[\s\[{,:](?=[-+0-9_])(?![-+]?(?:0|[1-9][0-9]*)[ \t]*(?:[\r\n#,\]}:]|$))"
+    r"[-+]*[0-9_][0-9A-Za-z_]*(?=[ \t]*(?:[\r\n#,\]}:]|$))", re.MULTILINE)
+#: An anchor (``&name``) or an alias (``*name``) token. yaml_rs copies aliased nodes (an alias bomb would
+#: expand) and reads a recursive alias as null, PyYAML shares them; so a text with both goes to PyYAML.
+_ANCHOR_RE = re.compile(r"[\s\[{,:]&([^\s,\[\]{}]+)")
+_ALIAS_RE = re.compile(r"[\s\[{,:]\*[^\s,\[\]{}]")
+#: Anchor names PyYAML accepts (its scanner stops at any other character).
+_PYYAML_ANCHOR_NAME_RE = re.compile(r"[0-9A-Za-z_-]+\Z")
 
 #: Files larger than this are refused without being read (see README, "Bad input").
 MAX_RULE_FILE_BYTES = 5 * 1024 * 1024
@@ -155,6 +237,33 @@ class LoadResult:
         self.files += other.files
 
 
+def pack_result(result: LoadResult) -> tuple[Any, ...]:
+    """A ``LoadResult`` as plain tuples (for the rule cache and for worker processes): cheaper to pickle,
+    marshal and load than the dataclasses. ``unpack_result`` reverses it."""
+    return (
+        tuple((r.path, r.document, r.id, r.title, r.level, r.status, r.logsource.product, r.logsource.category,
+               r.logsource.service, r.definition, r.event_ids, r.channels, r.providers, r.fields, r.has_keywords)
+              for r in result.rules),
+        tuple((e.path, e.line, e.message) for e in result.errors),
+        tuple((o.path, o.document, o.kind, o.id, o.title) for o in result.others),
+        result.files,
+    )
+
+
+def unpack_result(packed: tuple[Any, ...], into: LoadResult) -> None:
+    """Append a ``pack_result`` tuple to ``into``. Raises (TypeError, ValueError...) on a malformed one."""
+    rules, errors, others, files = packed
+    rule_list = into.rules
+    for (path, document, rule_id, title, level, status, product, category, service, definition, event_ids,
+         channels, providers, fields, has_keywords) in rules:
+        rule_list.append(Rule(path, document, rule_id, title, level, status, LogSource(product, category, service),
+                              definition, event_ids, channels, providers, fields, has_keywords))
+    into.errors.extend(LoadError(path, line, message) for path, line, message in errors)
+    into.others.extend(OtherDocument(path, document, kind, other_id, title)
+                       for path, document, kind, other_id, title in others)
+    into.files += files
+
+
 # --------------------------------------------------------------------------- finding files
 
 def display_path(path: str) -> str:
@@ -169,10 +278,16 @@ def display_path(path: str) -> str:
 
 def iter_rule_files(paths: Iterable[str], errors: list[LoadError]) -> Iterator[str]:
     """Yield rule files below ``paths`` in sorted order, each real file once, never looping."""
+    for path, _st in iter_rule_files_stat(paths, errors):
+        yield path
+
+
+def iter_rule_files_stat(paths: Iterable[str], errors: list[LoadError]) -> Iterator[tuple[str, os.stat_result]]:
+    """As ``iter_rule_files``, with each file's ``os.stat`` result (taken once, by the walk)."""
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
 
-    def walk(directory: str) -> Iterator[str]:
+    def walk(directory: str) -> Iterator[tuple[str, os.stat_result]]:
         try:
             st = os.stat(directory)
         except OSError as exc:
@@ -184,7 +299,7 @@ def iter_rule_files(paths: Iterable[str], errors: list[LoadError]) -> Iterator[s
         seen_dirs.add(ident)
         try:
             with os.scandir(directory) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = sorted(it, key=_entry_name)
         except OSError as exc:
             errors.append(LoadError(display_path(directory), None, f"cannot read folder: {exc.strerror or exc}"))
             return
@@ -200,7 +315,7 @@ def iter_rule_files(paths: Iterable[str], errors: list[LoadError]) -> Iterator[s
             elif entry.name.lower().endswith(RULE_SUFFIXES):
                 yield from one_file(entry.path)
 
-    def one_file(path: str) -> Iterator[str]:
+    def one_file(path: str) -> Iterator[tuple[str, os.stat_result]]:
         try:
             st = os.stat(path)
         except OSError as exc:
@@ -213,7 +328,7 @@ def iter_rule_files(paths: Iterable[str], errors: list[LoadError]) -> Iterator[s
         if ident in seen_files:
             return
         seen_files.add(ident)
-        yield path
+        yield path, st
 
     for path in paths:
         if os.path.isdir(path):
@@ -222,28 +337,53 @@ def iter_rule_files(paths: Iterable[str], errors: list[LoadError]) -> Iterator[s
             yield from one_file(path)
 
 
+def _entry_name(entry: os.DirEntry) -> str:  # type: ignore[type-arg]
+    return entry.name
+
+
 # --------------------------------------------------------------------------- reading files
 
-def read_text(path: str) -> str:
-    """Read a rule file as text: UTF-8 with or without BOM, UTF-16 with BOM. Raises ValueError."""
-    try:
-        size = os.path.getsize(path)
-    except OSError as exc:
-        raise ValueError(f"cannot read file: {exc.strerror or exc}") from None
+def _open_nonblocking(path: str, flags: int) -> int:
+    # non-blocking: a pipe swapped in after the folder walk must not hang the run
+    return os.open(path, flags | _O_NONBLOCK)
+
+
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def read_text(path: str, size: int | None = None) -> str:
+    """Read a rule file as text: UTF-8 with or without BOM, UTF-16 with BOM. Raises ValueError.
+
+    ``size``: the file's size from a ``stat`` the caller just made (the folder walk); else it is looked up.
+    Either way a file over the limit is never opened, and no more than the limit + 1 bytes are read."""
+    if size is None:
+        try:
+            size = os.path.getsize(path)
+        except OSError as exc:
+            raise ValueError(f"cannot read file: {exc.strerror or exc}") from None
     if size > MAX_RULE_FILE_BYTES:
         raise ValueError(f"file is {size} bytes, over the {MAX_RULE_FILE_BYTES} byte limit; not read")
     try:
-        # non-blocking: a pipe swapped in after the folder walk must not hang the run
-        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | getattr(os, "O_NONBLOCK", 0))) as handle:
+        with open(path, "rb", buffering=0, opener=_open_nonblocking) as handle:
             st = os.fstat(handle.fileno())
             if not stat.S_ISREG(st.st_mode):
                 raise ValueError("not a regular file (device, pipe or socket); not read")
-            data = handle.read(MAX_RULE_FILE_BYTES + 1)
+            # one read of the whole file (its size + 1 shows growth), then on to the end, never past the limit
+            want = min(st.st_size, MAX_RULE_FILE_BYTES) + 1
+            chunks: list[bytes] = []
+            total = 0
+            while total <= MAX_RULE_FILE_BYTES:
+                chunk = handle.read(want)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+                want = min(MAX_RULE_FILE_BYTES + 1 - total, 1 << 16)
     except OSError as exc:
         raise ValueError(f"cannot read file: {exc.strerror or exc}") from None
-    if len(data) > MAX_RULE_FILE_BYTES:
+    if total > MAX_RULE_FILE_BYTES:
         raise ValueError(f"file is over the {MAX_RULE_FILE_BYTES} byte limit; not read")
-    return decode_rule_bytes(data)
+    return decode_rule_bytes(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
 
 def decode_rule_bytes(data: bytes) -> str:
@@ -262,11 +402,11 @@ def decode_rule_bytes(data: bytes) -> str:
         raise ValueError(f"not UTF-8 text (invalid byte at offset {exc.start})") from None
 
 
-def load_file(path: str) -> LoadResult:
-    """Load every document of one file. Never raises for bad content."""
+def load_file(path: str, size: int | None = None) -> LoadResult:
+    """Load every document of one file. Never raises for bad content. ``size``: see ``read_text``."""
     shown = display_path(path)
     try:
-        result = _load_file(path, shown)
+        result = _load_file(path, shown, size)
     except (RecursionError, ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
         # a bug, not a verdict on the file: report it instead of ending the whole run with a traceback
         result = LoadResult(files=1)
@@ -278,29 +418,32 @@ def load_file(path: str) -> LoadResult:
     return result
 
 
-def _load_file(path: str, shown: str) -> LoadResult:
+def _load_file(path: str, shown: str, size: int | None = None) -> LoadResult:
     result = LoadResult(files=1)
     try:
-        text = read_text(path)
+        text = read_text(path, size)
     except ValueError as exc:
         result.errors.append(LoadError(shown, None, str(exc)))
         return result
     try:
         documents = parse_documents(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        reason = _short_text(str(exc.problem or exc.context or "YAML syntax error"), 200)
-        result.errors.append(LoadError(shown, line, f"not valid YAML: {reason}"))
-        return result
-    except yaml.YAMLError as exc:
-        result.errors.append(LoadError(shown, None, f"not valid YAML: {_short_text(str(exc), 200)}"))
-        return result
     except RecursionError:
         result.errors.append(LoadError(shown, None, "YAML nested too deeply"))
         return result
     except (ValueError, TypeError, AttributeError, OverflowError) as exc:  # a constructor the loader missed
         result.errors.append(LoadError(shown, None, f"not valid YAML: {_short_text(str(exc), 200)}"))
+        return result
+    except Exception as exc:  # PyYAML's errors (only PyYAML raises out of parse_documents)
+        yaml = _yaml
+        if yaml is None or not isinstance(exc, yaml.YAMLError):
+            raise
+        if isinstance(exc, yaml.MarkedYAMLError):
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark is not None else None
+            reason = _short_text(str(exc.problem or exc.context or "YAML syntax error"), 200)
+            result.errors.append(LoadError(shown, line, f"not valid YAML: {reason}"))
+        else:
+            result.errors.append(LoadError(shown, None, f"not valid YAML: {_short_text(str(exc), 200)}"))
         return result
     _documents_to_rules(shown, documents, result)
     return result
@@ -309,70 +452,83 @@ def _load_file(path: str, shown: str) -> LoadResult:
 def parse_documents(text: str, allow_fast: bool = True) -> list[Any]:
     """Every YAML document of ``text``, with PyYAML's (YAML 1.1) meaning.
 
-    yaml_rs (YAML 1.2) parses single-document texts without tags or merge keys; its result is kept
-    only when every value the loader reads is a plain string, mapping, list or null that PyYAML would
-    read the same way (no numbers, no YAML 1.1 booleans, no timestamps). Anything else, and anything
+    yaml_rs (YAML 1.2) parses single-document texts without tags, merge keys or aliases; its result is
+    kept only when every value the loader reads is a string, mapping, list, boolean, null or integer
+    that PyYAML would read the same way (see ``_reads_like_pyyaml``). Anything else, and anything
     yaml_rs rejects, is parsed by PyYAML, so errors and edge cases always get PyYAML's reading and
     messages. tests/test_fast_yaml.py proves the two agree on the whole SigmaHQ corpus.
     """
-    if allow_fast and _yaml_rs is not None and _fast_candidate(text):
-        try:
-            doc = _yaml_rs.loads(text, parse_datetime=False)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException:  # noqa: BLE001 - also a Rust panic; any disagreement is settled by PyYAML below
-            doc = None
-        if isinstance(doc, dict):
-            verdict = _reads_like_pyyaml(doc)
-            if verdict is True or (verdict == "ints" and not _AMBIGUOUS_INT_RE.search(text)):
-                return [doc]
+    if allow_fast and _fast_candidate(text):
+        fast = _yaml_rs_module()
+        if fast is not None:
+            try:
+                doc = fast.loads(text, parse_datetime=False)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:  # noqa: BLE001 - also a Rust panic; any disagreement is settled by PyYAML below
+                doc = None
+            if type(doc) is dict:
+                verdict = _reads_like_pyyaml(doc)
+                if verdict is True or (verdict == "ints" and not _RISKY_INT_TOKEN_RE.search("\n" + text)):
+                    return [doc]
+    yaml = _pyyaml()
     return list(yaml.load_all(text, Loader=_RuleLoader))
 
 
-#: An anchor or alias: yaml_rs copies aliased nodes and reads a recursive alias as null, PyYAML shares them.
-_ANCHOR_ALIAS_RE = re.compile(r"(?:^|[\s\[{,])[&*][^\s,\[\]{}]", re.MULTILINE)
-
-
 def _fast_candidate(text: str) -> bool:
-    if text.startswith(("---", "...", "%", "!")) or "<<" in text or "\n---" in text or "\n..." in text:
+    """False for texts yaml_rs must not see or may read unlike PyYAML (checked on the raw text)."""
+    if text.startswith(("---", "...", "%", "!", "&", "*")) or "<<" in text or "\n---" in text or "\n..." in text:
         return False
-    if ("&" in text or "*" in text) and _ANCHOR_ALIAS_RE.search(text):
-        return False
-    if "\n%" in text:
+    if "%" in text and "\n%" in text:
         return False
     # YAML 1.1 (PyYAML) treats NEL and the Unicode line/paragraph separators as line breaks, YAML 1.2 does not
-    if "\x85" in text or "\u2028" in text or "\u2029" in text:
+    if not text.isascii() and ("\x85" in text or "\u2028" in text or "\u2029" in text):
         return False
     if "!" in text and any(marker in text for marker in (" !", "[!", "{!", ",!", "\t!", "\n!")):
         return False
+    if "&" in text:
+        # An anchor alone changes nothing (neither parser uses it without an alias) if PyYAML accepts its
+        # name; an alias without any anchor is an error for both (yaml_rs raises, PyYAML then reports it).
+        names = _ANCHOR_RE.findall(text)
+        if names and (_ALIAS_RE.search(text) or not all(_PYYAML_ANCHOR_NAME_RE.match(n) for n in names)):
+            return False
     return True
 
 
 def _reads_like_pyyaml(doc: dict[Any, Any]) -> bool | str:
-    """True: PyYAML reads every value the loader uses alike; "ints": alike if no int is written in
-    an ambiguous form; False: use PyYAML."""
+    """True: PyYAML reads every value the loader uses alike; "ints": alike if no integer token of the
+    text is written in a form the two read differently (``_RISKY_INT_TOKEN_RE``); False: use PyYAML.
+
+    Strings: a string PyYAML would resolve to another type if it was written plain (a YAML 1.1 boolean,
+    number, timestamp, null, ``=``, ``<<``) is refused, unless yaml_rs never reads that form as a string
+    when plain (then the string was quoted, and PyYAML reads a quoted string as a string too). Keys must
+    be such strings. Floats and other types are refused.
+    """
     saw_int = False
-    stack: list[Any] = [doc.get(key) for key in _READ_KEYS if key in doc]
+    stack: list[Any] = [doc[key] for key in _READ_KEYS if key in doc]
     budget = MAX_DETECTION_NODES
+    first_chars = _RESOLVED_FIRST_CHARS
     while stack:
         budget -= 1
         if budget < 0:
             return False
         node = stack.pop()
-        if isinstance(node, str):
-            if node in _YAML11_SCALARS or _NUMBERISH_RE.match(node) and (
-                    _TIMESTAMP_RE.match(node) or "_" in node or ":" in node):
+        kind = type(node)
+        if kind is str:
+            if node and node[0] in first_chars and _PYYAML_NOT_STR_RE.match(node) \
+                    and not _YAML_RS_PLAIN_NOT_STR_RE.match(node):
                 return False
-        elif isinstance(node, dict):
-            for key, value in node.items():
-                if not isinstance(key, str) or key in _YAML11_SCALARS:
+        elif kind is dict:
+            for key in node:
+                if type(key) is not str or (key and key[0] in first_chars and _PYYAML_NOT_STR_RE.match(key)
+                                            and not _YAML_RS_PLAIN_NOT_STR_RE.match(key)):
                     return False
-                stack.append(value)
-        elif isinstance(node, list):
+            stack.extend(node.values())
+        elif kind is list:
             stack.extend(node)
-        elif isinstance(node, bool) or node is None:
+        elif node is None or kind is bool:
             continue  # true/false/null are spelled alike in both
-        elif isinstance(node, int):
+        elif kind is int:
             saw_int = True
         else:
             return False  # floats and anything else: their text may mean something else in YAML 1.1
@@ -498,6 +654,10 @@ class _Extraction:
 
     def _count(self, depth: int) -> None:
         self._nodes += 1
+        if self._nodes > MAX_DETECTION_NODES or depth > MAX_DETECTION_DEPTH:
+            self._too_large(depth)
+
+    def _too_large(self, depth: int) -> None:
         if self._nodes > MAX_DETECTION_NODES:
             raise _TooLarge(f"detection has more than {MAX_DETECTION_NODES} values (alias bomb?); rule skipped")
         if depth > MAX_DETECTION_DEPTH:
@@ -510,25 +670,33 @@ class _Extraction:
             self._selection(selection, 1)
 
     def _selection(self, value: Any, depth: int) -> None:
-        self._count(depth)
+        self._nodes += 1
+        if self._nodes > MAX_DETECTION_NODES or depth > MAX_DETECTION_DEPTH:
+            self._too_large(depth)
         if isinstance(value, dict):
             self._map(value, depth + 1)
         elif isinstance(value, list):
             for item in value:
                 if isinstance(item, dict):
-                    self._count(depth + 1)
+                    self._nodes += 1
+                    if self._nodes > MAX_DETECTION_NODES or depth + 1 > MAX_DETECTION_DEPTH:
+                        self._too_large(depth + 1)
                     self._map(item, depth + 2)
                 elif isinstance(item, list):
                     self._selection(item, depth + 1)
                 else:
-                    self._count(depth + 1)
+                    self._nodes += 1
+                    if self._nodes > MAX_DETECTION_NODES or depth + 1 > MAX_DETECTION_DEPTH:
+                        self._too_large(depth + 1)
                     self.has_keywords = True
         elif value is not None:
             self.has_keywords = True
 
     def _map(self, mapping: dict[Any, Any], depth: int) -> None:
         for key, value in mapping.items():
-            self._count(depth)
+            self._nodes += 1
+            if self._nodes > MAX_DETECTION_NODES or depth > MAX_DETECTION_DEPTH:
+                self._too_large(depth)
             if not isinstance(key, str):
                 self.problems.append(f"detection field name {_short(key)} is not a string")
                 continue
@@ -551,17 +719,23 @@ class _Extraction:
     def _values(self, value: Any, depth: int) -> None:
         if isinstance(value, list):
             for item in value:
-                self._count(depth + 1)
+                self._nodes += 1
+                if self._nodes > MAX_DETECTION_NODES or depth + 1 > MAX_DETECTION_DEPTH:
+                    self._too_large(depth + 1)
                 if isinstance(item, (dict, list)):
                     self._values(item, depth + 1)
         elif isinstance(value, dict):
             for item in value.values():
-                self._count(depth + 1)
+                self._nodes += 1
+                if self._nodes > MAX_DETECTION_NODES or depth + 1 > MAX_DETECTION_DEPTH:
+                    self._too_large(depth + 1)
                 self._values(item, depth + 1)
 
     def _strings(self, value: Any, into: set[str], depth: int) -> None:
         for item in (value if isinstance(value, list) else [value]):
-            self._count(depth + 1)
+            self._nodes += 1
+            if self._nodes > MAX_DETECTION_NODES or depth + 1 > MAX_DETECTION_DEPTH:
+                self._too_large(depth + 1)
             if isinstance(item, str):
                 into.add(item)
             elif isinstance(item, (int, float)) and not isinstance(item, bool):
@@ -575,7 +749,9 @@ class _Extraction:
             return
         items = value if isinstance(value, list) else [value]
         for item in items:
-            self._count(depth + 1)
+            self._nodes += 1
+            if self._nodes > MAX_DETECTION_NODES or depth + 1 > MAX_DETECTION_DEPTH:
+                self._too_large(depth + 1)
             event_id = _as_event_id(item)
             if event_id is None:
                 self.problems.append(f"EventID value {_short(item)} is not an event ID (0-{MAX_EVENT_ID})")

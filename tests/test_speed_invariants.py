@@ -213,3 +213,46 @@ def test_xdg_cache_home_is_honoured_and_no_cache_writes_nothing(tmp_path):
     env["XDG_CACHE_HOME"] = str(xdg)
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert again.stdout == uncached.stdout
+
+
+def test_malformed_but_trusted_rule_cache_is_not_used(report, tmp_path):
+    """A rule cache of the right version whose entries are damaged is dropped, never half used."""
+    folder = tmp_path / "rules"
+    shutil.copytree(SAMPLE_RULES, folder)
+    reference = report(folder, "--no-cache")
+    assert report(folder) == reference
+    (path,) = [p for p in _cache_files() if p.name.startswith("rules-")]
+    with open(path, "rb") as handle:
+        data = pickle.load(handle)
+    for damage in (lambda packed: packed[:2], lambda packed: (("x",),) + packed[1:], lambda packed: "text"):
+        entries = {p: (key, damage(packed)) for p, (key, packed) in data["entries"].items()}
+        with open(path, "wb") as handle:
+            pickle.dump({"tag": data["tag"], "entries": entries}, handle)
+        path.chmod(0o600)
+        assert report(folder) == reference
+
+
+def _as_lists(result) -> tuple:
+    return (repr(result.rules), repr(result.errors), repr(result.others), result.files)
+
+
+def test_split_parse_equals_serial_parse_and_survives_a_failed_child(corpus_rules, monkeypatch):
+    """The parent + forked child split gives what one process gives, also when fork fails or the child dies."""
+    from logsource_checker import rules
+
+    serial = rules.load_paths([str(corpus_rules)])
+    assert _as_lists(loader.load_rules_fast([str(corpus_rules)], use_cache=False)) == _as_lists(serial)
+    with monkeypatch.context() as m:
+        m.setattr(loader.os, "fork", lambda: (_ for _ in ()).throw(OSError("no fork")))
+        assert _as_lists(loader.load_rules_fast([str(corpus_rules)], use_cache=False)) == _as_lists(serial)
+    parent = os.getpid()
+    real = loader._parse_packed
+
+    def dies_in_child(files):
+        if os.getpid() != parent:
+            raise RuntimeError("child failed")
+        return real(files)
+
+    with monkeypatch.context() as m:
+        m.setattr(loader, "_parse_packed", dies_in_child)
+        assert _as_lists(loader.load_rules_fast([str(corpus_rules)], use_cache=False)) == _as_lists(serial)
