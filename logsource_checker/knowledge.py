@@ -16,7 +16,6 @@ import pickle
 import re
 import stat
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -225,9 +224,44 @@ class Knowledge:
 # --------------------------------------------------------------------------- loading
 
 def _read_yaml(path: Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    fast = _read_yaml_fast(text)
+    if fast is not None:
+        return fast
     yaml = _yaml()
     with open(path, encoding="utf-8") as handle:
         return yaml.load(handle, Loader=_Loader)
+
+
+def _read_yaml_fast(text: str) -> dict[str, Any] | None:
+    """The mapping PyYAML would read from ``text``, parsed by yaml_rs (several times faster), or None
+    (then PyYAML reads the file, and words any error). The result is kept only under the rule loader's
+    own proof that both parsers agree (``rules._fast_candidate`` on the text, ``rules._reads_like_pyyaml``
+    on every key and value, and no integer token both read differently), which tests/test_fast_yaml.py
+    checks; a byte-order mark, a duplicate key (yaml_rs raises) or a top level other than a mapping goes
+    to PyYAML."""
+    if not text or "\ufeff" in text:
+        return None
+    from . import rules
+
+    if not rules._fast_candidate(text):
+        return None
+    fast = rules._yaml_rs_module()
+    if fast is None:  # pragma: no cover - yaml_rs not installed
+        return None
+    try:
+        doc = fast.loads(text, parse_datetime=False)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - also a Rust panic; PyYAML settles it
+        return None
+    if type(doc) is not dict:
+        return None
+    verdict = rules._reads_like_pyyaml({rules._READ_KEYS[0]: doc})  # the whole mapping, every key and value
+    if verdict is True or (verdict == "ints" and not rules._RISKY_INT_TOKEN_RE.search("\n" + text)):
+        return doc
+    return None
 
 
 def _opt_str(value: Any) -> str | None:
@@ -346,6 +380,8 @@ def _write_kb_cache(path: str, key: tuple[Any, ...], kb: Knowledge) -> None:
     tmp = None
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        import tempfile  # only when the cache is written
+
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".knowledge-", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             pickle.dump({"key": key, "knowledge": kb}, handle, protocol=pickle.HIGHEST_PROTOCOL)

@@ -118,10 +118,13 @@ class Resolver:
         self.result = Resolution()
         # Per-run memo tables (the guide data does not change while rules are resolved): the
         # requirement ids a spec yields for a guide, case-folded field sets, and the audit options
-        # of an EventID. They only save work; every rule still gets its own Need/Option objects.
+        # of an EventID, and what a rule needs per (log source, EventIDs, case-folded fields). They only
+        # save work; every rule still gets its own Need/Option objects.
         self._spec_ids: dict[tuple[int, int], tuple[str, ...]] = {}
         self._folded: dict[int, frozenset[str] | None] = {}
         self._event_options: dict[int, tuple[tuple[tuple[str, bool, tuple[str, ...], str | None], ...], str]] = {}
+        self._rule_memo: dict[tuple, tuple] = {}
+        self._unmapped_calls: list[tuple[int, str, tuple[int, ...]]] | None = None
 
     # -- requirements ------------------------------------------------------------------
 
@@ -198,12 +201,43 @@ class Resolver:
     def _rule(self, rule: Rule) -> RuleResolution:
         key = rule.logsource.key
         guide = self.kb.by_logsource.get(key)
-        res = RuleResolution(rule=rule, guide=guide)
         if guide is None:
+            res = RuleResolution(rule=rule, guide=guide)
             self.result.unmapped_logsources.setdefault(key, []).append(rule)
             res.notes.append(f"no guide for log source {rule.logsource.label()}")
             return res
-        rule_fields = {f.casefold() for f in rule.fields}
+        rule_fields = frozenset(f.casefold() for f in rule.fields)
+        # What a rule needs depends only on its log source (hence guide), its EventIDs (in order) and
+        # its case-folded fields, which many rules share: the first such rule is resolved, later ones
+        # get fresh copies of its Need/Option objects and the same per-rule bookkeeping.
+        memo_key = (key, rule.event_ids, rule_fields)
+        memo = self._rule_memo.get(memo_key)
+        if memo is None:
+            self._unmapped_calls = []
+            res = self._resolve_rule(rule, guide, rule_fields)
+            self._rule_memo[memo_key] = (
+                tuple((need.label, tuple((o.name, o.primary, o.requirements, o.notes) for o in need.options),
+                       need.event_id) for need in res.needs),
+                tuple(res.notes), tuple(res.always_logged_event_ids), tuple(self._unmapped_calls))
+            self._unmapped_calls = None
+        else:
+            needs, notes, always_logged, unmapped = memo
+            res = RuleResolution(rule=rule, guide=guide,
+                                 needs=[Need(label, [Option(*o) for o in options], event_id)
+                                        for label, options, event_id in needs],
+                                 notes=list(notes), always_logged_event_ids=list(always_logged))
+            for call in unmapped:
+                self._unmapped(rule, *call, res)
+        ref = rule.ref
+        requirements = self.result.requirements
+        for need in res.needs:
+            for option in need.options:
+                for rid in option.requirements:
+                    requirements[rid].rules[ref] = None
+        return res
+
+    def _resolve_rule(self, rule: Rule, guide: Guide, rule_fields: frozenset[str]) -> RuleResolution:
+        res = RuleResolution(rule=rule, guide=guide)
         event_ids = set(rule.event_ids)
 
         def applies(spec: RequirementSpec) -> bool:
@@ -245,12 +279,6 @@ class Resolver:
                                       for rid in self._spec_req_ids(spec, guide)))
             if ids:
                 res.needs.append(Need(f"EventID {event_id}", [Option(f"EventID {event_id}", True, ids)], event_id))
-        ref = rule.ref
-        requirements = self.result.requirements
-        for need in res.needs:
-            for option in need.options:
-                for rid in option.requirements:
-                    requirements[rid].rules[ref] = None
         return res
 
     def _security_events(self, rule: Rule, res: RuleResolution) -> None:
@@ -292,6 +320,8 @@ class Resolver:
 
     def _unmapped(self, rule: Rule, event_id: int, reason: str, replaced_by: tuple[int, ...],
                   res: RuleResolution) -> None:
+        if self._unmapped_calls is not None:
+            self._unmapped_calls.append((event_id, reason, replaced_by))
         res.unmapped_event_ids.append(event_id)
         key = (event_id, rule.logsource.key)
         entry = self.result.unmapped_events.get(key)
@@ -302,10 +332,15 @@ class Resolver:
 
     def _link_alternatives(self) -> None:
         reqs = self.result.requirements
+        seen: set[tuple[tuple[str, ...], ...]] = set()  # a need with the same options adds nothing new
         for res in self.result.rules:
             for need in res.needs:
                 if len(need.options) < 2:
                     continue
+                signature = tuple(option.requirements for option in need.options)
+                if signature in seen:
+                    continue
+                seen.add(signature)
                 for option in need.options:
                     others = [rid for other in need.options if other is not option for rid in other.requirements]
                     for rid in option.requirements:

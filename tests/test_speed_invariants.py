@@ -256,3 +256,141 @@ def test_split_parse_equals_serial_parse_and_survives_a_failed_child(corpus_rule
     with monkeypatch.context() as m:
         m.setattr(loader, "_parse_packed", dies_in_child)
         assert _as_lists(loader.load_rules_fast([str(corpus_rules)], use_cache=False)) == _as_lists(serial)
+
+
+# --------------------------------------------------------------------------- speed-up round 3
+
+def _typer_internals() -> bool:
+    try:
+        from typer._coercion import RuntimeParam, build_runtime_param  # noqa: F401
+        from typer._param_types import coerce_cli_choice, coerce_cli_path  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_ARGVS = [
+    ["rules"],
+    ["a", "b//c/", "", "-"],
+    ["r", "--gpresult", "x.xml", "--gpresult", "y.xml", "--auditpol", "a.csv", "--sysmon-config", "s.xml"],
+    ["r", "-f", "json", "-o", "out/report.json", "--level", "high", "--status", "test", "--status", "Stable"],
+    ["r", "--format=markdown", "--fail-on", "critical", "--emit", "e", "--docs", "d", "-v", "--no-cache"],
+    ["r", "--fail-on", "never", "--level", "informational", "-f", "text", "--output", "é/\udcff.txt"],
+    ["r", "-f", "JSON"], ["r", "--level", "nope"], ["r", "--fail-on", ""], ["--gpresult", "x"],
+    ["r", "--gpresult"], ["r", "--status"],
+]
+
+
+def _parsed(command, argv: list[str]):
+    from typer._click.exceptions import ClickException
+
+    try:
+        ctx = command.make_context("check-logsources", list(argv))
+    except ClickException as exc:
+        return ("error", type(exc).__name__, exc.format_message())
+    return {name: (type(value), value if not isinstance(value, list) else [(type(v), v) for v in value])
+            for name, value in ctx.params.items()}
+
+
+@pytest.mark.skipif(not _typer_internals(), reason="this typer has no pydantic-based converters to avoid")
+def test_fast_option_conversion_equals_typers_own(tmp_path, monkeypatch):
+    """The converters the command installs give exactly what typer's own (pydantic-based) ones give:
+    the same values and types, and the same errors word for word."""
+    import typer.main
+
+    from logsource_checker.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "x.xml").write_text("<x/>", encoding="utf-8")
+    fast = typer.main.get_command(app)
+    own = typer.main.get_command(app)
+    assert any(param._runtime_param is not None for param in fast.params)
+    for param in own.params:
+        param._runtime_param = None                   # typer's own converters, built on first use
+    for argv in _ARGVS:
+        assert _parsed(fast, argv) == _parsed(own, argv), argv
+
+
+@pytest.mark.skipif(not _typer_internals(), reason="this typer has no pydantic-based converters to avoid")
+def test_a_run_does_not_import_pydantic(tmp_path):
+    """typer >= 0.2x converts options through pydantic (~55-80 ms to import); a run must not need it."""
+    code = (
+        "import sys\n"
+        "from logsource_checker.cli import app\n"
+        "try:\n"
+        f"    app([{str(SAMPLE_RULES)!r}, '-f', 'json', '-o', {str(tmp_path / 'r.json')!r}, '--level', 'low',"
+        " '--status', 'test', '--fail-on', 'never', '-v'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert (tmp_path / "r.json").read_text(encoding="utf-8").startswith("{")
+
+
+def test_resolver_memo_changes_nothing(cli, corpus_rules, monkeypatch):
+    """Rules that share log source, EventIDs and fields are resolved once: the report (with every
+    need and option, verbose) is the same as when every rule is resolved on its own."""
+    from logsource_checker import resolve
+
+    class NoMemo(dict):
+        def __setitem__(self, key, value) -> None:
+            pass
+
+    real_init = resolve.Resolver.__init__
+
+    def init_without_memo(self, kb) -> None:
+        real_init(self, kb)
+        self._rule_memo = NoMemo()
+
+    for folder in (SAMPLE_RULES, corpus_rules):
+        args = (folder, "--format", "json", "--verbose", "--no-cache", *_policy_args())
+        memo = cli(*args).stdout
+        with monkeypatch.context() as m:
+            m.setattr(resolve.Resolver, "__init__", init_without_memo)
+            plain = cli(*args).stdout
+        assert memo.startswith("{") and memo == plain
+
+
+def test_guide_data_read_by_yaml_rs_equals_pyyaml():
+    """The guide data parsed by yaml_rs (where the rule loader's proof allows) is the same Knowledge as
+    parsed by PyYAML alone; texts yaml_rs might read differently go to PyYAML."""
+    base = knowledge.data_root()
+    files = knowledge._data_files(base)
+    fast = knowledge._load_files(base, files)
+    real = knowledge._read_yaml_fast
+    try:
+        knowledge._read_yaml_fast = lambda text: None
+        slow = knowledge._load_files(base, files)
+    finally:
+        knowledge._read_yaml_fast = real
+    assert fast == slow and pickle.dumps(fast) == pickle.dumps(slow)
+    for text in ("a: 1\na: 2\n", "\ufeffa: 1\n", "a: 2024-01-01\n", "a: yes\n", "a: 0123\n", "a: 1.5\n",
+                 "- a\n", "", "a: &x 1\nb: *x\n", "a: !!str 1\n", "---\na: 1\n", "a: 0x1F\n", "a: ~\n"):
+        got = knowledge._read_yaml_fast(text)
+        assert got is None or got == knowledge._yaml().load(text, Loader=knowledge._Loader), text
+    assert knowledge._read_yaml_fast("a: b\nc: [1, 'x']\n") == {"a": "b", "c": [1, "x"]}
+
+
+def test_paused_gc_restores_the_collector():
+    import gc
+
+    from logsource_checker.engine import paused_gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+        with paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
