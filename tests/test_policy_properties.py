@@ -195,3 +195,35 @@ def test_sysmon_config(data):
     if snapshot is not None:
         assert snapshot.sysmon is not None
         assert set(snapshot.sysmon.collected) <= {e.id for e in SYSMON_EVENTS}
+
+
+LOGON = "{0CCE9215-69AE-11D9-BED3-505054503030}"
+CSV_HEADER = "Machine Name,Policy Target,Subcategory,Subcategory GUID,Inclusion Setting,Exclusion Setting,Setting Value\n"
+ODD_NUMBERS = ["\u00b2", "\u0663", "-1", "+1", "1" * 5000, "3.0", " 3 ", "03"]
+
+
+def _odd_inputs(number):
+    yield "auditpol", f"{CSV_HEADER},System,Audit Logon,{LOGON},Success,,{number}\n".encode()
+    yield "gpresult", f"[Unicode]\nUnicode=yes\n[Event Audit]\nAuditLogonEvents = {number}\n[Version]\nRevision=1\n".encode()
+    yield "gpresult", (
+        '<Rsop xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns="http://www.microsoft.com/GroupPolicy/Rsop">'
+        '<ComputerResults><ExtensionData><Extension xmlns:q1="http://www.microsoft.com/GroupPolicy/Settings/Auditing" '
+        'xsi:type="q1:AuditSettings" xmlns="http://www.microsoft.com/GroupPolicy/Settings"><q1:AuditSetting>'
+        f'<q1:SubcategoryGuid>{LOGON}</q1:SubcategoryGuid><q1:SettingValue>{number}</q1:SettingValue>'
+        '</q1:AuditSetting></Extension></ExtensionData></ComputerResults></Rsop>').encode()
+
+
+@given(st.sampled_from(ODD_NUMBERS))
+@FAST
+def test_numbers_int_would_reject_are_never_a_crash(number):
+    """'²' passes str.isdigit() but not int(); 5,000 digits exceed int()'s limit; signs and decimals are
+    not setting values. Each is a listed problem or a setting read as written ('03', ' 3 '), never a crash."""
+    for kind, data in _odd_inputs(number):
+        snapshot = _read(data, kind)
+        if snapshot is None:
+            continue
+        setting = snapshot.audit.get(LOGON) or snapshot.legacy_audit.get("AuditLogonEvents")
+        if number.strip().isascii() and number.strip().isdigit() and len(number) < 10:
+            assert setting is not None and setting.value == int(number) & 3
+        elif kind != "auditpol":  # the CSV falls back to the Inclusion Setting text ("Success")
+            assert setting is None

@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 import re
 
-from .model import AuditSetting, PolicyInput, PolicyInputError, PolicySnapshot
+from .model import (AuditSetting, PolicyInput, PolicyInputError, PolicySnapshot, audit_setting_value, normalize_guid,
+                    small_uint)
 from .xmlsafe import one_line, sniff_encoding
 
 GUID_RE = re.compile(r"^\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?$")
@@ -100,15 +101,13 @@ def read_auditpol(path: str, data: bytes) -> PolicySnapshot:
             continue
         if target and target.casefold() != "system":
             continue  # per-user audit policy (Policy Target is a user/group): not the machine policy
-        value: int | None = None
-        if value_text.strip().isdigit():
-            value = int(value_text.strip()) & 3
-        else:
+        value = audit_setting_value(value_text)
+        if value is None:
             value = INCLUSION_TEXT.get(" ".join(inclusion.casefold().split()))
         if value is None:
             unknown_text.add(inclusion)
             continue
-        snap.audit[normalize(guid)] = AuditSetting.from_value(value, path)
+        snap.audit[normalize_guid(guid)] = AuditSetting.from_value(value, path)
     if unknown_text:
         shown = ", ".join(sorted(repr(one_line(t, 40)) for t in unknown_text)[:5])
         warn(f"setting text not understood (localized output without a Setting Value column?): {shown}; "
@@ -119,8 +118,9 @@ def read_auditpol(path: str, data: bytes) -> PolicySnapshot:
 
 
 def _option_value(value_text: str, inclusion: str) -> bool | None:
-    if value_text.strip().isdigit():
-        return int(value_text.strip()) != 0
+    number = small_uint(value_text)
+    if number is not None:
+        return number != 0
     text = inclusion.casefold()
     if text in ("enabled", "enable", "1"):
         return True
@@ -129,5 +129,3 @@ def _option_value(value_text: str, inclusion: str) -> bool | None:
     return None
 
 
-def normalize(guid: str) -> str:
-    return "{" + guid.strip().strip("{}").upper() + "}"

@@ -7,8 +7,8 @@ their settings are read by element name, never by position.
 from __future__ import annotations
 
 from .model import (AuditSetting, ChannelSetting, PolicyInput, PolicyInputError, PolicySnapshot,
-                    RegistryPolicySetting, RegistryValue, norm_category)
-from .xmlsafe import local_name, namespace, parse_xml_bytes
+                    RegistryPolicySetting, RegistryValue, norm_category, audit_setting_value, normalize_guid, small_uint)
+from .xmlsafe import local_name, namespace, one_line, parse_xml_bytes
 
 NS_RSOP = "http://www.microsoft.com/GroupPolicy/Rsop"
 NS_SETTINGS = "http://www.microsoft.com/GroupPolicy/Settings"
@@ -57,11 +57,8 @@ def xsi_type(node) -> tuple[str, str] | None:
 
 
 def _precedence(node) -> int:
-    text = _text(node, "Precedence", NS_BASE)
-    try:
-        return int(text) if text is not None else 1
-    except ValueError:
-        return 1
+    number = small_uint(_text(node, "Precedence", NS_BASE))
+    return 1 if number is None else number
 
 
 
@@ -151,12 +148,12 @@ def _read_extensions(path: str, results, snap: PolicySnapshot) -> None:
                     value = _text(item, "SettingValue", ext_ns)
                     if not guid or value is None:
                         continue
-                    try:
-                        number = int(value)
-                    except ValueError:
-                        snap.warnings.append(f"{path}: audit setting {guid} has value {value!r}, not 0-3; skipped")
+                    number = audit_setting_value(value)
+                    if number is None:
+                        snap.warnings.append(f"{path}: audit setting {one_line(guid, 60)} has value "
+                                             f"{one_line(value, 40)!r}, not 0-3; skipped")
                         continue
-                    audit.add(normalize_guid(guid), _precedence(item), AuditSetting.from_value(number & 3, path))
+                    audit.add(normalize_guid(guid), _precedence(item), AuditSetting.from_value(number, path))
             elif kind == EXT_SECURITY:
                 for item in ext:
                     tag = local_name(item)
@@ -189,12 +186,9 @@ def _read_extensions(path: str, results, snap: PolicySnapshot) -> None:
                         log = _text(item, "Log", ext_ns)
                         setting = _text(item, "Name", ext_ns)
                         number = _text(item, "SettingNumber", ext_ns)
-                        if log and setting and setting.casefold() == "maximumlogsize" and number:
-                            try:
-                                channels.add(log.casefold(), prec, ChannelSetting(
-                                    name=log, max_size_kb=int(number), source=path))
-                            except ValueError:
-                                pass
+                        size = small_uint(number)
+                        if log and setting and setting.casefold() == "maximumlogsize" and size is not None:
+                            channels.add(log.casefold(), prec, ChannelSetting(name=log, max_size_kb=size, source=path))
             elif kind == EXT_REGISTRY:
                 for item in ext:
                     if namespace(item) != ext_ns:
@@ -305,8 +299,8 @@ def _eventlog_policy(policy: RegistryPolicySetting, path: str) -> ChannelSetting
     enabled = policy.state.casefold() == "enabled"
     size = None
     for sub_name, value in policy.settings:
-        if "size" in sub_name.casefold() and value.strip().isdigit():
-            size = int(value.strip())
+        if "size" in sub_name.casefold() and small_uint(value) is not None:
+            size = small_uint(value)
     if size is not None and enabled:
         return ChannelSetting(name=log, max_size_kb=size, source=path)
     if policy.name.casefold().startswith("turn on logging"):
@@ -314,6 +308,3 @@ def _eventlog_policy(policy: RegistryPolicySetting, path: str) -> ChannelSetting
     return None
 
 
-def normalize_guid(text: str) -> str:
-    guid = text.strip().strip("{}").upper()
-    return "{" + guid + "}"

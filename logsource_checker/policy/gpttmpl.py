@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-from .model import AuditSetting, ChannelSetting, PolicyInput, PolicyInputError, PolicySnapshot, RegistryValue
+from .model import (AuditSetting, ChannelSetting, PolicyInput, PolicyInputError, PolicySnapshot, RegistryValue,
+                    audit_setting_value, small_uint)
 from .auditpol import decode_text
 from .gpresult import FORCE_VALUE, split_key
 
@@ -47,8 +48,9 @@ def read_gpttmpl(path: str, data: bytes) -> PolicySnapshot:
         key, _, value = line.partition("=")
         key, value = key.strip(), value.strip()
         if section == "event audit":
-            if value.isdigit():
-                snap.legacy_audit[key] = AuditSetting.from_value(int(value) & 3, path)
+            number = audit_setting_value(value)
+            if number is not None:
+                snap.legacy_audit[key] = AuditSetting.from_value(number, path)
         elif section == "registry values":
             kind, _, reg_data = value.partition(",")
             reg_data = reg_data.strip()
@@ -56,11 +58,11 @@ def read_gpttmpl(path: str, data: bytes) -> PolicySnapshot:
                 reg_data = reg_data[1:-1]
             reg_key, reg_value = split_key(key)
             snap.registry_values.append(RegistryValue(reg_key, reg_value, reg_data, path))
-            if reg_value.casefold() == FORCE_VALUE and reg_data.isdigit():
-                snap.force_subcategory = int(reg_data) != 0
+            if reg_value.casefold() == FORCE_VALUE and small_uint(reg_data) is not None:
+                snap.force_subcategory = small_uint(reg_data) != 0
                 snap.force_subcategory_source = path
-        elif section.endswith(" log") and key.casefold() == "maximumlogsize" and value.isdigit():
-            snap.channels.append(ChannelSetting(name=section_raw[: -len(" log")], max_size_kb=int(value),
+        elif section.endswith(" log") and key.casefold() == "maximumlogsize" and small_uint(value) is not None:
+            snap.channels.append(ChannelSetting(name=section_raw[: -len(" log")], max_size_kb=small_uint(value),
                                                 source=path))
     if not (snap.legacy_audit or snap.registry_values or snap.channels):
         msg = "no [Event Audit], [Registry Values] or log-size settings in the template"

@@ -127,3 +127,25 @@ def norm_registry_key(key: str) -> str:
         if text.startswith(long):
             return short + text[len(long):]
     return text
+
+
+def small_uint(text: str | None, max_digits: int = 10) -> int | None:
+    """A non-negative integer written with ASCII digits only (no sign, no superscripts, not thousands of
+    digits), else None: ``str.isdigit`` alone accepts '²', which ``int`` rejects."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not text or len(text) > max_digits or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
+def audit_setting_value(text: str | None) -> int | None:
+    """An audit SettingValue (0 none, 1 success, 2 failure, 3 both; higher bits ignored), else None."""
+    number = small_uint(text, max_digits=3)
+    return None if number is None else number & 3
+
+
+def normalize_guid(text: str) -> str:
+    """'0cce9215-69ae-...' or '{0CCE9215-...}' -> '{0CCE9215-...}' (upper case, braced)."""
+    return "{" + text.strip().strip("{}").upper() + "}"
