@@ -125,7 +125,8 @@ def write_docs(result: CheckResult, directory: Path) -> list[Path]:
                                          subcategories=list(kb.subcategories.values())))
     sections: dict[str, list[dict[str, Any]]] = {}
     for page in sorted(pages, key=lambda p: p["link"]):
-        folder = page["link"].removeprefix("sources/").rsplit("/", 1)[0] if "/" in page["link"] else ""
+        inside = page["link"].removeprefix("sources/")
+        folder = inside.rsplit("/", 1)[0] if "/" in inside else ""
         sections.setdefault(folder, []).append(page)
     nav = [{"title": Trusted(json.dumps(folder.replace("/", " / ") or "guides")),
             "pages": section} for folder, section in sections.items()]

@@ -215,7 +215,10 @@ def _count_unblinds(result: CheckResult, plan: Plan) -> _Unblinds:
 # --------------------------------------------------------------------------- artefacts
 
 def _audit_rows(result: CheckResult, plan: Plan) -> list[dict[str, Any]]:
-    """audit.csv rows: the current effective settings merged with the additions; never lower one."""
+    """audit.csv rows: the current effective settings merged with the additions; never lower one.
+    A subcategory with no auditing is left out (not configured) rather than written as "No Auditing":
+    a GPO that imports such a row would switch auditing off over any lower-precedence GPO that enables
+    it, and live ``auditpol /get`` output shows every unconfigured subcategory that way."""
     kb = result.knowledge
     values: dict[str, int] = {}
     if result.audit is not None:
@@ -226,7 +229,7 @@ def _audit_rows(result: CheckResult, plan: Plan) -> list[dict[str, Any]]:
         values[guid] = values.get(guid, 0) | (1 if change.success else 0) | (2 if change.failure else 0)
     rows = []
     for sub in kb.subcategories.values():  # data order: by category, as Windows lists them
-        if sub.guid in values:
+        if values.get(sub.guid):
             value = values[sub.guid]
             rows.append({"gpo_name": Trusted(sub.gpo_name), "guid": Trusted(sub.guid),
                          "inclusion": Trusted(_INCLUSION[value]), "value": Trusted(str(value))})
