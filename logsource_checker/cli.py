@@ -113,15 +113,25 @@ def _fast_coercion(params: list) -> None:
         param._runtime_param = kind(parameter_info=info, annotation=annotation)
 
 
+def _try_fast_coercion(params: list) -> None:
+    """``_fast_coercion`` leans on typer internals: if they changed shape, typer's own path stays."""
+    try:
+        _fast_coercion(params)
+    except Exception:  # noqa: BLE001
+        for param in params:
+            if type(getattr(param, "_runtime_param", None)).__module__ == __name__:
+                param._runtime_param = None
+
+
 class _Command(TyperCommand):
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
-        _fast_coercion(self.params)
+        _try_fast_coercion(self.params)
 
     def get_help_option(self, ctx):  # noqa: ANN001, ANN201
         option = super().get_help_option(ctx)
         if option is not None:
-            _fast_coercion([option])
+            _try_fast_coercion([option])
         return option
 
 
@@ -252,10 +262,14 @@ def main(
     if emit is not None:
         from .emit import emit_all
 
+        from .emit import UnsafeValue
+
         try:
             written = emit_all(result, report, emit)
         except OSError as exc:
             raise _die(f"{emit}: cannot write: {exc.strerror or exc}")
+        except UnsafeValue as exc:  # our own data holds a value unfit for a command: refuse to emit
+            raise _die(f"guide data: {exc}")
         sys.stderr.write(f"check-logsources: wrote {len(written)} files to {emit}\n")
     if docs is not None:
         from .docs import write_docs
@@ -316,6 +330,17 @@ def run() -> None:
         code: object = 0
     except SystemExit as exc:
         code = exc.code
+    except KeyboardInterrupt:
+        sys.stderr.write("check-logsources: interrupted\n")
+        code = 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one line and exit 3, never a traceback
+        where = exc.__traceback__
+        while where is not None and where.tb_next is not None:
+            where = where.tb_next
+        at = f" at {os.path.basename(where.tb_frame.f_code.co_filename)}:{where.tb_lineno}" if where else ""
+        sys.stderr.write(f"check-logsources: internal error{at}: {type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:300]} (please report it)\n")
+        code = 3
     if code is not None and not isinstance(code, int):
         sys.stderr.write(f"{code}\n")
         code = 1

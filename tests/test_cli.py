@@ -99,3 +99,31 @@ def test_version_and_help(cli):
     help_text = cli("--help").stdout
     for option in ("--gpresult", "--auditpol", "--sysmon-config", "--format", "--level", "--fail-on", "--emit"):
         assert option in help_text
+
+
+def _run_entry_point(code: str, *args: str) -> subprocess.CompletedProcess:
+    """The console-script entry point (``cli.run``, which ends the process itself) after ``code``."""
+    script = f"import sys\n{code}\nfrom logsource_checker.cli import run\nsys.argv = ['check-logsources', *sys.argv[1:]]\nrun()\n"
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("patch, code, message", [
+    ("import logsource_checker.engine as e\ndef boom(o): raise RuntimeError('bad\\nstate')\ne.check = boom",
+     3, "internal error"),
+    ("import logsource_checker.engine as e\ndef stop(o): raise KeyboardInterrupt\ne.check = stop", 130, None),
+])
+def test_entry_point_never_shows_a_traceback(patch, code, message):
+    proc = _run_entry_point(patch, str(RULES), "--no-cache", "-f", "json")
+    assert proc.returncode == code
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") <= 1
+    if message:
+        assert message in proc.stderr and "bad state" in proc.stderr
+
+
+def test_typer_internals_changing_shape_keeps_typer_path():
+    patch = ("import logsource_checker.cli as c\n"
+             "def broken(params):\n    raise AttributeError('typer moved things')\n"
+             "c._fast_coercion = broken")
+    proc = _run_entry_point(patch, str(RULES), "--no-cache", "-f", "json", "--level", "high")
+    assert proc.returncode in (0, 1), proc.stderr
+    assert json.loads(proc.stdout)["summary"]["rules_checked"] == 5
