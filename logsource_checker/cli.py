@@ -6,32 +6,19 @@ missing; 1 rule files with errors, unmapped log sources / EventIDs, or missing r
 """
 from __future__ import annotations
 
-import gc
 import os
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
-
-def _resume_gc(was_enabled: bool) -> None:
-    """End a pause of the cyclic collector taken for imports: the modules' objects go straight to the
-    oldest generation (two list splices) instead of being walked by the next young-generation pass."""
-    if was_enabled:
-        gc.freeze()
-        gc.unfreeze()
-        gc.enable()
-
+from ._gcpause import paused_gc
 
 # Imports create tens of thousands of long-lived objects and no garbage; the collector is paused
 # while they run (typer here, the engine in ``main``), which saves several ms per run.
-_gc_was_enabled = gc.isenabled()
-gc.disable()
-try:
+with paused_gc():
     import typer
     from typer.core import TyperCommand
-finally:
-    _resume_gc(_gc_was_enabled)
 
 from . import __version__  # noqa: E402
 
@@ -236,13 +223,9 @@ def main(
             if value.lower() not in STATUSES:
                 raise _die(f"--status {value!r}: choose from {', '.join(STATUSES)}")
 
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         from .engine import CheckOptions, KnowledgeError, check
         from .policy.model import PolicyInputError
-    finally:
-        _resume_gc(was_enabled)
 
     options = CheckOptions(
         paths=[str(p) for p in paths], min_level=level.value if level else None, statuses=status,

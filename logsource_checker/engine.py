@@ -1,12 +1,11 @@
 """The check as a library call: paths (+ policy inputs) -> ``CheckResult``."""
 from __future__ import annotations
 
-import gc
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from . import knowledge as knowledge_mod
+from ._gcpause import paused_gc
 from .diff import PolicyDiff, rank_missing
 from .policy.model import PolicySnapshot
 from .report import CheckResult
@@ -46,30 +45,6 @@ def read_policies(options: CheckOptions, kb: knowledge_mod.Knowledge) -> PolicyS
         snapshots.append(read_policy(options.sysmon_config, "sysmon",
                                      sysmon_events=list(kb.sysmon_events.values())))
     return merge(snapshots)
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """The cyclic garbage collector off for the block, then back as it was.
-
-    A check builds tens of thousands of long-lived objects (rules, requirements, report entries) and
-    almost no cyclic garbage; without the pause the collector walks them again and again (about a
-    tenth of a warm run on the SigmaHQ rule set). Reference counting still frees everything else.
-
-    On the way out the objects the block left behind are handed to the oldest generation without a
-    collection (``gc.freeze()`` then ``gc.unfreeze()``: two list splices). Otherwise the first
-    allocation after the pause runs a young-generation pass over all of them (~20 ms per block on the
-    SigmaHQ rule set); they stay collectable as before, by the next full collection.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.freeze()
-            gc.unfreeze()
-            gc.enable()
 
 
 def check(options: CheckOptions) -> CheckResult:

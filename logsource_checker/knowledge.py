@@ -11,32 +11,27 @@ safe to delete; a corrupt one, one from another version or one not owned by the 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-import pickle
 import re
-import stat
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, rules
+from ._cache import cache_dir, read_trusted_pickle, write_pickle_atomically
 
 _Loader: Any = None
 
 
 def _yaml() -> Any:
-    """PyYAML and its fastest safe loader, imported on first use (not needed on a cache hit)."""
+    """PyYAML, with ``_Loader`` (its fastest safe loader, the rule loader's ``rules._Loader``) set; imported
+    on first use (not needed on a cache hit)."""
     global _Loader
-    import yaml
-
-    if _Loader is None:
-        try:
-            from yaml import CSafeLoader as loader
-        except ImportError:  # pragma: no cover
-            from yaml import SafeLoader as loader  # type: ignore[assignment]
-        _Loader = loader
+    yaml = rules._pyyaml()
+    _Loader = rules._Loader
     return yaml
 
 GUID_RE = re.compile(r"^\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\}$")
@@ -230,38 +225,20 @@ def _read_yaml(path: Path) -> Any:
     if fast is not None:
         return fast
     yaml = _yaml()
-    with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_Loader)
+    # the text already read, as a stream named like the file: PyYAML's error messages name the file
+    stream = io.StringIO(text)
+    stream.name = os.fspath(path)  # type: ignore[misc]
+    return yaml.load(stream, Loader=_Loader)
 
 
 def _read_yaml_fast(text: str) -> dict[str, Any] | None:
     """The mapping PyYAML would read from ``text``, parsed by yaml_rs (several times faster), or None
-    (then PyYAML reads the file, and words any error). The result is kept only under the rule loader's
-    own proof that both parsers agree (``rules._fast_candidate`` on the text, ``rules._reads_like_pyyaml``
-    on every key and value, and no integer token both read differently), which tests/test_fast_yaml.py
-    checks; a byte-order mark, a duplicate key (yaml_rs raises) or a top level other than a mapping goes
-    to PyYAML."""
+    (then PyYAML reads the text, and words any error): ``rules.load_mapping_like_pyyaml`` with every key
+    and value checked, which tests/test_speed_invariants.py checks on the guide data. An empty text or
+    one with a byte-order mark goes to PyYAML."""
     if not text or "\ufeff" in text:
         return None
-    from . import rules
-
-    if not rules._fast_candidate(text):
-        return None
-    fast = rules._yaml_rs_module()
-    if fast is None:  # pragma: no cover - yaml_rs not installed
-        return None
-    try:
-        doc = fast.loads(text, parse_datetime=False)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException:  # noqa: BLE001 - also a Rust panic; PyYAML settles it
-        return None
-    if type(doc) is not dict:
-        return None
-    verdict = rules._reads_like_pyyaml({rules._READ_KEYS[0]: doc})  # the whole mapping, every key and value
-    if verdict is True or (verdict == "ints" and not rules._RISKY_INT_TOKEN_RE.search("\n" + text)):
-        return doc
-    return None
+    return rules.load_mapping_like_pyyaml(text, check_all_keys=True)
 
 
 def _opt_str(value: Any) -> str | None:
@@ -325,24 +302,19 @@ def _load_files(base: Path, files: tuple[list[Path], list[Path], list[Path]]) ->
 KB_CACHE_FORMAT = 1
 
 
-def _cache_dir() -> str:
-    """The same folder as the rule cache: $XDG_CACHE_HOME/logsource-checker, else ~/.cache/..."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "logsource-checker")
-
-
 def _kb_cache_path(base: Path) -> str:
     digest = hashlib.sha256(os.fsencode(os.path.abspath(base))).hexdigest()[:24]
-    return os.path.join(_cache_dir(), f"knowledge-{digest}.pickle")
+    return os.path.join(cache_dir(), f"knowledge-{digest}.pickle")
 
 
 def _kb_cache_key(base: Path, files: tuple[list[Path], list[Path], list[Path]]) -> tuple[Any, ...] | None:
-    """What the cached Knowledge depends on: every data file's path, size, times and inode, plus
-    this module's source, the package version and the Python version. None when a file cannot be
-    stat'ed (then no cache is used)."""
+    """What the cached Knowledge depends on: every data file's path, size, times and inode, plus this
+    module's source and rules.py (whose proof decides which texts yaml_rs reads), the installed YAML
+    parsers (``rules.parser_fingerprint``), the package version and the Python version. None when a
+    file cannot be stat'ed (then no cache is used)."""
     mappings = base / "mappings"
-    paths = [mappings / "auditpol.yaml", mappings / "sysmon.yaml", Path(__file__), *files[0], *files[1],
-             *files[2]]
+    paths = [mappings / "auditpol.yaml", mappings / "sysmon.yaml", Path(__file__), Path(rules.__file__),
+             *files[0], *files[1], *files[2]]
     entries = []
     try:
         for path in paths:
@@ -354,47 +326,20 @@ def _kb_cache_key(base: Path, files: tuple[list[Path], list[Path], list[Path]]) 
             entries.append((str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
     except OSError:
         return None
-    return (KB_CACHE_FORMAT, __version__, sys.version_info[:2], os.path.abspath(base), tuple(entries))
+    return (KB_CACHE_FORMAT, __version__, sys.version_info[:2], rules.parser_fingerprint(), os.path.abspath(base),
+            tuple(entries))
 
 
 def _read_kb_cache(path: str, key: tuple[Any, ...]) -> Knowledge | None:
-    try:
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        with open(path, "rb", opener=lambda p, _flags: os.open(p, flags)) as handle:
-            st = os.fstat(handle.fileno())
-            # only the user's own regular file, not writable by others, is unpickled (unpickling runs code)
-            if not stat.S_ISREG(st.st_mode):
-                return None
-            if hasattr(os, "geteuid") and (st.st_uid != os.geteuid() or st.st_mode & 0o022):
-                return None
-            data = pickle.load(handle)
-        if not isinstance(data, dict) or data.get("key") != key:
-            return None
-        kb = data.get("knowledge")
-        return kb if isinstance(kb, Knowledge) else None
-    except Exception:  # a missing, corrupt or foreign cache is simply not used
+    data = read_trusted_pickle(path)
+    if not isinstance(data, dict) or data.get("key") != key:
         return None
+    kb = data.get("knowledge")
+    return kb if isinstance(kb, Knowledge) else None
 
 
 def _write_kb_cache(path: str, key: tuple[Any, ...], kb: Knowledge) -> None:
-    tmp = None
-    try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        import tempfile  # only when the cache is written
-
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".knowledge-", suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump({"key": key, "knowledge": kb}, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-        tmp = None
-    except Exception:  # a read-only home (or anything else) must not break the check
-        pass
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    write_pickle_atomically(path, {"key": key, "knowledge": kb})
 
 
 def _load_auditpol(kb: Knowledge, path: Path) -> None:

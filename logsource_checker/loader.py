@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
-import stat
 import sys
-import tempfile
 from typing import Any
 
 from . import __version__
-from .rules import (LoadError, LoadResult, iter_rule_files_stat, load_file, pack_result, prepare_parsers,
-                    unpack_result)
+from ._cache import cache_dir, read_trusted_pickle, write_pickle_atomically
+from .rules import (LoadError, LoadResult, iter_rule_files_stat, load_file, pack_result, parser_fingerprint,
+                    prepare_parsers, unpack_result)
 
 #: 3: entries are plain tuples (``rules.pack_result``), not pickled ``LoadResult`` objects.
 CACHE_FORMAT = 3
@@ -27,11 +25,8 @@ CACHE_FORMAT = 3
 PARALLEL_THRESHOLD = 400
 #: The forked child's share of the bytes to parse, relative to this process's share, is 1 / CHILD_WEIGHT.
 CHILD_WEIGHT = 1.1
-
-
-def cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "logsource-checker")
+#: The progress bar (when there is one) is advanced once per this many files parsed.
+PROGRESS_STEP = 50
 
 
 def _cache_path(paths: list[str]) -> str:
@@ -40,7 +35,9 @@ def _cache_path(paths: list[str]) -> str:
 
 
 def _cache_tag() -> tuple[Any, ...]:
-    return (CACHE_FORMAT, __version__, sys.version_info[:2])
+    """A cache written under another tag is not used: another format, package or Python version, or
+    another rules.py or YAML parser (``rules.parser_fingerprint``)."""
+    return (CACHE_FORMAT, __version__, sys.version_info[:2], parser_fingerprint())
 
 
 StatKey = tuple[int, int, int, int]
@@ -51,26 +48,12 @@ def _stat_key(st: os.stat_result) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-def _trusted_cache_file(handle: Any) -> bool:
-    """Only the user's own cache file, not writable by group or others, is unpickled."""
-    st = os.fstat(handle.fileno())
-    if not stat.S_ISREG(st.st_mode):
-        return False
-    if hasattr(os, "geteuid") and (st.st_uid != os.geteuid() or st.st_mode & 0o022):
-        return False
-    return True
-
-
 def _read_cache(path: str) -> dict[str, tuple[StatKey, Packed]]:
     """``{path: (stat key, packed result)}``; empty when the cache is missing, corrupt, foreign or not
     trusted. Entries are checked only for shape here; ``load_rules_fast`` drops the whole cache if one
     does not unpack."""
+    data = read_trusted_pickle(path)  # None when missing, not trusted or corrupt
     try:
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        with open(path, "rb", opener=lambda p, _flags: os.open(p, flags)) as handle:
-            if not _trusted_cache_file(handle):
-                return {}
-            data = pickle.load(handle)
         if type(data) is not dict or data.get("tag") != _cache_tag():
             return {}
         entries = data.get("entries")
@@ -80,32 +63,33 @@ def _read_cache(path: str) -> dict[str, tuple[StatKey, Packed]]:
             if type(key) is not str or type(entry) is not tuple or len(entry) != 2 or type(entry[1]) is not tuple:
                 return {}
         return entries
-    except Exception:  # a corrupt or foreign cache is simply not used
+    except Exception:  # a cache of a foreign shape is simply not used
         return {}
 
 
 def _write_cache(path: str, entries: dict[str, tuple[StatKey, Packed]]) -> None:
-    try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".rules-", suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump({"tag": _cache_tag(), "entries": entries}, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except (OSError, pickle.PicklingError, RecursionError):
-        pass  # a read-only home (or anything else) must not break the check
+    write_pickle_atomically(path, {"tag": _cache_tag(), "entries": entries})
 
 
-def _parse_many(files: list[tuple[str, int]]) -> list[LoadResult]:
-    return [load_file(path, size) for path, size in files]
+def _parse_many(files: list[tuple[str, int]], progress: Any = None) -> list[LoadResult]:
+    if progress is None:
+        return [load_file(path, size) for path, size in files]
+    results: list[LoadResult] = []
+    for start in range(0, len(files), PROGRESS_STEP):
+        chunk = files[start:start + PROGRESS_STEP]
+        results.extend([load_file(path, size) for path, size in chunk])
+        progress.advance(len(chunk))
+    return results
 
 
 def _parse_packed(files: list[tuple[str, int]]) -> list[Packed]:
     return [pack_result(load_file(path, size)) for path, size in files]
 
 
-def _parse_parallel(files: list[tuple[str, int]]) -> list[LoadResult | Packed]:
+def _parse_parallel(files: list[tuple[str, int]], progress: Any = None) -> list[LoadResult | Packed]:
     """Parse ``(path, size)`` files; the result for each, in order (a ``LoadResult``, or packed when it
-    comes from the child).
+    comes from the child). ``progress`` (optional) is advanced as files are parsed: by this process
+    every ``PROGRESS_STEP`` files, by the child's whole share when its answer is in.
 
     With 2+ CPUs and enough files (Linux only), one forked child parses part of the list while this
     process parses the rest; the child sends its results back through a pipe as marshalled tuples (the
@@ -114,7 +98,7 @@ def _parse_parallel(files: list[tuple[str, int]]) -> list[LoadResult | Packed]:
     """
     if (os.cpu_count() or 1) < 2 or len(files) < PARALLEL_THRESHOLD or not sys.platform.startswith("linux") \
             or not hasattr(os, "fork"):
-        return _parse_many(files)  # type: ignore[return-value]
+        return _parse_many(files, progress)  # type: ignore[return-value]
     prepare_parsers()  # imported once, before the fork
     # split by bytes, largest files first; the child's share is a little smaller (it also forks and
     # marshals its answer), so both halves end at about the same time
@@ -134,13 +118,13 @@ def _parse_parallel(files: list[tuple[str, int]]) -> list[LoadResult | Packed]:
     try:
         read_fd, write_fd = os.pipe()
     except OSError:
-        return _parse_many(files)  # type: ignore[return-value]
+        return _parse_many(files, progress)  # type: ignore[return-value]
     try:
         pid = os.fork()
     except OSError:
         os.close(read_fd)
         os.close(write_fd)
-        return _parse_many(files)  # type: ignore[return-value]
+        return _parse_many(files, progress)  # type: ignore[return-value]
     if pid == 0:  # the child: parse, send, exit without running the parent's clean-up handlers
         code = 1
         try:
@@ -160,9 +144,8 @@ def _parse_parallel(files: list[tuple[str, int]]) -> list[LoadResult | Packed]:
     results: list[LoadResult | Packed | None] = [None] * len(files)
     child_results: Any = None
     try:
-        for i in mine_idx:
-            path, size = files[i]
-            results[i] = load_file(path, size)
+        for i, mine_result in zip(mine_idx, _parse_many([files[i] for i in mine_idx], progress)):
+            results[i] = mine_result
         chunks = []
         while True:
             chunk = os.read(read_fd, 1 << 20)
@@ -183,6 +166,8 @@ def _parse_parallel(files: list[tuple[str, int]]) -> list[LoadResult | Packed]:
             status = -1
     if status != 0 or type(child_results) is not list or len(child_results) != len(theirs):
         child_results = _parse_packed(theirs)
+    if progress is not None:
+        progress.advance(len(theirs))
     for i, packed in zip(theirs_idx, child_results):
         results[i] = packed
     return results  # type: ignore[return-value]
@@ -209,9 +194,11 @@ def _load(stats: dict[str, StatKey], walk_errors: list[LoadError], cached: dict[
     todo = [p for p, key in stats.items() if not (p in cached and cached[p][0] == key)]
     if progress is not None:
         progress.start(len(todo))
-    fresh = dict(zip(todo, _parse_parallel([(p, stats[p][0]) for p in todo]))) if todo else {}
-    if progress is not None:
-        progress.finish()
+    try:
+        fresh = dict(zip(todo, _parse_parallel([(p, stats[p][0]) for p in todo], progress))) if todo else {}
+    finally:
+        if progress is not None:
+            progress.finish()
     entries: dict[str, tuple[StatKey, Packed]] = {}
     for path, key in stats.items():
         item = fresh[path] if path in fresh else cached[path][1]

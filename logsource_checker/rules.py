@@ -88,6 +88,31 @@ def prepare_parsers() -> None:
     _pyyaml()
 
 
+_FINGERPRINT: Any = None
+
+
+def parser_fingerprint() -> tuple[Any, ...]:
+    """What a parse result depends on besides the text and this package's version, cheaply (no import):
+    the size and modification time of this module and of the installed PyYAML (with libyaml) and yaml_rs
+    packages (an upgrade rewrites their ``__init__.py``, which holds ``__version__``). Part of the rule
+    cache's tag and of the guide-data cache's key, so an edited loader or another parser version never
+    reuses results parsed under the old one."""
+    global _FINGERPRINT
+    if _FINGERPRINT is None:
+        from importlib.util import find_spec
+
+        entries: list[Any] = []
+        for name in (None, "yaml", "yaml_rs"):
+            try:
+                origin = __file__ if name is None else getattr(find_spec(name), "origin", None)
+                st = os.stat(origin) if origin else None
+            except (ImportError, ValueError, OSError):
+                origin = st = None
+            entries.append((name, origin, st.st_size, st.st_mtime_ns) if st is not None else (name, origin))
+        _FINGERPRINT = tuple(entries)
+    return _FINGERPRINT
+
+
 #: Top-level keys whose values the loader reads; only these must agree between the two parsers.
 _READ_KEYS = ("title", "id", "level", "status", "logsource", "detection", "action", "correlation", "filter")
 #: PyYAML's implicit resolvers (yaml/resolver.py): a plain scalar matching one of these is not read as a
@@ -458,21 +483,41 @@ def parse_documents(text: str, allow_fast: bool = True) -> list[Any]:
     yaml_rs rejects, is parsed by PyYAML, so errors and edge cases always get PyYAML's reading and
     messages. tests/test_fast_yaml.py proves the two agree on the whole SigmaHQ corpus.
     """
-    if allow_fast and _fast_candidate(text):
-        fast = _yaml_rs_module()
-        if fast is not None:
-            try:
-                doc = fast.loads(text, parse_datetime=False)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException:  # noqa: BLE001 - also a Rust panic; any disagreement is settled by PyYAML below
-                doc = None
-            if type(doc) is dict:
-                verdict = _reads_like_pyyaml(doc)
-                if verdict is True or (verdict == "ints" and not _RISKY_INT_TOKEN_RE.search("\n" + text)):
-                    return [doc]
+    if allow_fast:
+        doc = load_mapping_like_pyyaml(text, check_all_keys=False)
+        if doc is not None:
+            return [doc]
     yaml = _pyyaml()
     return list(yaml.load_all(text, Loader=_RuleLoader))
+
+
+def load_mapping_like_pyyaml(text: str, check_all_keys: bool = True) -> dict[Any, Any] | None:
+    """The mapping PyYAML (YAML 1.1) reads from the single-document ``text``, parsed by yaml_rs (several
+    times faster); None when that cannot be proven, and then the caller parses ``text`` with PyYAML.
+
+    The proof: the raw text passes ``_fast_candidate``, yaml_rs reads a mapping without error (a
+    duplicate key, for one, makes it raise), ``_reads_like_pyyaml`` accepts every value read, and no
+    integer token is written in a form the two parsers read differently. ``check_all_keys``: check the
+    whole mapping, every key and value (guide data); else only the top-level keys a rule loader reads
+    (``_READ_KEYS``). tests/test_fast_yaml.py and tests/test_speed_invariants.py check both uses.
+    """
+    if not _fast_candidate(text):
+        return None
+    fast = _yaml_rs_module()
+    if fast is None:  # pragma: no cover - yaml_rs not installed
+        return None
+    try:
+        doc = fast.loads(text, parse_datetime=False)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - also a Rust panic; any disagreement is settled by PyYAML
+        return None
+    if type(doc) is not dict:
+        return None
+    verdict = _reads_like_pyyaml(doc, check_all_keys)
+    if verdict is True or (verdict == "ints" and not _RISKY_INT_TOKEN_RE.search("\n" + text)):
+        return doc
+    return None
 
 
 def _fast_candidate(text: str) -> bool:
@@ -495,17 +540,18 @@ def _fast_candidate(text: str) -> bool:
     return True
 
 
-def _reads_like_pyyaml(doc: dict[Any, Any]) -> bool | str:
+def _reads_like_pyyaml(doc: dict[Any, Any], check_all_keys: bool = False) -> bool | str:
     """True: PyYAML reads every value the loader uses alike; "ints": alike if no integer token of the
     text is written in a form the two read differently (``_RISKY_INT_TOKEN_RE``); False: use PyYAML.
 
     Strings: a string PyYAML would resolve to another type if it was written plain (a YAML 1.1 boolean,
     number, timestamp, null, ``=``, ``<<``) is refused, unless yaml_rs never reads that form as a string
     when plain (then the string was quoted, and PyYAML reads a quoted string as a string too). Keys must
-    be such strings. Floats and other types are refused.
+    be such strings. Floats and other types are refused. Only the values of ``_READ_KEYS`` are checked,
+    or with ``check_all_keys`` the whole mapping, its own keys included.
     """
     saw_int = False
-    stack: list[Any] = [doc[key] for key in _READ_KEYS if key in doc]
+    stack: list[Any] = [doc] if check_all_keys else [doc[key] for key in _READ_KEYS if key in doc]
     budget = MAX_DETECTION_NODES
     first_chars = _RESOLVED_FIRST_CHARS
     while stack:
@@ -670,33 +716,25 @@ class _Extraction:
             self._selection(selection, 1)
 
     def _selection(self, value: Any, depth: int) -> None:
-        self._nodes += 1
-        if self._nodes > MAX_DETECTION_NODES or depth > MAX_DETECTION_DEPTH:
-            self._too_large(depth)
+        self._count(depth)
         if isinstance(value, dict):
             self._map(value, depth + 1)
         elif isinstance(value, list):
             for item in value:
                 if isinstance(item, dict):
-                    self._nodes += 1
-                    if self._nodes > MAX_DETECTION_NODES or depth + 1 > MAX_DETECTION_DEPTH:
-                        self._too_large(depth + 1)
+                    self._count(depth + 1)
                     self._map(item, depth + 2)
                 elif isinstance(item, list):
                     self._selection(item, depth + 1)
                 else:
-                    self._nodes += 1
-                    if self._nodes > MAX_DETECTION_NODES or depth + 1 > MAX_DETECTION_DEPTH:
-                        self._too_large(depth + 1)
+                    self._count(depth + 1)
                     self.has_keywords = True
         elif value is not None:
             self.has_keywords = True
 
     def _map(self, mapping: dict[Any, Any], depth: int) -> None:
         for key, value in mapping.items():
-            self._nodes += 1
-            if self._nodes > MAX_DETECTION_NODES or depth > MAX_DETECTION_DEPTH:
-                self._too_large(depth)
+            self._count(depth)
             if not isinstance(key, str):
                 self.problems.append(f"detection field name {_short(key)} is not a string")
                 continue
@@ -719,23 +757,17 @@ class _Extraction:
     def _values(self, value: Any, depth: int) -> None:
         if isinstance(value, list):
             for item in value:
-                self._nodes += 1
-                if self._nodes > MAX_DETECTION_NODES or depth + 1 > MAX_DETECTION_DEPTH:
-                    self._too_large(depth + 1)
+                self._count(depth + 1)
                 if isinstance(item, (dict, list)):
                     self._values(item, depth + 1)
         elif isinstance(value, dict):
             for item in value.values():
-                self._nodes += 1
-                if self._nodes > MAX_DETECTION_NODES or depth + 1 > MAX_DETECTION_DEPTH:
-                    self._too_large(depth + 1)
+                self._count(depth + 1)
                 self._values(item, depth + 1)
 
     def _strings(self, value: Any, into: set[str], depth: int) -> None:
         for item in (value if isinstance(value, list) else [value]):
-            self._nodes += 1
-            if self._nodes > MAX_DETECTION_NODES or depth + 1 > MAX_DETECTION_DEPTH:
-                self._too_large(depth + 1)
+            self._count(depth + 1)
             if isinstance(item, str):
                 into.add(item)
             elif isinstance(item, (int, float)) and not isinstance(item, bool):
@@ -749,9 +781,7 @@ class _Extraction:
             return
         items = value if isinstance(value, list) else [value]
         for item in items:
-            self._nodes += 1
-            if self._nodes > MAX_DETECTION_NODES or depth + 1 > MAX_DETECTION_DEPTH:
-                self._too_large(depth + 1)
+            self._count(depth + 1)
             event_id = _as_event_id(item)
             if event_id is None:
                 self.problems.append(f"EventID value {_short(item)} is not an event ID (0-{MAX_EVENT_ID})")
