@@ -20,14 +20,11 @@ from typing import Any, Iterable
 
 from . import __version__
 from .diff import need_status, rule_coverage
-from .knowledge import GUID_RE, Channel, Knowledge, RegistryPolicy
+from .knowledge import GUID_RE, SAFE_CHANNEL_RE, SAFE_ELEMENT_RE, SAFE_REGISTRY_RE, Channel, Knowledge, RegistryPolicy
 from .report import CheckResult
 from .resolve import Requirement
 from .templating import Trusted, nrules, render
 
-_SAFE_CHANNEL_RE = re.compile(r"^[A-Za-z0-9 ._/\-]+$")
-_SAFE_REG_RE = re.compile(r"^[A-Za-z0-9 ._\\\-*]+$")
-_SAFE_ELEMENT_RE = re.compile(r"^[A-Za-z]+$")
 _INCLUSION = {0: "No Auditing", 1: "Success", 2: "Failure", 3: "Success and Failure"}
 _ACTIONABLE = ("audit_subcategory", "registry_policy", "event_channel", "sysmon_event")
 
@@ -247,12 +244,12 @@ def _registry_entries(plan: Plan) -> list[dict[str, Any]]:
             for short, long in (("HKLM\\", "HKEY_LOCAL_MACHINE\\"), ("HKCU\\", "HKEY_CURRENT_USER\\")):
                 if key.upper().startswith(short):
                     key = long + key[len(short):]
-            _check(_SAFE_REG_RE, key, "registry key")
-            _check(_SAFE_REG_RE, spec.value, "registry value name")
+            _check(SAFE_REGISTRY_RE, key, "registry key")
+            _check(SAFE_REGISTRY_RE, spec.value, "registry value name")
             if spec.type == "REG_DWORD":
                 data = Trusted(f"dword:{int(spec.data):08x}")
             elif spec.type == "REG_SZ":
-                text = str(_check(_SAFE_REG_RE, str(spec.data), "registry data"))
+                text = str(_check(SAFE_REGISTRY_RE, str(spec.data), "registry data"))
                 data = Trusted('"' + text.replace("\\", "\\\\") + '"')
             else:
                 raise UnsafeValue(f"registry type {spec.type!r} is not supported in registry.reg")
@@ -270,7 +267,7 @@ def _sysmon_elements(kb: Knowledge, plan: Plan) -> list[dict[str, Any]]:
         event = kb.sysmon_events.get(event_id)
         if event is None or not event.element:
             continue  # not filterable: Sysmon logs it whenever it runs
-        _check(_SAFE_ELEMENT_RE, event.element, "Sysmon element")
+        _check(SAFE_ELEMENT_RE, event.element, "Sysmon element")
         groups.setdefault(event.element, []).append(change)
     elements = []
     for element, changes in groups.items():
@@ -388,7 +385,7 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path) -> li
         channel = change.channel
         assert channel is not None
         size = channel.recommended_max_size_mb
-        channels.append({"name": _check(_SAFE_CHANNEL_RE, channel.name, "channel"), "channel": channel,
+        channels.append({"name": _check(SAFE_CHANNEL_RE, channel.name, "channel"), "channel": channel,
                          "bytes": Trusted(str(int(size) * 1024 * 1024)) if size else None,
                          "size_mb": Trusted(str(int(size))) if size else None,
                          "rules": change.rules, "unblinds": change.unblinds, "unblinds_all": change.unblinds_all})

@@ -36,6 +36,12 @@ def _yaml() -> Any:
 
 GUID_RE = re.compile(r"^\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+# What may stand in a generated command or file (validated here, checked again by emit at render time):
+# channel names in `wevtutil sl "<name>"`, registry keys / value names / string data in registry.reg,
+# Sysmon element names in sysmon.xml. No quote, percent, caret, ampersand, pipe, angle bracket or newline.
+SAFE_CHANNEL_RE = re.compile(r"^[A-Za-z0-9 ._/\-]+$")
+SAFE_REGISTRY_RE = re.compile(r"^[A-Za-z0-9 ._\\\-*]+$")
+SAFE_ELEMENT_RE = re.compile(r"^[A-Za-z]+$")
 VOLUMES = ("low", "medium", "high", "unknown")
 DEFAULTS = ("none", "success", "failure", "success_and_failure", "unknown")
 REQUIREMENT_KEYS = ("audit", "audit_events", "registry_policy", "channel", "sysmon_event", "external")
@@ -549,18 +555,20 @@ def validate(kb: Knowledge) -> list[str]:
             if reg.type == "REG_DWORD" and not isinstance(reg.data, int):
                 problems.append(f"registry policy {pol.id}: REG_DWORD data {reg.data!r} is not a number")
             for text in (reg.key, reg.value, str(reg.data)):
-                if any(ch in text for ch in '"\r\n%'):
-                    problems.append(f"registry policy {pol.id}: unsafe character in {text!r}")
+                if not SAFE_REGISTRY_RE.match(text):
+                    problems.append(f"registry policy {pol.id}: {text!r} has a character unsafe in registry.reg")
     for ch in kb.channels.values():
         if not (ch.reference or "").startswith("https://"):
             problems.append(f"channel {ch.name}: no https reference")
-        if any(c in ch.name for c in '"\r\n%&|<>^'):
-            problems.append(f"channel {ch.name!r}: unsafe character in name")
+        if not SAFE_CHANNEL_RE.match(ch.name):
+            problems.append(f"channel {ch.name!r}: a character unsafe in a wevtutil command")
         if ch.provider_guid and not GUID_RE.match(ch.provider_guid.upper()):
             problems.append(f"channel {ch.name}: bad provider GUID {ch.provider_guid}")
     for ev in kb.sysmon_events.values():
         if ev.filterable and not ev.element:
             problems.append(f"sysmon event {ev.id}: filterable but no element")
+        if ev.element and not SAFE_ELEMENT_RE.match(ev.element):
+            problems.append(f"sysmon event {ev.id}: element {ev.element!r} is not a plain XML name")
     ids_seen: dict[str, str] = {}
     for guide in kb.guides:
         where = guide.path

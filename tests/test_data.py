@@ -193,3 +193,21 @@ def test_inconsistent_data_is_exit_2_with_one_line(cli, tmp_path, monkeypatch, n
     result = cli(ROOT / "samples" / "rules", "--format", "json")
     assert result.exit_code == 2
     assert message in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_registry_data_emit_would_refuse_is_refused_by_validation(cli, tmp_path, monkeypatch):
+    """What emit refuses to place in registry.reg (here a ':' in string data) is caught when the data is
+    loaded: exit 2 with one line, for every command, not a traceback at --emit time."""
+    import shutil
+
+    data = tmp_path / "data"
+    for part in ("guides", "mappings", "templates"):
+        shutil.copytree(ROOT / part, data / part)
+    target = data / "mappings" / "registry_policies.yaml"
+    text = target.read_text(encoding="utf-8")
+    assert "data: '*'" in text
+    target.write_text(text.replace("data: '*'", "data: 'C:\\Transcripts'", 1), encoding="utf-8")
+    monkeypatch.setenv("LOGSOURCE_CHECKER_DATA", str(data))
+    result = cli(ROOT / "samples" / "rules", "--emit", tmp_path / "out")
+    assert result.exit_code == 2 and "unsafe in registry.reg" in result.stderr
+    assert not (tmp_path / "out").exists()
