@@ -257,14 +257,19 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-@lru_cache(maxsize=4)
 def load(root: str | None = None, use_cache: bool = True) -> Knowledge:
-    """The guide data and mappings below ``root`` (default: ``data_root()``).
+    """The guide data and mappings below ``root`` (default: ``data_root()``, which honours
+    ``LOGSOURCE_CHECKER_DATA``), loaded once per process and folder.
 
     With ``use_cache`` the result is read from / written to the on-disk cache (see the module
     docstring); without it no cache file is read or written.
     """
-    base = Path(root) if root else data_root()
+    return _load(str(Path(root) if root else data_root()), use_cache)
+
+
+@lru_cache(maxsize=4)
+def _load(root: str, use_cache: bool) -> Knowledge:
+    base = Path(root)
     if not use_cache:
         return _load_files(base, _data_files(base))
     files = _data_files(base)
@@ -617,3 +622,6 @@ def _spec_problems(kb: Knowledge, spec: RequirementSpec) -> list[str]:
         if not ext.get("name") or not ext.get("how") or not str(ext.get("reference", "")).startswith("https://"):
             return ["external requirement needs name, how and an https reference"]
     return []
+
+
+load.cache_clear = _load.cache_clear  # type: ignore[attr-defined]

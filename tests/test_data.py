@@ -189,7 +189,7 @@ def test_inconsistent_data_is_exit_2_with_one_line(cli, tmp_path, monkeypatch, n
     assert old in text
     target.write_text(text.replace(old, new, 1), encoding="utf-8")
     monkeypatch.setenv("LOGSOURCE_CHECKER_DATA", str(data))
-    knowledge.load.cache_clear() if hasattr(knowledge.load, "cache_clear") else None
+    knowledge.load.cache_clear()
     result = cli(ROOT / "samples" / "rules", "--format", "json")
     assert result.exit_code == 2
     assert message in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
