@@ -168,13 +168,47 @@ def test_recommendation_prefers_the_option_closest_to_met(tmp_path):
     assert [r.requirement.id for r in rank_missing(_check([pc], snapshot))] == ["sysmon:1"]
 
 
-@pytest.mark.parametrize("fail_on, expected", [("missing", 1), ("critical", 1), ("never", 0)])
-def test_exit_status_with_policy(cli, fail_on, expected):
-    result = cli(SAMPLES / "rules" / "windows", "--gpresult", SAMPLES / "gpresult" / "advanced-audit.xml",
+def _sample_folder(tmp_path, names):
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_bytes((SAMPLES / "rules" / "windows" / name).read_bytes())
+    return folder
+
+
+# The sample gpresult audits Logon S+F, File Share F only, no Detailed File Share, no Module Logging.
+# (sample rules, --fail-on, exit code): the low ps_module rule is blind, the high share-access rule partial.
+FAIL_ON = [
+    (["ps_module_invoke_expression.yml", "security_failed_logons_admin.yml"], "missing", 1),
+    (["ps_module_invoke_expression.yml", "security_failed_logons_admin.yml"], "critical", 0),  # only a low rule
+    (["ps_module_invoke_expression.yml", "security_failed_logons_admin.yml"], "never", 0),
+    (["security_share_access.yml"], "critical", 1),                                          # a high rule
+    (["security_share_access.yml"], "never", 0),
+    (["security_failed_logons_admin.yml"], "missing", 0),                                    # all met
+]
+
+
+@pytest.mark.parametrize("names, fail_on, code", FAIL_ON)
+def test_exit_status_with_policy(cli, tmp_path, names, fail_on, code):
+    result = cli(_sample_folder(tmp_path, names), "--gpresult", SAMPLES / "gpresult" / "advanced-audit.xml",
                  "--format", "json", "--fail-on", fail_on, "--no-cache")
-    assert result.exit_code == expected, result.stderr
+    assert result.exit_code == code, result.stderr
+
+
+def test_recommendations_on_the_samples(cli):
+    """Worked out by hand from the sample gpresult and the guide data: Module Logging (the ps_module rule
+    is blind; Windows PowerShell is the primary alternative), File Share success (the policy audits failure
+    only) and Detailed File Share success and failure (not configured). Sysmon-backed and off-by-default
+    channel needs are unknown without more inputs, so nothing is recommended for them."""
+    result = cli(SAMPLES / "rules" / "windows", "--gpresult", SAMPLES / "gpresult" / "advanced-audit.xml",
+                 "--format", "json", "--no-cache")
+    assert result.exit_code == 1
     report = result.json()
-    assert report["summary"]["missing_requirements"] == len(report["recommendations"]) > 0
+    fs, dfs = _sub("File Share"), _sub("Detailed File Share")
+    assert {r["requirement"] for r in report["recommendations"]} == {
+        "registry:ps_module_logging", f"audit:{fs}:success", f"audit:{dfs}:success", f"audit:{dfs}:failure"}
+    assert report["summary"]["missing_requirements"] == 4
+    assert report["recommendations"][0]["requirement"] == "registry:ps_module_logging"  # unblinds the most
 
 
 def test_exit_status_zero_when_policy_meets_everything(cli, tmp_path):

@@ -48,7 +48,7 @@ HOSTILE_TITLES = [
 
 def run_docs(cli, rules: Path, out: Path) -> None:
     result = cli(rules, "--docs", out, "--format", "json", "--no-cache")
-    assert result.exit_code in (0, 1), result.stderr
+    assert result.exit_code == 0, result.stderr  # no policy input, every log source mapped
 
 
 def mkdocs_build(folder: Path) -> subprocess.CompletedProcess:
@@ -236,7 +236,7 @@ def test_hostile_titles_render_as_text(hostile_site):
 def test_docs_on_the_corpus(cli, tmp_path, corpus_rules):
     out = tmp_path / "site"
     result = cli(corpus_rules, "--docs", out, "--format", "json")
-    assert result.exit_code in (0, 1)
+    assert result.exit_code == 1  # the corpus names pre-Vista EventIDs, which are listed as unmapped
     report = result.json()
     check_site(out, report["summary"]["rules_checked"])
     listed = 0
