@@ -245,3 +245,42 @@ def test_verbose_adds_per_rule_detail(cli, fmt):
     plain = cli(RULES, "--format", fmt).stdout
     verbose = cli(RULES, "--format", fmt, "-v").stdout
     assert title not in plain and title in verbose and len(verbose) > len(plain)
+
+
+@pytest.mark.parametrize("copies, shown", [(250, True), (20, False)])
+def test_progress_bar_only_on_a_terminal_for_long_runs(tmp_path, copies, shown):
+    """stderr a terminal (a pseudo-terminal here): the bar appears for 200+ files, never for a few; the
+    report on stdout is the same either way."""
+    import os
+    import pty
+
+    source = (RULES / "windows" / "proc_creation_encoded_powershell.yml").read_text(encoding="utf-8")
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    for i in range(copies):
+        (folder / f"r{i:03}.yml").write_text(source.replace("2a3b4c5d-6e7f-4809-9a1b-2c3d4e5f6a04", f"id-{i}"),
+                                             encoding="utf-8")
+    primary, secondary = pty.openpty()
+    env = dict(os.environ, COLUMNS="100", TERM="xterm")
+    report = tmp_path / "report.json"
+    proc = subprocess.Popen([sys.executable, "-m", "logsource_checker", str(folder), "-f", "json", "--no-cache",
+                             "-o", str(report)], stdout=subprocess.DEVNULL, stderr=secondary, env=env)
+    os.close(secondary)
+    import select
+
+    err = b""
+    while True:
+        if not select.select([primary], [], [], 30)[0]:  # never hang the suite
+            proc.kill()
+            break
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        err += chunk
+    assert proc.wait(timeout=60) == 0
+    os.close(primary)
+    assert json.loads(report.read_text(encoding="utf-8"))["summary"]["rules"] == copies
+    assert (b"reading rules" in err) is shown, err[:300]
