@@ -12,6 +12,8 @@ from .knowledge import Knowledge, RegistryPolicy
 from .policy.model import AuditSetting, PolicySnapshot, norm_category, norm_registry_key
 from .resolve import Need, Requirement, Resolution, RuleResolution
 
+_NO_COMPUTER_RESULTS = ("the policy input has no computer results (gpresult /x run without elevation), so "
+                        "it cannot show this setting")
 _ORDER = {"met": 0, "unknown": 1, "not_checked": 1, "missing": 2}
 LEVEL_ORDER = ("critical", "high", "medium", "low", "informational")
 
@@ -85,9 +87,14 @@ class PolicyDiff:
         if self.snapshot is None:
             return "not_checked", "no policy input given"
         kind = req.kind
+        blind_input = not self.snapshot.has_computer_results
         if kind == "audit_subcategory":
+            if blind_input and not (self.snapshot.audit or self.snapshot.legacy_audit):
+                return "unknown", _NO_COMPUTER_RESULTS
             return self._audit_status(req)
         if kind == "registry_policy":
+            if blind_input and not (self.snapshot.registry_policies or self.snapshot.registry_values):
+                return "unknown", _NO_COMPUTER_RESULTS
             return self._registry_status(self.kb.registry_policies[req.policy or ""])
         if kind == "event_channel":
             return self._channel_status(req.channel or "")

@@ -228,3 +228,15 @@ def test_both_outcomes_of_one_subcategory_are_counted_together(tmp_path):
     dfs = _sub("Detailed File Share")
     assert sorted(r.requirement.id for r in ranked) == [f"audit:{dfs}:failure", f"audit:{dfs}:success"]
     assert [r.unblinds for r in ranked] == [1, 1]
+
+
+def test_gpresult_without_computer_results_shows_unknown_not_blind(cli):
+    """An unelevated gpresult says nothing about the machine's audit or registry policy: those needs are
+    unknown (with a warning saying how to get computer results), not missing."""
+    result = cli(SAMPLES / "rules" / "windows", "--gpresult", SAMPLES / "gpresult" / "no-computer-results.xml",
+                 "--format", "json", "--no-cache")
+    report = result.json()
+    assert result.exit_code == 0 and report["summary"]["coverage"]["blind"] == 0
+    assert any("no computer results" in w and "elevated" in w for w in report["policy"]["warnings"])
+    statuses = {r["kind"]: r["status"] for r in report["requirements"] if r["kind"] != "event_channel"}
+    assert statuses["audit_subcategory"] == statuses["registry_policy"] == "unknown"
