@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from logsource_checker.templating import (Trusted, escape_markdown, escape_xml, escape_xml_comment, link_target,
+from logsource_checker.templating import (ESCAPERS, Trusted, environment, escape_markdown, escape_xml, escape_xml_comment, link_target,
                                           markdown_url,
                                           one_line, render, script_comment)
 
@@ -76,7 +76,16 @@ def test_trusted_values_pass_and_urls_are_checked():
     for hostile in ("javascript:alert(1)", "[x](javascript:alert(1))", "<javascript:alert(1)>", "http://plain.example"):
         assert "<a" not in markdown.markdown(markdown_url(hostile))
         assert link_target(hostile) == "#"
-    assert isinstance(Trusted("x"), str)
+
+
+@pytest.mark.parametrize("flavour", ["markdown", "text", "xml", "script"])
+def test_only_trusted_values_skip_escaping(flavour):
+    """Every {{ value }} is escaped for the output format unless it is wrapped in Trusted."""
+    text = "<b>x</b> *y* & `z` \"q\" [l](u)\nline two"
+    template = environment(flavour).from_string("[{{ value }}]")
+    assert template.render(value=Trusted(text)) == f"[{text}]"
+    escaped = template.render(value=text)
+    assert escaped == f"[{ESCAPERS[flavour](text)}]" and escaped != f"[{text}]"
 
 
 def _report(title: str) -> dict:

@@ -6,8 +6,10 @@ command on a folder of bad files beside good rules. Then output injection: the s
 hostile titles, descriptions, authors, ids, levels, field names and file names are run through
 ``--emit``/``--docs`` in every report format and compared with the same rules with harmless text:
 the command lines of the generated scripts must be identical, no template may evaluate rule text,
-and Markdown, XML and JSON must stay well formed. (tests/test_rules.py and tests/test_escaping.py
-hold the ordinary bad-file cases and the escaping functions; they are not repeated here.)
+and Markdown, XML and JSON must stay well formed, and the terminal report prints rich markup literally.
+(tests/test_rules.py and tests/test_escaping.py hold the ordinary bad-file cases and the escaping
+functions; they are not repeated here. Encodings, undecodable bytes, alias bombs and the size limit live
+here only.)
 """
 from __future__ import annotations
 
@@ -76,6 +78,8 @@ CONTENT_CASES = [
      "    condition: sel\n", 1, (), "is not an event ID"),
     ("bomb as a keyword list", bomb() + HEAD.format(title="T") + "detection:\n    keywords: *a8\n"
      "    condition: keywords\n", 0, None, "alias bomb"),
+    ("bomb as a field value", HEAD.format(title="T") + bomb(width=10) + "detection:\n    sel:\n        Image: *a8\n"
+     "    condition: sel\n", 0, None, "alias bomb"),
     ("bomb in a global collection document", bomb() + "action: global\ntitle: *a8\n---\n" + GOOD, 1, (4624,), None),
     # nesting
     ("flow nesting 20000 deep", HEAD.format(title="T") + "detection:\n    sel: " + "[" * 20000 + "]" * 20000
@@ -117,11 +121,16 @@ CONTENT_CASES = [
     ("null document", "~\n", 0, None, "empty file"),
     # encodings and control characters
     ("UTF-16 without BOM", GOOD.encode("utf-16-le"), 0, None, "binary"),
+    ("control bytes and 0xff", b"\x00\x01\x02binary\xff", 0, None, "binary"),
+    ("UTF-16 LE with BOM", GOOD.encode("utf-16"), 1, (4624,), None),
     ("UTF-16 BE with BOM and CRLF", GOOD.replace("\n", "\r\n").encode("utf-16-be").join([b"\xfe\xff", b""]), 1,
      (4624,), None),
     ("UTF-16 with a lone surrogate", b"\xff\xfe" + "title: x\n".encode("utf-16-le") + b"\x00\xd8", 0, None,
      "not valid UTF-16"),
     ("UTF-32", GOOD.encode("utf-32"), 0, None, "not valid"),
+    ("UTF-8 BOM and CRLF", b"\xef\xbb\xbf" + GOOD.replace("\n", "\r\n").encode(), 1, (4624,), None),
+    ("non-ASCII title", GOOD.replace("title: Good", "title: Anmeldung \u00fcber Netzwerk"), 1, (4624,), None),
+    ("latin-1 byte without BOM", "title: caf\xe9\n".encode("latin-1"), 0, None, "not UTF-8"),
     ("BOM, CRLF and a latin-1 byte", b"\xef\xbb\xbf" + GOOD.replace("Good", "Caf\xe9").replace("\n", "\r\n")
      .encode("latin-1"), 0, None, "not UTF-8"),
     ("old Mac CR line ends", GOOD.replace("\n", "\r"), 1, (4624,), None),
@@ -260,12 +269,31 @@ def test_hostile_files_on_disk(tmp_path, name, make, reason):
     "with space.yml", "quote'single.yml", 'quote"double.yml', "ünïcödé ✓.yml", "new\nline.yml", "pipe|amp&.yml",
     "$(touch pwned).yml", "`id`.yml", "-dash-first.yml", "{{ 7*7 }}.yml",
 ])
-def test_odd_file_names(tmp_path, name):
-    path = tmp_path / name
+def test_odd_file_names(cli, tmp_path, name):
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    path = folder / name
     path.write_text(GOOD)
-    result = load_paths([str(tmp_path)])
+    result = load_paths([str(folder)])
     assert [(r.path, r.event_ids) for r in result.rules] == [(str(path), (4624,))]
-    assert not list(tmp_path.glob("pwned*"))
+    # the file name reaches the report as it is, and no generated command: the scripts are those of a plain name
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "plain.yml").write_text(GOOD)
+    scripts = {}
+    for label, rules in (("odd", folder), ("plain", plain)):
+        emit = tmp_path / f"{label}-emit"
+        run = cli(rules, "--emit", emit, "--format", "json", "--no-cache")
+        assert run.exit_code == 0, run.stderr
+        assert [r["path"] for r in run.json()["rules"]] == [str(rules / (name if label == "odd" else "plain.yml"))]
+        scripts[label] = {f: (emit / f).read_bytes().decode("utf-8") for f in (*COMMAND_FILES, "audit.csv")}
+    for script, comment in COMMAND_FILES.items():
+        odd, good = scripts["odd"][script].splitlines(), scripts["plain"][script].splitlines()
+        assert len(odd) == len(good), script
+        for line, plain_line in zip(odd, good):  # a comment may differ, in harmless characters only
+            assert line == plain_line or (line.lstrip().startswith(comment) and set(line) <= SCRIPT_SAFE), \
+                (script, line)
+    assert scripts["odd"]["audit.csv"] == scripts["plain"]["audit.csv"]
 
 
 def test_undecodable_file_name_is_shown_escaped(tmp_path):
@@ -446,7 +474,10 @@ INJECTION = [
     "]]> </Sysmon> <!-- comment --> <?xml version='1.0'?> <!DOCTYPE x [<!ENTITY e 'x'>]> &e;",
     "[link](javascript:alert(1)) ![img](http://x) **bold** _it_ <https://evil>",
     "\x1b[31mred\x1b[0m \u202eevil\u202c \u2028sep \x85nel",
+    "[red]Evil[/red] [/nope] [bold]B[/bold] [link=https://evil.example]L[/link] :smile:",
 ]
+#: Rich console markup: the terminal report must print it as written (as markup it would be styled or crash)
+MARKUP = INJECTION[-1]
 #: Strings that only appear in an output if a template evaluated rule text.
 EVALUATED = ["1787569", "QaZQbZ", "<Config"]
 
@@ -500,7 +531,8 @@ def _run(cli, tmp_path: Path, hostile: bool, fmt: str) -> dict:
     if not rules.exists():
         _rule_set(rules, hostile)
     emit, docs = tmp_path / f"{kind}-{fmt}-emit", tmp_path / f"{kind}-{fmt}-docs"
-    result = cli(rules, "--emit", emit, "--docs", docs, "--format", fmt, "--no-cache")
+    # the terminal report shows titles only with --verbose
+    result = cli(rules, "--emit", emit, "--docs", docs, "--format", fmt, "--no-cache", *(["-v"] if fmt == "terminal" else []))
     outputs = {f"stdout.{fmt}": result.stdout}
     for label, folder in (("emit", emit), ("docs", docs)):
         for path in sorted(folder.rglob("*")):
@@ -524,6 +556,9 @@ def _table_problems(name: str, text: str) -> list[str]:
     return problems
 
 
+FORMATS = ("markdown", "text", "json", "terminal")
+
+
 @pytest.fixture(scope="module")
 def injection_runs(tmp_path_factory):
     """Each format, hostile and harmless, run once for the module (--no-cache: no cache is touched)."""
@@ -536,16 +571,17 @@ def injection_runs(tmp_path_factory):
             runner = CliRunner(mix_stderr=False)
         except TypeError:  # newer Click keeps stderr apart by default
             runner = CliRunner()
-        res = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+        # wide enough that rich wraps no table cell or line in the terminal report
+        res = runner.invoke(app, [str(a) for a in args], catch_exceptions=False, env={"COLUMNS": "1000"})
         return type("Result", (), {"exit_code": res.exit_code, "stdout": res.stdout,
                                    "stderr": res.stderr if hasattr(res, "stderr") else ""})
 
     tmp_path = tmp_path_factory.mktemp("injection")
     return {(hostile, fmt): _run(cli, tmp_path, hostile, fmt)
-            for fmt in ("markdown", "text", "json") for hostile in (False, True)}
+            for fmt in FORMATS for hostile in (False, True)}
 
 
-@pytest.mark.parametrize("fmt", ["markdown", "text", "json"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_hostile_text_changes_no_command(injection_runs, fmt):
     hostile, harmless = injection_runs[(True, fmt)], injection_runs[(False, fmt)]
     assert hostile["exit"] == harmless["exit"] == 1  # the unmapped extra rule
@@ -557,15 +593,14 @@ def test_hostile_text_changes_no_command(injection_runs, fmt):
     assert hostile["outputs"]["emit/audit.csv"] == harmless["outputs"]["emit/audit.csv"]
 
 
-@pytest.mark.parametrize("fmt", ["markdown", "text", "json"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_no_template_evaluates_rule_text(injection_runs, fmt):
     for name, text in injection_runs[(True, fmt)]["outputs"].items():
         for marker in EVALUATED:
             assert marker not in text, (name, marker)
-        assert not list(Path(".").glob("pwned"))
 
 
-@pytest.mark.parametrize("fmt", ["markdown", "text", "json"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_outputs_stay_well_formed(injection_runs, fmt):
     from lxml import etree
 
@@ -576,7 +611,7 @@ def test_outputs_stay_well_formed(injection_runs, fmt):
         if name.endswith(".md") or name == "stdout.markdown":
             problems += _table_problems(name, text)
             assert "<script" not in text and "<img" not in text and "</Sysmon>" not in text, name
-        if name.endswith((".md", ".markdown", ".text", ".cmd", ".ps1", ".reg", ".csv")):
+        if name.endswith((".md", ".markdown", ".text", ".terminal", ".cmd", ".ps1", ".reg", ".csv")):
             for line in text.splitlines():  # an injected newline would start a line of its own
                 assert not line.lstrip(" |>#*-`").startswith(("INJECTED", "auditpol /set /subcategory:INJECTED")), \
                     (name, line)
@@ -592,6 +627,19 @@ def test_outputs_stay_well_formed(injection_runs, fmt):
             report = json.loads(text)
             titles = {r["title"] for r in report["rules"]}
             assert titles & set(INJECTION), "JSON keeps the exact rule text"
+            assert MARKUP in titles, "the markup title is in the rule set"
         if name.endswith("mkdocs.yml"):
             assert yaml.safe_load(text) == yaml.safe_load(harmless[name])
     assert problems == []
+
+
+def test_terminal_prints_rich_markup_literally(injection_runs):
+    """Rule text is rich Text, never markup: '[red]Evil[/red] [/nope]' shows as written (as markup it would be
+    styled away, and the stray closing tag would raise MarkupError)."""
+    hostile, harmless = injection_runs[(True, "terminal")], injection_runs[(False, "terminal")]
+    assert hostile["exit"] == harmless["exit"] == 1, hostile["stderr"]
+    out = hostile["outputs"]["stdout.terminal"]
+    rows = [line for line in out.splitlines() if MARKUP in line]
+    assert rows, out  # the title, in one table cell of the Rules table
+    assert "\x1b" not in out  # no terminal escape sequence, neither styled markup nor rule text
+    assert "Harmless text" in harmless["outputs"]["stdout.terminal"]

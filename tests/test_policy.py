@@ -102,14 +102,44 @@ def test_corpus_audit_csv_also_accepted_through_gpresult_option(policy_samples):
     assert len(snap.audit) == 23
 
 
+# (file, read as, registry key, value name, expected data; None: must not be read as a value)
+REG_VALUES = [
+    ("gpresult_x_childdc_adlab_2023.xml", "gpresult",
+     r"MACHINE\System\CurrentControlSet\Services\NTDS\Parameters", "LDAPServerIntegrity", "1"),
+    ("gpresult_x_childdc_adlab_2023.xml", "gpresult",
+     r"MACHINE\Software\Microsoft\Windows\CurrentVersion\Policies\System", "InactivityTimeoutSecs", "900"),
+    ("gpresult_x_childdc_adlab_2023.xml", "gpresult", r"MACHINE\System\CurrentControlSet\Control\Lsa",
+     "NoLMHash", "1"),
+    ("gpreport_nsa-shb_dod-win10-stig_computer.xml", "gpresult", r"MACHINE\System\CurrentControlSet\Control\Lsa",
+     "SCENoApplyLegacyAuditPolicy", "1"),
+    ("registry_nsa-shb_dod-win10-stig.pol", "gpresult",
+     r"HKLM\Software\Policies\Microsoft\Windows\PowerShell\ScriptBlockLogging", "EnableScriptBlockLogging", "1"),
+    ("registry_nsa-shb_dod-win10-stig.pol", "gpresult",
+     r"HKLM\Software\Microsoft\Windows\CurrentVersion\Policies\System\Audit",
+     "ProcessCreationIncludeCmdLine_Enabled", "1"),
+    ("registry_nsa-shb_dod-win10-stig.pol", "gpresult", r"HKLM\Software\Policies\Microsoft\Windows\EventLog\Security",
+     "MaxSize", "196608"),
+    ("registry_nsa-shb_dod-win10-stig.pol", "gpresult",
+     r"HKLM\Software\Policies\Microsoft\Windows\PowerShell\ScriptBlockLogging",
+     "**del.EnableScriptBlockInvocationLogging", None),
+    ("GptTmpl_nextinstall_dc-audit.inf", "auditpol", r"MACHINE\System\CurrentControlSet\Control\Lsa\MSV1_0",
+     "AuditReceivingNTLMTraffic", "2"),
+    ("GptTmpl_nextinstall_dc-audit.inf", "auditpol", r"MACHINE\System\CurrentControlSet\Services\Netlogon\Parameters",
+     "AuditNTLMInDomain", "7"),
+]
+
+
+@pytest.mark.parametrize("name,kind,key,value,expected", REG_VALUES,
+                         ids=[f"{r[0].split('_')[0]}-{r[3]}" for r in REG_VALUES])
+def test_real_registry_values(policy_samples, name, kind, key, value, expected):
+    snap = read_policy(str(policy_samples / name), kind)
+    assert reg_value(snap, key, value) == expected
+
+
 def test_real_gpresult_security_options(policy_samples):
     snap = read_policy(str(policy_samples / "gpresult_x_childdc_adlab_2023.xml"), "gpresult")
     # six SecurityOptions carry a KeyName (two others are SystemAccessPolicyName entries)
     assert len(snap.registry_values) == 6
-    assert reg_value(snap, r"MACHINE\System\CurrentControlSet\Services\NTDS\Parameters", "LDAPServerIntegrity") == "1"
-    assert reg_value(snap, r"MACHINE\Software\Microsoft\Windows\CurrentVersion\Policies\System",
-                     "InactivityTimeoutSecs") == "900"
-    assert reg_value(snap, r"MACHINE\System\CurrentControlSet\Control\Lsa", "NoLMHash") == "1"
     # the Registry extension is present but empty; no Advanced Audit extension at all
     assert snap.registry_policies == [] and snap.audit == {}
     assert snap.force_subcategory is None
@@ -139,30 +169,20 @@ def test_real_gpo_report_registry_policies(policy_samples):
     assert {c.name: c.max_size_kb for c in snap.channels} == {"Application": 32768, "Security": 196608,
                                                                "System": 32768}
     # 41 SecurityOptions with a KeyName, incl. the force option
-    assert len(snap.registry_values) == 41
-    assert reg_value(snap, r"MACHINE\System\CurrentControlSet\Control\Lsa", "SCENoApplyLegacyAuditPolicy") == "1"
+    assert len(snap.registry_values) == 41  # the force option's value: REG_VALUES
     assert snap.force_subcategory_source == path
 
 
 def test_real_registry_pol(policy_samples):
     snap = read_policy(str(policy_samples / "registry_nsa-shb_dod-win10-stig.pol"), "gpresult")
-    assert len(snap.registry_values) == 82  # 87 entries, 5 of them **del. instructions
-    assert reg_value(snap, r"HKLM\Software\Policies\Microsoft\Windows\PowerShell\ScriptBlockLogging",
-                     "EnableScriptBlockLogging") == "1"
-    assert reg_value(snap, r"HKLM\Software\Microsoft\Windows\CurrentVersion\Policies\System\Audit",
-                     "ProcessCreationIncludeCmdLine_Enabled") == "1"
-    assert reg_value(snap, r"HKLM\Software\Policies\Microsoft\Windows\EventLog\Security", "MaxSize") == "196608"
-    assert reg_value(snap, r"HKLM\Software\Policies\Microsoft\Windows\PowerShell\ScriptBlockLogging",
-                     "**del.EnableScriptBlockInvocationLogging") is None
+    assert len(snap.registry_values) == 82  # 87 entries, 5 of them **del. instructions (values: REG_VALUES)
 
 
 def test_real_gpttmpl(policy_samples):
     snap = read_policy(str(policy_samples / "GptTmpl_nextinstall_dc-audit.inf"), "auditpol")
     assert {c.name: c.max_size_kb for c in snap.channels} == {"Application": 32768, "Security": 196608,
                                                                "System": 32768}
-    assert reg_value(snap, r"MACHINE\System\CurrentControlSet\Control\Lsa\MSV1_0", "AuditReceivingNTLMTraffic") == "2"
-    assert reg_value(snap, r"MACHINE\System\CurrentControlSet\Services\Netlogon\Parameters",
-                     "AuditNTLMInDomain") == "7"
+    # its [Registry Values]: REG_VALUES
 
 
 def test_real_auditpol_backup_options_and_sacl_rows_ignored(policy_samples):
@@ -396,27 +416,22 @@ HOSTILE = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_hostile_or_broken_input_is_one_line_error(tmp_path, name):
+# (read as, HOSTILE case): every case as a gpresult, and every case but a real Sysmon config as a Sysmon config
+HOSTILE_CASES = ([("gpresult", name) for name in sorted(HOSTILE)]
+                 + [("sysmon", name) for name in sorted(HOSTILE) if name != "sysmon_config_as_gpresult"])
+
+
+@pytest.mark.parametrize("kind,name", HOSTILE_CASES, ids=[f"{k}-{n}" for k, n in HOSTILE_CASES])
+def test_hostile_or_broken_input_is_one_line_error(tmp_path, kind, name):
     path = tmp_path / f"{name}.xml"
     path.write_bytes(HOSTILE[name])
     with pytest.raises(PolicyInputError) as info:
-        read_policy(str(path), "gpresult")
+        read_policy(str(path), kind, sysmon_events=SYSMON_EVENTS)
     message = str(info.value)
     assert "\n" not in message and "\r" not in message
     assert len(message) < 400
     assert message.startswith(str(path))
     assert "root:" not in message and "lollol" not in message  # nothing from an entity leaks
-
-
-@pytest.mark.parametrize("name", ["xxe_file_entity", "billion_laughs", "truncated", "non_policy_xml",
-                                  "deep_nesting", "not_xml"])
-def test_hostile_sysmon_config_is_one_line_error(tmp_path, name):
-    path = tmp_path / f"{name}.xml"
-    path.write_bytes(HOSTILE[name])
-    with pytest.raises(PolicyInputError) as info:
-        read_policy(str(path), "sysmon", sysmon_events=SYSMON_EVENTS)
-    assert "\n" not in str(info.value)
 
 
 def test_parse_xml_bytes_refuses_doctype_and_returns_root():
@@ -554,23 +569,21 @@ def test_merge_keeps_no_computer_results_warning():
 def test_cli_check_with_advanced_audit_sample(cli, monkeypatch):
     monkeypatch.chdir(ROOT)
     result = cli("samples/rules", "--gpresult", "samples/gpresult/advanced-audit.xml", "--format", "json")
-    assert result.exit_code in (0, 1), result.stderr
+    assert result.exit_code == 1, result.stderr  # requirements are missing
     report = result.json()
     assert report["summary"]["policy_checked"] is True
     pol = report["policy"]
     assert pol["inputs"] == [{"path": "samples/gpresult/advanced-audit.xml", "format": "gpresult", "warnings": []}]
     assert pol["force_subcategory"] is True
-    statuses = {r["status"] for r in report["requirements"]}
-    # guides are written in parallel: only insist on a mix once the Windows guides map these rules
-    if report["requirements"]:
-        assert "met" in statuses and "missing" in statuses
-        by_id = {r["id"]: r for r in report["requirements"]}
-        if "registry:process_creation_include_cmdline" in by_id:
-            assert by_id["registry:process_creation_include_cmdline"]["status"] == "missing"
-        if "registry:ps_scriptblock_logging" in by_id:
-            assert by_id["registry:ps_scriptblock_logging"]["status"] == "met"
-        if "registry:ps_module_logging" in by_id:
-            assert by_id["registry:ps_module_logging"]["status"] == "missing"
+    by_id = {r["id"]: r["status"] for r in report["requirements"]}
+    # the sample RSoP enables Script Block Logging, disables the command line and leaves Module Logging out
+    assert by_id["registry:ps_scriptblock_logging"] == "met"
+    assert by_id["registry:ps_module_logging"] == "missing"
+    assert by_id["registry:process_creation_include_cmdline"] == "missing"
+    # Audit Logon success and failure (value 3) are set; Account Lockout (not configured) is not
+    assert by_id["audit:%s:success" % G("0cce9215")] == "met"
+    assert by_id["audit:%s:failure" % G("0cce9215")] == "met"
+    assert by_id["audit:%s:failure" % G("0cce9217")] == "missing"
 
 
 @pytest.mark.parametrize("name", ["xxe_file_entity", "billion_laughs", "non_policy_xml"])

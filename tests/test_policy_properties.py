@@ -8,6 +8,7 @@ generated inputs get past the format checks and exercise the code that reads the
 from __future__ import annotations
 
 import os
+import re
 import struct
 import tempfile
 
@@ -109,68 +110,155 @@ def test_gpresult_and_gpo_reports(document):
     assert set(expected) <= set(snapshot.audit)
 
 
+#: Inclusion Setting text -> SettingValue (auditpol /get /r states the setting only as this text)
+INCLUSION = {"Success": 1, "Failure": 2, "Success and Failure": 3, "No Auditing": 0, "": None, "x": None}
+#: A subcategory GUID as the files write it (braced or not, any case), with its normalized form
+csv_guid = st.tuples(st.uuids(), st.sampled_from(["{%s}", "%s"]), st.booleans()).map(
+    lambda t: (t[1] % (str(t[0]).upper() if t[2] else str(t[0])), "{" + str(t[0]).upper() + "}"))
+
+
+def _must_read(body: str, encoding: str) -> bool:
+    """Structurally valid text is read; only a UTF-8 file without a BOM may be refused, as binary, for a NUL."""
+    return encoding != "utf-8" or "\x00" not in body
+
+
+#: What the integer branch of ``setting_value`` draws ('-5' .. '9'); other slots are random text
+INTEGER_SLOT = re.compile(r"-?[0-9]")
+
+
+def _one_line(line: str) -> bool:
+    return line.splitlines() == [line]
+
+
 @st.composite
 def audit_csvs(draw):
-    rows = draw(st.lists(st.tuples(text, guid, st.sampled_from(["Success", "Failure", "Success and Failure",
-                                                                 "No Auditing", "", "x"]), setting_value),
-                         max_size=8))
+    """(bytes, {normalized GUID: expected value or None when the row must be skipped} or None when unsure)."""
+    rows = draw(st.lists(st.tuples(text, st.one_of(csv_guid, text.map(lambda t: (t, None))),
+                                   st.sampled_from(sorted(INCLUSION)), setting_value,
+                                   st.sampled_from(["System", "SYSTEM", "", "CONTOSO\\alice"])),
+                         max_size=8, unique_by=lambda r: r[1][0].strip().strip("{}").upper()))
     six = draw(st.booleans())  # auditpol /get /r has no Setting Value column
     header = "Machine Name,Policy Target,Subcategory,Subcategory GUID,Inclusion Setting,Exclusion Setting"
     lines = [header + ("" if six else ",Setting Value")]
-    for name, g, inclusion, value in rows:
-        cells = ["HOST", "System", name.replace(",", " ").replace("\n", " ").replace("\r", " "), g.replace(",", " "),
+    expected: dict[str, int | None] = {}
+    for name, (g, normalized), inclusion, value, target in rows:
+        cells = ["HOST", target, name.replace(",", " ").replace("\n", " ").replace("\r", " "), g.replace(",", " "),
                  inclusion, ""] + ([] if six else [value.replace(",", " ")])
-        lines.append(",".join(cells))
+        line = ",".join(cells)
+        lines.append(line)
+        if normalized is None or not _one_line(line) or cells[2].strip().casefold().startswith("option:"):
+            continue  # not a well-formed subcategory row: no expectation
+        if target == "CONTOSO\\alice":
+            expected[normalized] = None  # per-user policy: not the machine's
+        elif not six and INTEGER_SLOT.fullmatch(value):
+            expected[normalized] = int(value) & 3 if value.isdigit() else INCLUSION[inclusion]
+        elif six or not any(c.isdigit() for c in value):  # no Setting Value: the Inclusion Setting text decides
+            expected[normalized] = INCLUSION[inclusion]
     body = ("\r\n\r\n" if draw(st.booleans()) else "\r\n").join(lines) + "\r\n"
     encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]))
-    return body.encode(encoding, errors="replace")
+    if '"' in body or not _must_read(body, encoding):
+        expected = None  # a quoted cell may span lines; a NUL may make the file binary
+    return body.encode(encoding, errors="replace"), expected
 
 
 @FAST
-@given(data=audit_csvs())
-def test_audit_csv_and_auditpol_output(data):
-    _read(data, "auditpol")
+@given(document=audit_csvs())
+def test_audit_csv_and_auditpol_output(document):
+    data, expected = document
+    snapshot = _read(data, "auditpol")
+    if expected is None:
+        return
+    assert snapshot is not None
+    for key, value in expected.items():
+        if value is None:
+            assert key not in snapshot.audit, key
+        else:
+            assert snapshot.audit[key].value == value, key
+            assert (snapshot.audit[key].success, snapshot.audit[key].failure) == (bool(value & 1), bool(value & 2))
 
 
 @st.composite
 def gpttmpls(draw):
+    """(bytes, expected legacy audit {key: value} or None when a value's line breaks make it unsure)."""
     keys = ["AuditLogonEvents", "AuditObjectAccess", "AuditSystemEvents", "Bogus"]
     lines = ["[Unicode]", "Unicode=yes", "[Event Audit]"]
-    lines += [f"{draw(st.sampled_from(keys))} = {draw(setting_value)}" for _ in range(draw(st.integers(0, 4)))]
+    expected: dict[str, int] = {}
+    sure = True
+    for key in draw(st.lists(st.sampled_from(keys), unique=True, max_size=4)):
+        value = draw(setting_value)
+        lines.append(f"{key} = {value}")
+        if INTEGER_SLOT.fullmatch(value):
+            if value.isdigit():
+                expected[key] = int(value) & 3  # 0 none, 1 success, 2 failure, 3 both; higher bits ignored
+        elif any(c.isdigit() for c in value):
+            sure = False  # random text with digits: not worth predicting
     lines += ["[Registry Values]"]
     lines += [f"MACHINE\\{draw(text).replace(chr(10), ' ')}={draw(st.sampled_from(['4', '1', '7', 'x']))},"
               f"{draw(text).replace(chr(10), ' ')}" for _ in range(draw(st.integers(0, 3)))]
     lines += ['[Version]', 'signature="$CHICAGO$"', "Revision=1"]
-    return "\r\n".join(lines).encode(draw(st.sampled_from(["utf-16", "utf-8"])), errors="replace")
+    body = "\r\n".join(lines)
+    encoding = draw(st.sampled_from(["utf-16", "utf-8"]))
+    if not sure or not all(_one_line(line) for line in lines) or not _must_read(body, encoding):
+        sure = False  # a line break inside a value may start a section; a NUL may make the file binary
+    return body.encode(encoding, errors="replace"), (expected if sure else None)
 
 
 @FAST
-@given(data=gpttmpls(), kind=st.sampled_from(["gpresult", "auditpol"]))
-def test_gpttmpl(data, kind):
-    _read(data, kind)
+@given(document=gpttmpls(), kind=st.sampled_from(["gpresult", "auditpol"]))
+def test_gpttmpl(document, kind):
+    data, expected = document
+    snapshot = _read(data, kind)
+    if expected is None:
+        return
+    assert snapshot is not None and snapshot.inputs[0].format == "gpttmpl"
+    assert {key: setting.value for key, setting in snapshot.legacy_audit.items()} == expected
 
 
 @st.composite
 def registry_pols(draw):
+    """(bytes, [(key, value name, expected data: REG_DWORD only, else None)] for the values a well-formed file
+    sets, or None if the file is malformed)."""
     out = b"PReg" + struct.pack("<I", 1)
-    for _ in range(draw(st.integers(0, 4))):
-        key = draw(text).encode("utf-16-le", errors="replace")
-        name = draw(text).encode("utf-16-le", errors="replace")
+    intact = draw(st.booleans())  # half the files keep every size right and are not cut short
+    well_formed = True
+    entries = []
+    # value names unique (case-insensitively) per file: no entry overrides another
+    for key_text, name_text in draw(st.lists(st.tuples(text, text), max_size=4,
+                                             unique_by=lambda e: e[1].casefold())):
+        key = key_text.encode("utf-16-le", errors="replace")
+        name = name_text.encode("utf-16-le", errors="replace")
         kind = draw(st.sampled_from([1, 2, 3, 4, 5, 7, 11, 99]))
         raw = draw(st.binary(max_size=16))
-        size = draw(st.sampled_from([len(raw), len(raw) + 3, 0]))
+        size = len(raw) if intact else draw(st.sampled_from([len(raw), len(raw) + 3, 0]))
         out += ("[".encode("utf-16-le") + key + b"\0\0" + ";".encode("utf-16-le") + name + b"\0\0"
                 + ";".encode("utf-16-le") + struct.pack("<I", kind) + ";".encode("utf-16-le")
                 + struct.pack("<I", size) + ";".encode("utf-16-le") + raw + "]".encode("utf-16-le"))
-    if draw(st.booleans()):
-        out = out[:draw(st.integers(0, len(out)))]
-    return out
+        well_formed &= size == len(raw) and "\x00" not in key_text + name_text
+        if name_text and not name_text.startswith("**"):  # an empty name creates a key, **del. deletes
+            dword = str(struct.unpack("<I", raw[:4])[0]) if kind == 4 and len(raw) >= 4 else None
+            entries.append((key_text, name_text, dword))
+    if not intact and draw(st.booleans()):
+        cut = draw(st.integers(0, len(out)))
+        well_formed &= cut == len(out)
+        out = out[:cut]
+    return out, (entries if well_formed else None)
 
 
 @FAST
-@given(data=registry_pols())
-def test_registry_pol(data):
-    _read(data, "gpresult")
+@given(document=registry_pols())
+def test_registry_pol(document):
+    data, entries = document
+    snapshot = _read(data, "gpresult")
+    if entries is None:
+        return
+    assert snapshot is not None and snapshot.inputs[0].format == "registry_pol"
+    assert len(snapshot.registry_values) == len(entries)
+    for key, name, dword in entries:
+        # a Machine registry.pol is relative to HKLM
+        found = [rv.data for rv in snapshot.registry_values if rv.value == name and rv.key in (key, "HKLM\\" + key)]
+        assert len(found) == 1, (key, name, snapshot.registry_values)
+        if dword is not None:
+            assert found == [dword], (key, name)
 
 
 @st.composite
@@ -225,5 +313,7 @@ def test_numbers_int_would_reject_are_never_a_crash(number):
         setting = snapshot.audit.get(LOGON) or snapshot.legacy_audit.get("AuditLogonEvents")
         if number.strip().isascii() and number.strip().isdigit() and len(number) < 10:
             assert setting is not None and setting.value == int(number) & 3
-        elif kind != "auditpol":  # the CSV falls back to the Inclusion Setting text ("Success")
+        elif kind == "auditpol":  # the CSV falls back to the Inclusion Setting text ("Success")
+            assert setting is not None and setting.value == 1 and (setting.success, setting.failure) == (True, False)
+        else:
             assert setting is None

@@ -1,4 +1,8 @@
-"""Rule loader: every YAML document, every EventID shape, every kind of bad file."""
+"""Rule loader: every YAML document, every EventID shape, every kind of bad file.
+
+Encodings, undecodable bytes, oversized files and alias bombs are in tests/test_hostile.py (CONTENT_CASES
+and the size-limit tests).
+"""
 from __future__ import annotations
 
 import os
@@ -7,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from logsource_checker.rules import MAX_RULE_FILE_BYTES, load_file, load_paths
+from logsource_checker.rules import load_file, load_paths
 
 RULE_HEAD = """\
 title: {title}
@@ -182,45 +186,6 @@ def test_yaml_error_has_line_number(tmp_path):
     text = "title: x\nlogsource:\n  product: windows\ndetection:\n  sel: [a, b\n  condition: sel\n"
     error = load_file(str(write(tmp_path, "bad.yml", text))).errors[0]
     assert error.line is not None and 5 <= error.line <= 7
-
-
-ENCODINGS = [
-    ("utf-8 bom crlf", b"\xef\xbb\xbf" + rule_text("sel:\n    EventID: 4624\ncondition: sel").replace("\n", "\r\n").encode()),
-    ("utf-16 bom", rule_text("sel:\n    EventID: 4624\ncondition: sel").encode("utf-16")),
-    ("non-ascii title", rule_text("sel:\n    EventID: 4624\ncondition: sel", title="Anmeldung über Netzwerk").encode()),
-]
-
-
-@pytest.mark.parametrize("name,data", ENCODINGS, ids=[c[0] for c in ENCODINGS])
-def test_encodings(tmp_path, name, data):
-    result = load_file(str(write(tmp_path, "r.yml", data)))
-    assert result.errors == [] and result.rules[0].event_ids == (4624,)
-
-
-@pytest.mark.parametrize("data,reason", [
-    ("title: caf\xe9\n".encode("latin-1"), "not UTF-8"),
-    (b"\x00\x01\x02binary\xff", "binary"),
-])
-def test_undecodable_bytes(tmp_path, data, reason):
-    result = load_file(str(write(tmp_path, "r.yml", data)))
-    assert result.rules == [] and reason in result.errors[0].message
-
-
-def test_oversized_file_is_refused_unread(tmp_path):
-    path = tmp_path / "huge.yml"
-    with open(path, "wb") as handle:
-        handle.truncate(MAX_RULE_FILE_BYTES + 1)  # sparse: costs no disk
-    result = load_file(str(path))
-    assert result.rules == [] and "limit" in result.errors[0].message
-
-
-def test_alias_bomb_is_stopped(tmp_path):
-    lines = ["title: bomb", "logsource: {product: windows, service: security}", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
-    for i in range(1, 9):
-        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
-    lines += ["detection:", "  sel:", "    Image: *a8", "  condition: sel"]
-    result = load_file(str(write(tmp_path, "bomb.yml", "\n".join(lines) + "\n")))
-    assert result.rules == [] and "alias bomb" in result.errors[0].message
 
 
 def test_folder_walk_sorted_recursive_and_no_symlink_loop(tmp_path):
