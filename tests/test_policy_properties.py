@@ -94,7 +94,9 @@ def gpresult_documents(draw):
     else:
         doc = f'<GPO {xsi} xmlns="http://www.microsoft.com/GroupPolicy/Settings"><Computer>{extensions}</Computer></GPO>'
     encoding = draw(st.sampled_from(["utf-8", "utf-16"]))
-    expected = {g: int(v) for g, _, v in audits if g.startswith("{") and v in ("0", "1", "2", "3")}
+    # expectations only for well-formed GUIDs (as uuids() draws them); a malformed one such as "{" is skipped
+    expected = {g: int(v) for g, _, v in audits
+                if re.fullmatch(r"\{[0-9A-F]{8}(-[0-9A-F]{4}){3}-[0-9A-F]{12}\}", g) and v in ("0", "1", "2", "3")}
     return f'<?xml version="1.0" encoding="{encoding}"?>\n{doc}'.encode(encoding), expected
 
 
