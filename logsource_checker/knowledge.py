@@ -185,10 +185,6 @@ class Guide:
     key_fields: tuple[str, ...]
     enablement: tuple[Alternative, ...]
 
-    @property
-    def resolves_audit_events(self) -> bool:
-        return any(spec.kind == "audit_events" for alt in self.enablement for spec in alt.requires)
-
 
 @dataclass
 class Knowledge:
@@ -217,9 +213,6 @@ class Knowledge:
             if wanted in (sub.name.casefold(), sub.gpo_name.casefold()):
                 return sub
         return None
-
-    def category_of(self, sub: AuditSubcategory) -> AuditCategory | None:
-        return self.categories.get(sub.category)
 
 
 # --------------------------------------------------------------------------- loading

@@ -50,13 +50,6 @@ class Need:
     options: list[Option]
     event_id: int | None = None
 
-    @property
-    def recommended(self) -> Option:
-        for option in self.options:
-            if option.primary:
-                return option
-        return self.options[0]
-
     def best_option(self, statuses: dict[str, str]) -> Option:
         """The option to recommend under these requirement statuses: the fewest missing requirements,
         then the primary one, then data order (so with nothing in place the primary option wins)."""
