@@ -223,6 +223,12 @@ class Rule:
     providers: tuple[str, ...] = ()
     fields: tuple[str, ...] = ()
     has_keywords: bool = False
+    # The detection as plain tuples (marshal-able, for the cache and worker pipes); see ``detection.py``:
+    # condition: the condition text(s), a list meaning "any of them";
+    # selections: ((name, branches), ...); a selection is the OR of its branches, a branch the AND of its
+    # matches, a match (field or None for a keyword, (modifier, ...), (value text or None, ...)).
+    condition: tuple[str, ...] = ()
+    selections: tuple[Any, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -267,7 +273,8 @@ def pack_result(result: LoadResult) -> tuple[Any, ...]:
     marshal and load than the dataclasses. ``unpack_result`` reverses it."""
     return (
         tuple((r.path, r.document, r.id, r.title, r.level, r.status, r.logsource.product, r.logsource.category,
-               r.logsource.service, r.definition, r.event_ids, r.channels, r.providers, r.fields, r.has_keywords)
+               r.logsource.service, r.definition, r.event_ids, r.channels, r.providers, r.fields, r.has_keywords,
+               r.condition, r.selections)
               for r in result.rules),
         tuple((e.path, e.line, e.message) for e in result.errors),
         tuple((o.path, o.document, o.kind, o.id, o.title) for o in result.others),
@@ -280,9 +287,10 @@ def unpack_result(packed: tuple[Any, ...], into: LoadResult) -> None:
     rules, errors, others, files = packed
     rule_list = into.rules
     for (path, document, rule_id, title, level, status, product, category, service, definition, event_ids,
-         channels, providers, fields, has_keywords) in rules:
+         channels, providers, fields, has_keywords, condition, selections) in rules:
         rule_list.append(Rule(path, document, rule_id, title, level, status, LogSource(product, category, service),
-                              definition, event_ids, channels, providers, fields, has_keywords))
+                              definition, event_ids, channels, providers, fields, has_keywords, condition,
+                              selections))
     into.errors.extend(LoadError(path, line, message) for path, line, message in errors)
     into.others.extend(OtherDocument(path, document, kind, other_id, title)
                        for path, document, kind, other_id, title in others)
@@ -665,6 +673,10 @@ def _one_document(path: str, index: int, doc: dict[str, Any], result: LoadResult
         return
     for problem in extract.problems:
         err(problem)
+    condition = detection.get("condition")
+    conditions = tuple(c for c in (condition if isinstance(condition, list) else [condition]) if isinstance(c, str))
+    if condition is not None and len(conditions) != (len(condition) if isinstance(condition, list) else 1):
+        err(f"condition {_short(condition)} is not a string or a list of strings")
     result.rules.append(Rule(
         path=path,
         document=index,
@@ -679,6 +691,8 @@ def _one_document(path: str, index: int, doc: dict[str, Any], result: LoadResult
         providers=tuple(sorted(extract.providers)),
         fields=tuple(sorted(extract.fields)),
         has_keywords=extract.has_keywords,
+        condition=conditions,
+        selections=tuple(extract.selections),
     ))
 
 
@@ -696,6 +710,8 @@ class _Extraction:
         self.fields: set[str] = set()
         self.problems: list[str] = []
         self.has_keywords = False
+        self.selections: list[tuple[str, tuple[Any, ...]]] = []
+        self._branches: list[tuple[Any, ...]] = []
         self._nodes = 0
 
     def _count(self, depth: int) -> None:
@@ -713,13 +729,16 @@ class _Extraction:
         for name, selection in detection.items():
             if name in ("condition", "timeframe"):
                 continue
+            self._branches = []
             self._selection(selection, 1)
+            self.selections.append((str(name), tuple(self._branches)))
 
     def _selection(self, value: Any, depth: int) -> None:
         self._count(depth)
         if isinstance(value, dict):
             self._map(value, depth + 1)
         elif isinstance(value, list):
+            keywords: list[str | None] = []
             for item in value:
                 if isinstance(item, dict):
                     self._count(depth + 1)
@@ -729,10 +748,15 @@ class _Extraction:
                 else:
                     self._count(depth + 1)
                     self.has_keywords = True
+                    keywords.append(_value_text(item))
+            if keywords:
+                self._branches.append(((None, (), tuple(keywords)),))
         elif value is not None:
             self.has_keywords = True
+            self._branches.append(((None, (), (_value_text(value),)),))
 
     def _map(self, mapping: dict[Any, Any], depth: int) -> None:
+        branch: list[tuple[str | None, tuple[str, ...], tuple[str | None, ...]]] = []
         for key, value in mapping.items():
             self._count(depth)
             if not isinstance(key, str):
@@ -740,9 +764,14 @@ class _Extraction:
                 continue
             field_name, _, modifiers = key.partition("|")
             field_name = field_name.strip()
+            mods = tuple(m.strip().lower() for m in modifiers.split("|")) if modifiers else ()
+            items = value if isinstance(value, list) else [value]
+            texts = tuple(_value_text(v) for v in items if not isinstance(v, (dict, list)))
             if not field_name:
                 self.has_keywords = True  # '|re' etc. on a keyword list
+                branch.append((None, mods, texts))
                 continue
+            branch.append((field_name, mods, texts))
             self.fields.add(field_name)
             lowered = field_name.lower()
             if lowered in _EVENTID_FIELDS:
@@ -753,6 +782,7 @@ class _Extraction:
                 self._strings(value, self.providers, depth)
             else:
                 self._values(value, depth)
+        self._branches.append(tuple(branch))
 
     def _values(self, value: Any, depth: int) -> None:
         if isinstance(value, list):
@@ -787,6 +817,18 @@ class _Extraction:
                 self.problems.append(f"EventID value {_short(item)} is not an event ID (0-{MAX_EVENT_ID})")
             else:
                 self.event_ids.add(event_id)
+
+
+def _value_text(value: Any) -> str | None:
+    """A detection value as text (how Sigma compares it); None stays None (a null match)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    try:
+        return str(value)
+    except ValueError:  # an integer past Python's digit limit
+        return "<number too long>"
 
 
 def _as_event_id(value: Any) -> int | None:

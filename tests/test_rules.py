@@ -224,3 +224,38 @@ def test_unreadable_file(tmp_path, monkeypatch):
     monkeypatch.setattr("logsource_checker.rules.open", deny, raising=False)
     result = load_paths([str(tmp_path)])
     assert result.rules == [] and "cannot read" in result.errors[0].message
+
+
+DETECTION_CASES = [
+    # (detection YAML, expected condition, expected selections)
+    ("""
+detection:
+  selection:
+    Image|endswith: '\\\\a.exe'
+    CommandLine|contains|all: [x, y]
+  filter:
+    - ParentImage: C:\\\\p.exe
+    - User: null
+  condition: selection and not filter
+""", ("selection and not filter",),
+     (("selection", ((("Image", ("endswith",), ("\\\\a.exe",)), ("CommandLine", ("contains", "all"), ("x", "y"))),)),
+      ("filter", ((("ParentImage", (), ("C:\\\\p.exe",)),), (("User", (), (None,)),))))),
+    ("""
+detection:
+  keywords: [evil, 4688, true]
+  condition: [keywords, keywords]
+""", ("keywords", "keywords"), (("keywords", (((None, (), ("evil", "4688", "true")),),)),)),
+]
+
+
+@pytest.mark.parametrize("detection, condition, selections", DETECTION_CASES)
+def test_detection_model(tmp_path, detection, condition, selections):
+    from logsource_checker.rules import load_paths
+
+    path = tmp_path / "r.yml"
+    path.write_text("title: t\nlogsource: {product: windows, category: process_creation}\n" + detection)
+    result = load_paths([str(path)])
+    assert not result.errors
+    (rule,) = result.rules
+    assert rule.condition == condition
+    assert rule.selections == selections

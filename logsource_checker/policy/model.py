@@ -112,6 +112,9 @@ class PolicySnapshot:
     # Which inputs overrode which (for "when they disagree, say which wins and why").
     conflicts: list[str] = field(default_factory=list)
     has_computer_results: bool = True
+    # The machine's role (client | server | dc) when an input shows it, and how that was decided.
+    role: str | None = None
+    role_reason: str | None = None
 
 
 def norm_category(text: str) -> str:
