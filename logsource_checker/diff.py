@@ -160,8 +160,9 @@ class PolicyDiff:
     def _channel_status(self, name: str) -> tuple[str, str | None]:
         assert self.snapshot is not None
         channel = self.kb.channel(name)
+        wanted = self.kb.channel_key(name)  # a policy may name the channel by an alias (pySigma's spelling)
         for setting in reversed(self.snapshot.channels):
-            if setting.name.casefold() == name.casefold() and setting.enabled is not None:
+            if setting.enabled is not None and self.kb.channel_key(setting.name) == wanted:
                 return ("met", f"enabled by {setting.source or 'policy'}") if setting.enabled else (
                     "missing", f"disabled by {setting.source or 'policy'}")
         if channel is not None and channel.enabled_by_default:

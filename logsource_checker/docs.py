@@ -75,6 +75,17 @@ def _items(kb: Knowledge, guide: Guide, alt) -> list[dict[str, Any]]:
     return items
 
 
+def _inferred_events(kb: Knowledge) -> list[dict[str, Any]]:
+    """Security events whose subcategory or outcome no Microsoft page states (auditpol.yaml inferred: true)."""
+    rows = []
+    for sub in kb.subcategories.values():
+        for ev in sub.events:
+            if ev.inferred:
+                rows.append({"id": ev.id, "name": ev.name or "", "subcategory": sub.name,
+                             "outcomes": " and ".join(sorted(ev.outcomes)), "basis": ev.basis or ""})
+    return sorted(rows, key=lambda r: (r["id"], r["subcategory"]))
+
+
 def _page_path(guide: Guide) -> str:
     rel = guide.path.removeprefix("guides/")
     return "sources/" + rel.rsplit(".", 1)[0] + ".md"
@@ -96,6 +107,7 @@ def write_docs(result: CheckResult, directory: Path) -> list[Path]:
         written.append(path)
 
     pages = []
+    inferred = _inferred_events(kb)
     for guide in sorted(kb.guides, key=lambda g: g.path):
         rules = sorted(by_guide.get(guide.id, []), key=lambda r: (r.rule.title or "", r.rule.path))
         link = _page_path(guide)
@@ -106,6 +118,8 @@ def write_docs(result: CheckResult, directory: Path) -> list[Path]:
                    for s in guide.sources]
         text = render("docs/guide.md.j2", "markdown", g=guide, labels=labels, sources=sources,
                       alternatives=alternatives, events=sorted(guide.events.values(), key=lambda e: e.id),
+                      inferred=inferred if any(spec.kind == "audit_events" for alt in guide.enablement
+                                               for spec in alt.requires) else [],
                       rules=[{"title": r.rule.title or r.rule.ref, "level": r.rule.level or "",
                               "coverage": r.coverage, "path": r.rule.path} for r in rules])
         write("docs/" + link, text)
@@ -122,7 +136,7 @@ def write_docs(result: CheckResult, directory: Path) -> list[Path]:
         subs = [s for s in kb.subcategories.values() if s.category == cat.name]
         categories.append({"name": cat.name, "legacy_policy": cat.legacy_policy, "subs": subs})
     write("docs/audit-policy.md", render("docs/audit-policy.md.j2", "markdown", categories=categories,
-                                         subcategories=list(kb.subcategories.values())))
+                                         subcategories=list(kb.subcategories.values()), inferred=inferred))
     sections: dict[str, list[dict[str, Any]]] = {}
     for page in sorted(pages, key=lambda p: p["link"]):
         inside = page["link"].removeprefix("sources/")

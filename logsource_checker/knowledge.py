@@ -68,6 +68,8 @@ class AuditEvent:
     name: str | None
     outcomes: frozenset[str]
     primary: bool = False
+    inferred: bool = False     # no Microsoft page states this event's subcategory or outcome: our reading
+    basis: str | None = None   # why we read it so (required when inferred)
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ class Channel:
     recommended_max_size_mb: int | None
     gpo_path: str | None
     reference: str | None
+    aliases: tuple[tuple[str, str | None], ...] = ()   # (other spelling, the URL that shows it)
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,7 @@ class Knowledge:
     force_subcategory_policy: str | None = None   # registry policy id of the force option
     registry_policies: dict[str, RegistryPolicy] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)                  # by casefolded name
+    channel_aliases: dict[str, str] = field(default_factory=dict)   # casefolded alias -> casefolded name
     sysmon_events: dict[int, SysmonEvent] = field(default_factory=dict)
     sysmon_meta: dict[str, Any] = field(default_factory=dict)
     guides: list[Guide] = field(default_factory=list)
@@ -205,7 +209,21 @@ class Knowledge:
     problems: list[str] = field(default_factory=list)  # schema problems found while loading
 
     def channel(self, name: str) -> Channel | None:
-        return self.channels.get(name.casefold())
+        """The channel a name stands for: its Windows name or one of its aliases (pySigma's spellings),
+        compared case-insensitively and without surrounding blanks."""
+        key = name.strip().casefold()
+        found = self.channels.get(key)
+        if found is None:
+            alias_of = self.channel_aliases.get(key)
+            if alias_of is not None:
+                found = self.channels.get(alias_of)
+        return found
+
+    def channel_key(self, name: str) -> str:
+        """A name to compare channels by: the casefolded Windows name of a known channel (so an alias and
+        the name it stands for compare equal), else the casefolded name as given."""
+        found = self.channel(name)
+        return found.name.casefold() if found is not None else name.strip().casefold()
 
     def subcategory_by_name(self, name: str) -> AuditSubcategory | None:
         wanted = name.strip().casefold()
@@ -361,9 +379,13 @@ def _load_auditpol(kb: Knowledge, path: Path) -> None:
             legacy_key=cat.get("legacy_key", ""),
             gpo_path=f"{legacy_prefix}\\{cat.get('legacy_policy', '')}")
     for sub in data.get("subcategories") or []:
+        for ev in sub.get("events") or []:
+            if "inferred" in ev and not isinstance(ev["inferred"], bool):
+                kb.problems.append(f"auditpol.yaml: event {ev.get('id')} inferred: {ev['inferred']!r} is not true/false")
         events = tuple(
             AuditEvent(id=int(ev["id"]), name=_opt_str(ev.get("name")),
-                       outcomes=frozenset(_as_list(ev.get("outcomes"))), primary=bool(ev.get("primary", False)))
+                       outcomes=frozenset(_as_list(ev.get("outcomes"))), primary=bool(ev.get("primary", False)),
+                       inferred=ev.get("inferred", False) is True, basis=_opt_str(ev.get("basis")))
             for ev in sub.get("events") or [])
         record = AuditSubcategory(
             name=sub["name"], gpo_name=sub.get("gpo_name") or f"Audit {sub['name']}",
@@ -415,10 +437,17 @@ def _load_channels(kb: Knowledge, path: Path) -> None:
             provider_guid=_opt_str(ch.get("provider_guid")), type=str(ch.get("type", "")),
             enabled_by_default=bool(ch.get("enabled_by_default", True)),
             recommended_max_size_mb=int(size) if isinstance(size, (int, float)) else None,
-            gpo_path=_opt_str(ch.get("gpo_path")), reference=_opt_str(ch.get("reference")))
+            gpo_path=_opt_str(ch.get("gpo_path")), reference=_opt_str(ch.get("reference")),
+            aliases=tuple((str(a.get("name", "")), _opt_str(a.get("reference"))) if isinstance(a, dict)
+                          else (str(a), None) for a in _as_list(ch.get("aliases"))))
         if record.name.casefold() in kb.channels:
             kb.problems.append(f"{path.name}: channel {record.name} listed twice")
         kb.channels[record.name.casefold()] = record
+        for alias, _ in record.aliases:
+            key = alias.strip().casefold()
+            if key in kb.channel_aliases and kb.channel_aliases[key] != record.name.casefold():
+                kb.problems.append(f"{path.name}: alias {alias!r} names two channels")
+            kb.channel_aliases[key] = record.name.casefold()
 
 
 def _load_sysmon(kb: Knowledge, path: Path) -> None:
@@ -533,6 +562,10 @@ def validate(kb: Knowledge) -> list[str]:
         for ev in sub.events:
             if not ev.outcomes or not ev.outcomes <= {"success", "failure"}:
                 problems.append(f"{where}: event {ev.id} outcomes {sorted(ev.outcomes)} invalid")
+            if ev.inferred and not (ev.basis or "").strip():
+                problems.append(f"{where}: event {ev.id} is inferred but gives no basis")
+            if ev.basis and not ev.inferred:
+                problems.append(f"{where}: event {ev.id} has a basis but is not marked inferred: true")
     for event_id, producers in kb.producers.items():
         primaries = sum(1 for _, ev in producers if ev.primary)
         if len(producers) > 1 and primaries != 1:
@@ -562,6 +595,15 @@ def validate(kb: Knowledge) -> list[str]:
             problems.append(f"channel {ch.name!r}: a character unsafe in a wevtutil command")
         if ch.provider_guid and not GUID_RE.match(ch.provider_guid.upper()):
             problems.append(f"channel {ch.name}: bad provider GUID {ch.provider_guid}")
+        for alias, ref in ch.aliases:
+            if not alias.strip():
+                problems.append(f"channel {ch.name}: empty alias")
+            elif alias.strip().casefold() in kb.channels:
+                problems.append(f"channel {ch.name}: alias {alias!r} is itself a channel name")
+            if not (ref or "").startswith("https://"):
+                problems.append(f"channel {ch.name}: alias {alias!r} cites no https reference")
+            if not SAFE_CHANNEL_RE.match(alias):
+                problems.append(f"channel {ch.name}: alias {alias!r} has a character unsafe in a wevtutil command")
     for ev in kb.sysmon_events.values():
         if ev.filterable and not ev.element:
             problems.append(f"sysmon event {ev.id}: filterable but no element")

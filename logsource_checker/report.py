@@ -36,7 +36,17 @@ def _ls(key: tuple) -> dict[str, Any]:
     return {"product": key[0], "category": key[1], "service": key[2]}
 
 
-def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool) -> dict[str, Any]:
+def _canonical_channels(values: tuple[str, ...], kb: Knowledge) -> list[str]:
+    """A rule's Channel values as Windows names: an alias (pySigma's spelling, any case) becomes the name it
+    stands for; a value the data does not know is kept as written."""
+    names = []
+    for value in values:
+        channel = kb.channel(value)
+        names.append(channel.name if channel is not None else value)
+    return list(dict.fromkeys(names))
+
+
+def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool, kb: Knowledge) -> dict[str, Any]:
     from .diff import need_status
 
     rule = res.rule
@@ -49,6 +59,7 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool) ->
         "logsource": _ls(rule.logsource.key),
         "event_ids": list(rule.event_ids),
         "channels": list(rule.channels),
+        "channels_resolved": _canonical_channels(rule.channels, kb),
         "providers": list(rule.providers),
         "guide": res.guide.id if res.guide else None,
         "requirements": res.requirement_ids,
@@ -57,6 +68,8 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool) ->
         "event_ids_produced": res.event_ids_produced,
         "event_ids_missing": res.event_ids_missing,
         "event_ids_unmapped": sorted(set(res.unmapped_event_ids)),
+        # EventIDs whose subcategory or outcome no Microsoft page states (mappings/auditpol.yaml inferred: true)
+        "event_ids_inferred": sorted({n.event_id for n in res.needs if n.event_id is not None and n.inferred}),
         "notes": res.notes,
     }
     if verbose:
@@ -65,8 +78,10 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool) ->
             "label": need.label,
             "event_id": need.event_id,
             "status": need_status(need, statuses),
+            "inferred": need.inferred,
             "options": [{"name": o.name, "primary": o.primary, "requirements": list(o.requirements),
-                         "notes": o.notes} for o in need.options],
+                         "notes": o.notes, "inferred": o.basis is not None, "basis": o.basis}
+                        for o in need.options],
         } for need in res.needs]
     return entry
 
@@ -156,7 +171,7 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
         "summary": summary,
         "errors": [{"path": e.path, "line": e.line, "message": e.message} for e in loaded.errors],
         "logsources": logsources,
-        "rules": [_rule_entry(res, statuses, verbose) for res in resolution.rules],
+        "rules": [_rule_entry(res, statuses, verbose, kb) for res in resolution.rules],
         "requirements": requirements,
         "unmapped": {"logsources": unmapped_ls, "event_ids": unmapped_events},
         "other_documents": [{"path": o.path, "document": o.document, "kind": o.kind, "id": o.id,

@@ -42,6 +42,7 @@ class Option:
     primary: bool
     requirements: tuple[str, ...]
     notes: str | None = None
+    basis: str | None = None   # set when the mapping behind this option is inferred (no Microsoft page states it)
 
 
 @dataclass
@@ -49,6 +50,11 @@ class Need:
     label: str
     options: list[Option]
     event_id: int | None = None
+
+    @property
+    def inferred(self) -> bool:
+        """Whether any way of meeting this need rests on an inferred mapping (see Option.basis)."""
+        return any(option.basis for option in self.options)
 
     def best_option(self, statuses: dict[str, str]) -> Option:
         """The option to recommend under these requirement statuses: the fewest missing requirements,
@@ -115,7 +121,8 @@ class Resolver:
         # save work; every rule still gets its own Need/Option objects.
         self._spec_ids: dict[tuple[int, int], tuple[str, ...]] = {}
         self._folded: dict[int, frozenset[str] | None] = {}
-        self._event_options: dict[int, tuple[tuple[tuple[str, bool, tuple[str, ...], str | None], ...], str]] = {}
+        self._event_options: dict[int, tuple[tuple[tuple[str, bool, tuple[str, ...], str | None, str | None], ...],
+                                             str]] = {}
         self._rule_memo: dict[tuple, tuple] = {}
         self._unmapped_calls: list[tuple[int, str, tuple[int, ...]]] | None = None
 
@@ -209,7 +216,7 @@ class Resolver:
             self._unmapped_calls = []
             res = self._resolve_rule(rule, guide, rule_fields)
             self._rule_memo[memo_key] = (
-                tuple((need.label, tuple((o.name, o.primary, o.requirements, o.notes) for o in need.options),
+                tuple((need.label, tuple((o.name, o.primary, o.requirements, o.notes, o.basis) for o in need.options),
                        need.event_id) for need in res.needs),
                 tuple(res.notes), tuple(res.always_logged_event_ids), tuple(self._unmapped_calls))
             self._unmapped_calls = None
@@ -288,7 +295,8 @@ class Resolver:
                         ids = tuple(self._audit(sub, outcome).id for outcome in ("success", "failure")
                                     if outcome in event.outcomes)
                         templates.append((sub.name, event.primary or len(producers) == 1, ids,
-                                          "needs SACLs on the objects to audit" if sub.requires_sacl else None))
+                                          "needs SACLs on the objects to audit" if sub.requires_sacl else None,
+                                          event.basis if event.inferred else None))
                     name = producers[0][1].name
                     memo = self._event_options[event_id] = (
                         tuple(templates), f"EventID {event_id}" + (f" ({name})" if name else ""))

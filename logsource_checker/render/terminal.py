@@ -19,6 +19,12 @@ def _t(value: Any):
     return Text(one_line(value))
 
 
+def _inferred_text(need: dict[str, Any]) -> str:
+    """' (inferred: basis)' for a need resting on a mapping no Microsoft page states, else ''."""
+    bases = [o["basis"] for o in need.get("options") or [] if o.get("basis")]
+    return f" (inferred: {'; '.join(dict.fromkeys(bases))})" if bases else ""
+
+
 def print_report(report: dict[str, Any], console: Any, verbose: bool = False) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -95,7 +101,7 @@ def print_report(report: dict[str, Any], console: Any, verbose: bool = False) ->
         for col in ("Coverage", "Level", "Title", "Path", "Needs"):
             rules.add_column(col, overflow="fold")
         for rule in report["rules"]:
-            needs = "; ".join(f"{n['status']}: {n['label']}" for n in rule.get("needs") or [])
+            needs = "; ".join(f"{n['status']}: {n['label']}" + _inferred_text(n) for n in rule.get("needs") or [])
             rules.add_row(Text(rule["coverage"], style=_COVERAGE_STYLE.get(rule["coverage"], "")),
                           rule["level"] or "", _t(rule["title"]), _t(rule["path"]), _t(needs))
         console.print(rules)
