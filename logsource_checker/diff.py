@@ -127,6 +127,13 @@ class PolicyDiff:
 
     def _registry_status(self, pol: RegistryPolicy) -> tuple[str, str | None]:
         assert self.snapshot is not None
+        deferred = self._deferral(pol)
+        if deferred is not None:
+            # the policy's check box (PowerShell 7: "Use Windows PowerShell Policy setting.") hands the decision
+            # to another policy: that one's status is this one's
+            target = self.kb.registry_policies[pol.defer.policy]  # type: ignore[union-attr]
+            status, reason = self._registry_status(target)
+            return status, (f"{deferred}, so {target.name} ({target.category}) decides: {reason}")
         if pol.kind == "security_option":
             found = [self._reg_values.get((norm_registry_key(r.key), r.value.casefold())) for r in pol.registry]
             if all(v is not None for v in found):
@@ -157,6 +164,33 @@ class PolicyDiff:
             return "missing", "registry values set to other data by policy"
         return "missing", "not configured by policy"
 
+    def _deferral(self, pol: RegistryPolicy) -> str | None:
+        """Why ``pol`` follows another policy on this machine (its deferral check box is on, as a GPO report
+        shows it or as the registry value it writes), or None. A check box the report shows decides over the
+        registry value; a policy that is not enabled defers nothing."""
+        assert self.snapshot is not None
+        defer = pol.defer
+        if defer is None or defer.policy not in self.kb.registry_policies:
+            return None
+        wanted_cat = norm_category(pol.category)
+        matches = [p for p in self.snapshot.registry_policies
+                   if p.name.strip().casefold() == pol.name.casefold() and norm_category(p.category) == wanted_cat]
+        if matches:
+            setting = matches[-1]
+            if setting.state.casefold() != "enabled":
+                return None
+            where = f" ({setting.source})" if setting.source else ""
+            wanted = _setting_name(defer.setting)
+            for name, value in setting.settings:
+                if _setting_name(name) == wanted:
+                    on = value.strip().casefold() in ("enabled", "true", "1")
+                    return f"policy{where} checks {defer.setting!r}" if on else None
+        reg = defer.registry
+        found = self._reg_values.get((norm_registry_key(reg.key), reg.value.casefold()))
+        if found is not None and str(found) == str(reg.data):
+            return f"the policy sets {reg.value} = {reg.data} ({defer.setting!r})"
+        return None
+
     def _channel_status(self, name: str) -> tuple[str, str | None]:
         assert self.snapshot is not None
         channel = self.kb.channel(name)
@@ -178,6 +212,12 @@ class PolicyDiff:
         for res in resolution.rules:
             rule_coverage(res, statuses, self.snapshot is not None)
 
+
+
+def _setting_name(name: str) -> str:
+    """A sub-setting name compared loosely: GPO reports copy the label of the ADML presentation, which may
+    end in ':' or '.'; case and surrounding blanks are ignored."""
+    return name.strip().rstrip(":.").strip().casefold()
 
 
 def need_status(need: Need, statuses: dict[str, str]) -> str:

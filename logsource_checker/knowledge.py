@@ -112,6 +112,17 @@ class RegistryValueSpec:
 
 
 @dataclass(frozen=True)
+class PolicyDeferral:
+    """A check box of a policy that makes the program read another policy instead (PowerShell 7's
+    "Use Windows PowerShell Policy setting."): with it on, the other policy decides."""
+
+    setting: str                  # the check box as GPO reports name it
+    registry: RegistryValueSpec   # the value it writes
+    policy: str                   # id of the policy that then decides
+    references: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class RegistryPolicy:
     id: str
     name: str
@@ -122,6 +133,7 @@ class RegistryPolicy:
     settings: tuple[tuple[str, str], ...]
     registry: tuple[RegistryValueSpec, ...]
     reference: str
+    defer: PolicyDeferral | None = None
 
 
 @dataclass(frozen=True)
@@ -422,10 +434,24 @@ def _load_registry_policies(kb: Knowledge, path: Path) -> None:
             id=str(pol["id"]), name=str(pol.get("name", "")), category=str(pol.get("category", "")),
             kind=str(pol.get("kind", "administrative_template")), gpo_path=str(pol.get("gpo_path", "")),
             state=str(pol.get("state", "Enabled")), settings=settings, registry=registry,
-            reference=str(pol.get("reference", "")))
+            reference=str(pol.get("reference", "")), defer=_parse_deferral(pol.get("defer"), path, kb))
         if record.id in kb.registry_policies:
             kb.problems.append(f"{path.name}: registry policy id {record.id} defined twice")
         kb.registry_policies[record.id] = record
+
+
+def _parse_deferral(raw: Any, path: Path, kb: Knowledge) -> PolicyDeferral | None:
+    if raw is None:
+        return None
+    reg = raw.get("registry") if isinstance(raw, dict) else None
+    if not isinstance(reg, dict) or not raw.get("setting") or not raw.get("policy"):
+        kb.problems.append(f"{path.name}: defer needs setting, registry and policy")
+        return None
+    return PolicyDeferral(
+        setting=str(raw["setting"]), policy=str(raw["policy"]),
+        registry=RegistryValueSpec(key=str(reg.get("key", "")), value=str(reg.get("value", "")),
+                                   type=str(reg.get("type", "REG_DWORD")), data=reg.get("data")),
+        references=tuple(str(u) for u in _as_list(raw.get("references"))))
 
 
 def _load_channels(kb: Knowledge, path: Path) -> None:
@@ -578,7 +604,8 @@ def validate(kb: Knowledge) -> list[str]:
             problems.append(f"registry policy {pol.id}: no https reference")
         if not pol.registry:
             problems.append(f"registry policy {pol.id}: no registry values")
-        for reg in pol.registry:
+        problems.extend(_deferral_problems(kb, pol))
+        for reg in pol.registry + ((pol.defer.registry,) if pol.defer else ()):
             if not reg.key.upper().startswith(("HKLM\\", "HKCU\\")):
                 problems.append(f"registry policy {pol.id}: key {reg.key!r} must start with HKLM\\ or HKCU\\")
             if reg.type not in ("REG_DWORD", "REG_SZ"):
@@ -638,6 +665,24 @@ def validate(kb: Knowledge) -> list[str]:
         specs += [s for ev in guide.events.values() for s in ev.requires]
         for spec in specs:
             problems.extend(f"{where}: {p}" for p in _spec_problems(kb, spec))
+    return problems
+
+
+def _deferral_problems(kb: Knowledge, pol: RegistryPolicy) -> list[str]:
+    defer = pol.defer
+    if defer is None:
+        return []
+    where = f"registry policy {pol.id}: defer"
+    problems = []
+    target = kb.registry_policies.get(defer.policy)
+    if target is None or target.id == pol.id:
+        problems.append(f"{where} names {defer.policy!r}, not another policy of mappings/registry_policies*.yaml")
+    elif target.defer is not None:
+        problems.append(f"{where} names {target.id}, which defers itself (no chains)")
+    if pol.kind != "administrative_template":
+        problems.append(f"{where} only applies to administrative templates")
+    if not defer.references or not all(u.startswith("https://") for u in defer.references):
+        problems.append(f"{where} needs https references")
     return problems
 
 
