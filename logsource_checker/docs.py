@@ -52,6 +52,10 @@ def _items(kb: Knowledge, guide: Guide, alt) -> list[dict[str, Any]]:
             details.extend(_detail(name, value, "code") for name, value in pol.settings)
             details.extend(_detail("Registry", f"{r.key}\\{r.value} = {r.data} ({r.type})", "code")
                            for r in pol.registry)
+            if pol.defer is not None and pol.defer.policy in kb.registry_policies:
+                target = kb.registry_policies[pol.defer.policy]
+                details.append(_detail("Or", f"check '{pol.defer.setting}' in this policy and enable {target.name} "
+                                             f"({target.category}), which then applies"))
         elif spec.kind == "channel":
             channel = kb.channel(str(spec.value))
             assert channel is not None
