@@ -211,3 +211,63 @@ def test_registry_data_emit_would_refuse_is_refused_by_validation(cli, tmp_path,
     result = cli(ROOT / "samples" / "rules", "--emit", tmp_path / "out")
     assert result.exit_code == 2 and "unsafe in registry.reg" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+# (file, text in it, replacement, problem validate reports) for the keys added by the data audit:
+# inferred/basis on audit events, channel aliases, policy deferral
+SCHEMA_BREAKS = [
+    ("mappings/auditpol.yaml", "        inferred: true\n        basis: 'no Microsoft subcategory page lists it; OSSEM",
+     "        inferred: true\n        notbasis: 'x", "event 4825 is inferred but gives no basis"),
+    ("mappings/auditpol.yaml", "        inferred: true\n        basis: 'no Microsoft subcategory page lists it; OSSEM",
+     "        inferred: 'yes'\n        basis: 'no Microsoft subcategory page lists it; OSSEM",
+     "event 4825 inferred: 'yes' is not true/false"),
+    ("mappings/auditpol.yaml", "        inferred: true\n        basis: 'no Microsoft subcategory page lists it; OSSEM",
+     "        basis: 'no Microsoft subcategory page lists it; OSSEM",
+     "event 4825 has a basis but is not marked inferred: true"),
+    ("mappings/channels_services.yaml", "      - name: 'Microsoft-Windows-Security-Mitigations/User Mode'",
+     "      - name: 'Microsoft-Windows-Security-Mitigations/Kernel Mode'", "names two channels"),
+    ("mappings/channels_services.yaml", "      - name: 'Microsoft-Windows-Security-Mitigations/User Mode'",
+     "      - name: 'Microsoft-Windows-NTLM/Operational'", "is itself a channel name"),
+    ("mappings/channels_services.yaml", "      - name: 'Microsoft-Windows-Security-Mitigations/User Mode'",
+     "      - name: 'Microsoft-Windows-Security-Mitigations/User \"Mode'", "unsafe in a wevtutil command"),
+    ("mappings/registry_policies.yaml", "      policy: ps_scriptblock_logging",
+     "      policy: no_such_policy", "not another policy"),
+    ("mappings/registry_policies.yaml", "      policy: ps_scriptblock_logging",
+     "      policy: pwsh_module_logging", "which defers itself"),
+    ("mappings/registry_policies.yaml", "      policy: ps_scriptblock_logging\n      references:\n        - https:",
+     "      policy: ps_scriptblock_logging\n      references:\n        - http:", "defer needs https references"),
+]
+
+
+@pytest.mark.parametrize("name, old, new, problem", SCHEMA_BREAKS)
+def test_new_schema_keys_are_validated(tmp_path, name, old, new, problem):
+    import shutil
+
+    data = tmp_path / "data"
+    for part in ("guides", "mappings"):
+        shutil.copytree(ROOT / part, data / part)
+    target = data / name
+    text = target.read_text(encoding="utf-8")
+    assert old in text
+    target.write_text(text.replace(old, new, 1), encoding="utf-8")
+    problems = knowledge.validate(knowledge.load(str(data), use_cache=False))
+    assert any(problem in p for p in problems), problems
+
+
+def test_aliases_cite_pysigma_and_name_no_channel(kb):
+    aliases = {alias: (ch.name, ref) for ch in kb.channels.values() for alias, ref in ch.aliases}
+    assert set(aliases) == {"Microsoft-Windows-Security-Mitigations/Kernel Mode",
+                            "Microsoft-Windows-Security-Mitigations/User Mode",
+                            "Microsoft-Windows-DNS Client Events/Operational",
+                            "Microsoft-Windows-DNS-Server/Analytical"}
+    for alias, (name, ref) in aliases.items():
+        assert ref and "SigmaHQ/pySigma" in ref
+        assert alias.casefold() != name.casefold() and kb.channel(alias).name == name
+
+
+def test_inferred_events_listed_in_comment_are_marked(kb):
+    """The events auditpol.yaml's header names as beyond Microsoft's lists, or with no outcome marker, carry
+    inferred: true; no documented event does."""
+    inferred = {ev.id for sub in kb.subcategories.values() for ev in sub.events if ev.inferred}
+    assert {5379, 4825, 4899, 4900, 4868, 4888, 5150, 5151, 6273, 4671, 4666, 6400} <= inferred
+    assert not {4624, 4625, 4688, 4720, 4768, 4769, 5145, 4663} & inferred
