@@ -177,13 +177,13 @@ class PolicyDiff:
                    if p.name.strip().casefold() == pol.name.casefold() and norm_category(p.category) == wanted_cat]
         if matches:
             setting = matches[-1]
-            if setting.state.casefold() != "enabled":
+            if setting.state.strip().casefold() != pol.state.casefold():
                 return None
             where = f" ({setting.source})" if setting.source else ""
             wanted = _setting_name(defer.setting)
             for name, value in setting.settings:
                 if _setting_name(name) == wanted:
-                    on = value.strip().casefold() in ("enabled", "true", "1")
+                    on = value.strip().casefold() == defer.value.casefold()
                     return f"policy{where} checks {defer.setting!r}" if on else None
         reg = defer.registry
         found = self._reg_values.get((norm_registry_key(reg.key), reg.value.casefold()))

@@ -117,6 +117,7 @@ class PolicyDeferral:
     "Use Windows PowerShell Policy setting."): with it on, the other policy decides."""
 
     setting: str                  # the check box as GPO reports name it
+    value: str                    # its state when on, as GPO reports write it
     registry: RegistryValueSpec   # the value it writes
     policy: str                   # id of the policy that then decides
     references: tuple[str, ...]
@@ -448,7 +449,7 @@ def _parse_deferral(raw: Any, path: Path, kb: Knowledge) -> PolicyDeferral | Non
         kb.problems.append(f"{path.name}: defer needs setting, registry and policy")
         return None
     return PolicyDeferral(
-        setting=str(raw["setting"]), policy=str(raw["policy"]),
+        setting=str(raw["setting"]), value=str(raw.get("value", "Enabled")), policy=str(raw["policy"]),
         registry=RegistryValueSpec(key=str(reg.get("key", "")), value=str(reg.get("value", "")),
                                    type=str(reg.get("type", "REG_DWORD")), data=reg.get("data")),
         references=tuple(str(u) for u in _as_list(raw.get("references"))))

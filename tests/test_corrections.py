@@ -230,6 +230,9 @@ PS7_CASES = [
     # module logging: follows Windows PowerShell, which logs one module only
     ([(MOD, CORE, "Enabled", {DEFER: "Enabled"}, "*"),
       (MOD, WINPS, "Enabled", {}, "Microsoft.PowerShell.Utility")], "pwsh_module_logging", "missing"),
+    # a disabled PowerShell 7 policy defers nothing, whatever its check box says
+    ([(SBL, CORE, "Disabled", {DEFER: "Enabled"}, None),
+      (SBL, WINPS, "Enabled", {}, None)], "pwsh_scriptblock_logging", "missing"),
     # check box name as written without the trailing period, other case
     ([(SBL, CORE, "Enabled", {"use windows powershell policy setting": "Enabled"}, None),
       (SBL, WINPS, "Enabled", {}, None)], "pwsh_scriptblock_logging", "met"),
@@ -250,8 +253,8 @@ def test_pwsh_policy_following_windows_powershell(tmp_path, policies, policy_id,
     PolicyDiff(KB, snap).apply(resolution)
     req = resolution.requirements[f"registry:{policy_id}"]
     assert req.status == expected, req.reason
-    if any(DEFER.rstrip(".").casefold() == box.rstrip(".").casefold() and value == "Enabled"
-           for _, _, _, boxes, _ in policies for box, value in boxes.items()):
+    if any(DEFER.rstrip(".").casefold() == box.rstrip(".").casefold() and value == "Enabled" and state == "Enabled"
+           for _, category_, state, boxes, _ in policies if category_ == CORE for box, value in boxes.items()):
         assert "decides" in (req.reason or "")
     statuses = {rid: r.status for rid, r in resolution.requirements.items()}
     (need,) = resolution.rules[0].needs
@@ -291,6 +294,7 @@ def test_deferral_data_matches_admx():
         defer = KB.registry_policies[pid].defer
         assert defer is not None and defer.policy == target
         assert defer.setting == "Use Windows PowerShell Policy setting."
+        assert defer.value == "Enabled"
         assert defer.registry.value == "UseWindowsPowerShellPolicySetting" and defer.registry.data == 1
         assert defer.registry.key == KB.registry_policies[pid].registry[0].key
     for pid in ("ps_scriptblock_logging", "ps_module_logging", "process_creation_include_cmdline"):
