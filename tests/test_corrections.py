@@ -329,3 +329,16 @@ def test_ntlm_events_need_their_audit_policy(tmp_path, event_id, policy):
     resolution = resolve(rules, KB)
     assert resolution.rules[0].unmapped_event_ids == []
     assert f"registry:{policy}" in resolution.rules[0].requirement_ids
+
+
+@pytest.mark.parametrize("page, follows", [("ps_script.md", "Turn on PowerShell Script Block Logging"),
+                                           ("ps_module.md", "Turn on Module Logging"),
+                                           ("process_creation.md", None)])
+def test_guide_pages_show_the_deferral(tmp_path, cli, page, follows):
+    cli(ROOT / "samples" / "rules", "--docs", tmp_path / "site", "--no-cache")
+    text = (tmp_path / "site" / "docs" / "sources" / "windows" / "core" / page).read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if "- Or: check 'Use Windows PowerShell Policy setting.'" in line]
+    if follows is None:
+        assert lines == []
+    else:
+        assert len(lines) == 1 and f"enable {follows} (Windows Components/Windows PowerShell)" in lines[0]
