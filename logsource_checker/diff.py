@@ -38,11 +38,18 @@ _CLEARED = ("Windows clears every subcategory no GPO configures once advanced au
             "Policy (Microsoft's Advanced security auditing FAQ; docs/AUDIT-DEFAULTS.md)")
 
 
+_AUDIT_FORMATS = {"gpresult", "gpo_report", "audit_csv", "auditpol_r", "gpttmpl"}
+
+
 def _defaults(eff: EffectiveAudit, snapshot: PolicySnapshot, advanced: dict[str, AuditSetting]) -> None:
     """Whether an unconfigured subcategory keeps Windows' default: only while no advanced audit policy reaches
     the machine through Group Policy (applying it clears the rest); a live auditpol output shows every one."""
     formats = {inp.format for inp in snapshot.inputs}
-    if "auditpol_r" in formats:
+    if not formats & _AUDIT_FORMATS:
+        eff.defaults_apply = False
+        eff.defaults_reason = ("no input shows the audit policy (a gpresult /x, GPO report, audit.csv or auditpol "
+                               "/get /r would)")
+    elif "auditpol_r" in formats:
         eff.defaults_apply = False
         eff.defaults_reason = "the live audit state (auditpol /get /r) lists every subcategory the machine has"
     elif advanced:
