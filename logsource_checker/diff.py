@@ -28,6 +28,7 @@ class EffectiveAudit:
     role: str = "client"        # the machine's role, whose Windows defaults apply (roles.py)
     defaults_apply: bool = False   # does a subcategory no input configures keep Windows' default?
     defaults_reason: str = ""      # why (or why not), one line
+    defaults_state: str = "not_shown"   # hold | cleared (an advanced audit GPO applies) | live | not_shown
 
 
 def describe_setting(setting: AuditSetting | None) -> str:
@@ -46,17 +47,17 @@ def _defaults(eff: EffectiveAudit, snapshot: PolicySnapshot, advanced: dict[str,
     the machine through Group Policy (applying it clears the rest); a live auditpol output shows every one."""
     formats = {inp.format for inp in snapshot.inputs}
     if not formats & _AUDIT_FORMATS:
-        eff.defaults_apply = False
+        eff.defaults_apply, eff.defaults_state = False, "not_shown"
         eff.defaults_reason = ("no input shows the audit policy (a gpresult /x, GPO report, audit.csv or auditpol "
                                "/get /r would)")
     elif "auditpol_r" in formats:
-        eff.defaults_apply = False
+        eff.defaults_apply, eff.defaults_state = False, "live"
         eff.defaults_reason = "the live audit state (auditpol /get /r) lists every subcategory the machine has"
     elif advanced:
-        eff.defaults_apply = False
+        eff.defaults_apply, eff.defaults_state = False, "cleared"
         eff.defaults_reason = "the policy applies advanced audit settings, and " + _CLEARED
     else:
-        eff.defaults_apply = True
+        eff.defaults_apply, eff.defaults_state = True, "hold"
         single = not formats & {"gpresult"}
         eff.defaults_reason = ("no input applies advanced audit policy, so nothing clears Windows' defaults"
                                + (" (assuming no other GPO applies advanced audit policy: a gpresult /x shows "
