@@ -43,6 +43,17 @@ def _row_value(row: list[str]) -> int | None:
     return value
 
 
+def _other_key(row: list[str]) -> Any:
+    """Rows that set the same thing: an audit option by name, a per-user setting by user and subcategory. Global
+    SACL rows are all kept (the client merges their ACEs, MS-GPAC 3.2.5), exact repeats once."""
+    name = row[2].strip().casefold()
+    if name.startswith("option:"):
+        return ("option", name)
+    if row[3]:
+        return ("user", row[1].casefold(), row[3].strip("{}").upper())
+    return ("row", tuple(row))
+
+
 def _input_rows(result: Any) -> list[list[str]]:
     """Rows of every audit.csv input, in command-line order, each padded to the seven columns."""
     from .policy.auditpol import read_rows
@@ -84,7 +95,7 @@ def audit_csv_rows(result: Any, additions: dict[str, tuple[bool, bool]]) -> list
                 values[guid] = default_value(sub, roles)
     kept_system: dict[str, list[str]] = {}
     unknown_system: list[list[str]] = []
-    others: list[list[str]] = []
+    others: dict[Any, list[str]] = {}   # in first-seen order; a later input's row with the same key replaces it
     for row in _input_rows(result):
         guid = row[3]
         if guid and GUID_RE.match("{" + guid.strip("{}").upper() + "}") and row[1].casefold() in ("system", ""):
@@ -94,8 +105,8 @@ def audit_csv_rows(result: Any, additions: dict[str, tuple[bool, bool]]) -> list
                 values[key] = values.get(key, 0) | (_row_value(row) or 0)
             else:
                 unknown_system.append(row)
-        else:
-            others.append(row)   # per-user, Option:, FileGlobalSacl / RegistryGlobalSacl rows
+        else:   # per-user, Option:, FileGlobalSacl / RegistryGlobalSacl rows
+            others[_other_key(row)] = row
     for guid, (success, failure) in additions.items():
         values[guid] = values.get(guid, 0) | (1 if success else 0) | (2 if failure else 0)
     out: list[list[Trusted]] = []
@@ -110,7 +121,7 @@ def audit_csv_rows(result: Any, additions: dict[str, tuple[bool, bool]]) -> list
         elif value:
             out.append([Trusted(""), Trusted("System"), Trusted(sub.gpo_name), Trusted(sub.guid),
                         Trusted(INCLUSION[value]), Trusted(""), Trusted(str(value))])
-    out.extend([_cell(c) for c in row] for row in unknown_system + others)
+    out.extend([_cell(c) for c in row] for row in unknown_system + list(others.values()))
     return out
 
 

@@ -636,3 +636,17 @@ def test_corpus_artefacts_parse(cli, tmp_path, corpus_rules, policy_samples, pol
     _, filters = parse_sysmon(files["sysmon.xml"].encode())
     elements = {e.element for e in KB.sysmon_events.values() if e.element}
     assert filters and all(tag in elements and onmatch == "exclude" for tag, onmatch, _ in filters)
+
+
+def test_audit_csv_two_inputs_keep_one_row_per_option(cli, tmp_path):
+    """Two audit.csv inputs setting the same audit option: one row, the later input's (as for subcategories);
+    global SACL rows of both are kept (Windows merges their ACEs)."""
+    first = audit_csv(tmp_path / "a.csv", [("Audit Logon", LOGON, 1)])
+    first.write_text(first.read_text() + ",,Option:CrashOnAuditFail,,Enabled,,1\r\n,,FileGlobalSacl,,,,S:(AU;FA;FA;;;WD)\r\n")
+    second = audit_csv(tmp_path / "b.csv", [("Audit Logon", LOGON, 2)])
+    second.write_text(second.read_text() + ",,Option:CrashOnAuditFail,,Disabled,,0\r\n,,FileGlobalSacl,,,,S:(AU;SA;FA;;;BA)\r\n")
+    text = texts(emit(cli, tmp_path / "out", "--auditpol", first, "--auditpol", second))["audit.csv"]
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert [r for r in rows if r[2].startswith("Option:")] == [["", "", "Option:CrashOnAuditFail", "", "Disabled", "", "0"]]
+    assert [r[6] for r in rows if r[2] == "FileGlobalSacl"] == ["S:(AU;FA;FA;;;WD)", "S:(AU;SA;FA;;;BA)"]
+    assert {g: v for _, g, v in parse_audit_csv(text)}[LOGON] == 3   # raised, never lowered (the rules need both)

@@ -218,3 +218,33 @@ def test_requirement_volume_and_report_follow_the_role(cli, tmp_path, policy_sam
         assert "Machine role" not in markdown
     else:
         assert role_line in markdown and "Windows audit defaults: " in markdown
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"defaults": {"client": "none", "server": "none"}}, "defaults must name every role"),
+    ({"defaults": {"client": "none", "server": "none", "dc": "sometimes"}}, "default dc='sometimes'"),
+    ({"volume_by_role": {"kiosk": "low"}}, "volume_by_role kiosk='low'"),
+    ({"volume_by_role": {"dc": "huge"}}, "volume_by_role dc='huge'"),
+])
+def test_role_data_is_validated(change, problem):
+    import copy
+    import dataclasses
+
+    kb = copy.copy(KB)
+    kb.subcategories = dict(KB.subcategories)
+    logon = sub("Logon")
+    kb.subcategories[logon.guid] = dataclasses.replace(logon, **change)
+    assert any(problem in p for p in knowledge.validate(kb)), knowledge.validate(kb)
+    assert knowledge.validate(KB) == []
+
+
+@pytest.mark.parametrize("roles, problem", [
+    ({"assumed": "laptop", "dc_markers": {}}, "roles.assumed 'laptop'"),
+    ({"assumed": "client", "dc_markers": {"sids": "S-1-5-9"}}, "roles.dc_markers must map"),
+])
+def test_role_markers_are_validated(roles, problem):
+    import copy
+
+    kb = copy.copy(KB)
+    kb.roles = roles
+    assert any(problem in p for p in knowledge.validate(kb))
