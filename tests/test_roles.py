@@ -248,3 +248,16 @@ def test_role_markers_are_validated(roles, problem):
     kb = copy.copy(KB)
     kb.roles = roles
     assert any(problem in p for p in knowledge.validate(kb))
+
+
+@pytest.mark.parametrize("name, cell", [
+    ("Kerberos Authentication Service", "none / none / success"),
+    ("Security Group Management", "success / success / success"),
+    ("Logon", "success and failure / success and failure / success and failure"),
+    ("Process Creation", "none / none / none"),
+])
+def test_docs_show_the_defaults_per_role(cli, tmp_path, name, cell):
+    cli(ROOT / "samples" / "rules", "--docs", tmp_path / "site", "--no-cache")
+    page = next(p for p in (tmp_path / "site").rglob("*.md") if "Advanced audit policy" in p.read_text(encoding="utf-8"))
+    (row,) = [line for line in page.read_text(encoding="utf-8").splitlines() if line.startswith(f"| [{name}](")]
+    assert f"| {cell} |" in row
