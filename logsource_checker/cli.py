@@ -199,7 +199,7 @@ def main(
     sysmon_config: Optional[Path] = typer.Option(None, "--sysmon-config", metavar="FILE", help="Sysmon configuration XML."),
     role: Optional[Role] = typer.Option(None, "--role", help="The machine's role (its Windows audit defaults and "
                                         "event volumes): client, server or dc. Default: detected from the policy "
-                                        "input, else client (the report says which)."),
+                                        "input, else client (the policy report says which)."),
     fmt: Format = typer.Option(Format.terminal, "--format", "-f", help="Report format."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the report to this file."),
     level: Optional[Level] = typer.Option(None, "--level", help="Only rules of this level or higher."),
