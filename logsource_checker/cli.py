@@ -137,6 +137,12 @@ class Level(str, Enum):
     critical = "critical"
 
 
+class Role(str, Enum):
+    client = "client"
+    server = "server"
+    dc = "dc"
+
+
 class FailOn(str, Enum):
     missing = "missing"
     critical = "critical"
@@ -191,6 +197,9 @@ def main(
     auditpol: List[Path] = typer.Option([], "--auditpol", metavar="FILE", help="audit.csv (GPO backup, auditpol /backup) or "
                                         "'auditpol /get /category:* /r' output. Repeatable."),
     sysmon_config: Optional[Path] = typer.Option(None, "--sysmon-config", metavar="FILE", help="Sysmon configuration XML."),
+    role: Optional[Role] = typer.Option(None, "--role", help="The machine's role (its Windows audit defaults and "
+                                        "event volumes): client, server or dc. Default: detected from the policy "
+                                        "input, else client (the policy report says which)."),
     fmt: Format = typer.Option(Format.terminal, "--format", "-f", help="Report format."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the report to this file."),
     level: Optional[Level] = typer.Option(None, "--level", help="Only rules of this level or higher."),
@@ -231,7 +240,7 @@ def main(
         paths=[str(p) for p in paths], min_level=level.value if level else None, statuses=status,
         gpresult=[str(p) for p in gpresult], auditpol=[str(p) for p in auditpol],
         sysmon_config=str(sysmon_config) if sysmon_config else None, use_cache=not no_cache,
-        progress=_Progress())
+        progress=_Progress(), role=role.value if role else None)
     try:
         result = check(options)
     except PolicyInputError as exc:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from .knowledge import Knowledge, RegistryPolicy
 from .policy.model import AuditSetting, PolicySnapshot, norm_category, norm_registry_key
 from .resolve import Need, Requirement, Resolution, RuleResolution
+from .roles import ROLE_NAMES, default_outcomes
 
 _NO_COMPUTER_RESULTS = ("the policy input has no computer results (gpresult /x run without elevation), so "
                         "it cannot show this setting")
@@ -24,14 +25,47 @@ class EffectiveAudit:
     origin: dict[str, str] = field(default_factory=dict)   # GUID -> "advanced" | "legacy <key>"
     mode: str = "none"          # advanced | legacy | legacy_overrides | none
     explanation: str = ""
+    role: str = "client"        # the machine's role, whose Windows defaults apply (roles.py)
+    defaults_apply: bool = False   # does a subcategory no input configures keep Windows' default?
+    defaults_reason: str = ""      # why (or why not), one line
+    defaults_state: str = "not_shown"   # hold | cleared (an advanced audit GPO applies) | live | not_shown
 
 
 def describe_setting(setting: AuditSetting | None) -> str:
     return "not configured" if setting is None else setting.describe()
 
 
-def effective_audit(snapshot: PolicySnapshot, kb: Knowledge) -> EffectiveAudit:
-    eff = EffectiveAudit()
+_CLEARED = ("Windows clears every subcategory no GPO configures once advanced audit policy is applied by Group "
+            "Policy (Microsoft's Advanced security auditing FAQ; docs/AUDIT-DEFAULTS.md)")
+
+
+_AUDIT_FORMATS = {"gpresult", "gpo_report", "audit_csv", "auditpol_r", "gpttmpl"}
+
+
+def _defaults(eff: EffectiveAudit, snapshot: PolicySnapshot, advanced: dict[str, AuditSetting]) -> None:
+    """Whether an unconfigured subcategory keeps Windows' default: only while no advanced audit policy reaches
+    the machine through Group Policy (applying it clears the rest); a live auditpol output shows every one."""
+    formats = {inp.format for inp in snapshot.inputs}
+    if not formats & _AUDIT_FORMATS:
+        eff.defaults_apply, eff.defaults_state = False, "not_shown"
+        eff.defaults_reason = ("no input shows the audit policy (a gpresult /x, GPO report, audit.csv or auditpol "
+                               "/get /r would)")
+    elif "auditpol_r" in formats:
+        eff.defaults_apply, eff.defaults_state = False, "live"
+        eff.defaults_reason = "the live audit state (auditpol /get /r) lists every subcategory the machine has"
+    elif advanced:
+        eff.defaults_apply, eff.defaults_state = False, "cleared"
+        eff.defaults_reason = "the policy applies advanced audit settings, and " + _CLEARED
+    else:
+        eff.defaults_apply, eff.defaults_state = True, "hold"
+        single = not formats & {"gpresult"}
+        eff.defaults_reason = ("no input applies advanced audit policy, so nothing clears Windows' defaults"
+                               + (" (assuming no other GPO applies advanced audit policy: a gpresult /x shows "
+                                  "every GPO)" if single else ""))
+
+
+def effective_audit(snapshot: PolicySnapshot, kb: Knowledge, role: str = "client") -> EffectiveAudit:
+    eff = EffectiveAudit(role=role)
     advanced = {guid.upper(): s for guid, s in snapshot.audit.items()}
     force = snapshot.force_subcategory
     force_text = ("the policy enables" if force else "the policy disables") if force is not None else (
@@ -67,15 +101,16 @@ def effective_audit(snapshot: PolicySnapshot, kb: Knowledge) -> EffectiveAudit:
     else:
         eff.mode = "none"
         eff.explanation = "the inputs configure no audit policy"
+    _defaults(eff, snapshot, advanced)
     return eff
 
 
 
 class PolicyDiff:
-    def __init__(self, kb: Knowledge, snapshot: PolicySnapshot | None) -> None:
+    def __init__(self, kb: Knowledge, snapshot: PolicySnapshot | None, role: str = "client") -> None:
         self.kb = kb
         self.snapshot = snapshot
-        self.audit = effective_audit(snapshot, kb) if snapshot is not None else None
+        self.audit = effective_audit(snapshot, kb, role) if snapshot is not None else None
         self._reg_values: dict[tuple[str, str], str] = {}
         if snapshot is not None:
             for rv in snapshot.registry_values:
@@ -113,17 +148,28 @@ class PolicyDiff:
         setting = self.audit.settings.get(sub.guid)
         outcome = "success" if req.success else "failure"
         if setting is None:
-            text = "not configured by policy"
-            if sub.defaults:
-                text += "; Windows' default: " + ", ".join(
-                    f"{kind} {value.replace('_', ' ')}" for kind, value in sorted(sub.defaults.items()))
-            return "missing", text
+            return self._default_status(sub, outcome)
         origin = self.audit.origin.get(sub.guid, "policy")
         where = f" ({setting.source})" if setting.source else ""
         enabled = setting.success if outcome == "success" else setting.failure
         if enabled:
             return "met", f"{origin}{where}: {describe_setting(setting)}"
         return "missing", f"{origin}{where} sets {describe_setting(setting)}, {outcome} is needed"
+
+    def _default_status(self, sub, outcome: str) -> tuple[str, str | None]:
+        """A subcategory no input configures: Windows' default for the machine's role, where it still holds."""
+        assert self.audit is not None
+        role = self.audit.role
+        default = sub.defaults.get(role, "unknown")
+        outcomes = default_outcomes(sub, role)
+        text = f"Windows default for {role} ({ROLE_NAMES.get(role, role)}): {default.replace('_', ' ')}"
+        if not self.audit.defaults_apply:
+            return "missing", f"not configured by policy; {self.audit.defaults_reason} ({text} does not hold)"
+        if outcomes is None:
+            return "unknown", f"not configured by policy; {text} (not documented); auditpol /get /r would show it"
+        if outcomes[0 if outcome == "success" else 1]:
+            return "met", f"{text}; {self.audit.defaults_reason}"
+        return "missing", f"not configured by policy; {text}, {outcome} is needed"
 
     def _registry_status(self, pol: RegistryPolicy) -> tuple[str, str | None]:
         assert self.snapshot is not None

@@ -25,7 +25,6 @@ from .report import CheckResult
 from .resolve import Requirement
 from .templating import Trusted, nrules, render
 
-_INCLUSION = {0: "No Auditing", 1: "Success", 2: "Failure", 3: "Success and Failure"}
 _ACTIONABLE = ("audit_subcategory", "registry_policy", "event_channel", "sysmon_event")
 
 
@@ -211,26 +210,11 @@ def _count_unblinds(result: CheckResult, plan: Plan) -> _Unblinds:
 
 # --------------------------------------------------------------------------- artefacts
 
-def _audit_rows(result: CheckResult, plan: Plan) -> list[dict[str, Any]]:
-    """audit.csv rows: the current effective settings merged with the additions; never lower one.
-    A subcategory with no auditing is left out (not configured) rather than written as "No Auditing":
-    a GPO that imports such a row would switch auditing off over any lower-precedence GPO that enables
-    it, and live ``auditpol /get`` output shows every unconfigured subcategory that way."""
-    kb = result.knowledge
-    values: dict[str, int] = {}
-    if result.audit is not None:
-        for guid, setting in result.audit.settings.items():
-            if guid in kb.subcategories:
-                values[guid] = setting.value
-    for guid, change in plan.audit.items():
-        values[guid] = values.get(guid, 0) | (1 if change.success else 0) | (2 if change.failure else 0)
-    rows = []
-    for sub in kb.subcategories.values():  # data order: by category, as Windows lists them
-        if values.get(sub.guid):
-            value = values[sub.guid]
-            rows.append({"gpo_name": Trusted(sub.gpo_name), "guid": Trusted(sub.guid),
-                         "inclusion": Trusted(_INCLUSION[value]), "value": Trusted(str(value))})
-    return rows
+def _audit_rows(result: CheckResult, plan: Plan) -> list[list[Trusted]]:
+    """audit.csv rows: see emit_auditcsv (keeps every input row, never lowers a value, defaults included)."""
+    from .emit_auditcsv import audit_csv_rows
+
+    return audit_csv_rows(result, {guid: (c.success, c.failure) for guid, c in plan.audit.items()})
 
 
 def _registry_entries(plan: Plan) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from .diff import PolicyDiff, rank_missing
 from .policy.model import PolicySnapshot
 from .report import CheckResult
 from .resolve import resolve
+from .roles import apply_role_volumes, decide_role
 from .rules import LEVELS, LoadResult, level_at_least
 
 
@@ -21,6 +22,7 @@ class CheckOptions:
     gpresult: Sequence[str] = ()
     auditpol: Sequence[str] = ()
     sysmon_config: str | None = None
+    role: str | None = None        # --role client|server|dc; None: detect from the inputs, else assume
     use_cache: bool = True
     progress: Any = None
     data_root: str | None = None
@@ -81,11 +83,13 @@ def _check(options: CheckOptions) -> CheckResult:
         wanted = {s.lower() for s in options.statuses}
         rules = [r for r in rules if (r.status or "") in wanted]
     resolution = resolve(rules, kb)
-    diff = PolicyDiff(kb, snapshot)
+    role = decide_role(snapshot, kb, options.role)
+    apply_role_volumes(resolution.requirements, kb, role)
+    diff = PolicyDiff(kb, snapshot, role.role)
     diff.apply(resolution)
     ranked = rank_missing(resolution)
     return CheckResult(loaded=loaded, resolution=resolution, knowledge=kb, snapshot=snapshot,
-                       audit=diff.audit, ranked=ranked, filtered_out=before - len(rules))
+                       audit=diff.audit, ranked=ranked, filtered_out=before - len(rules), role=role)
 
 
 __all__ = ["CheckOptions", "check", "paused_gc", "LEVELS"]

@@ -44,6 +44,7 @@ SAFE_REGISTRY_RE = re.compile(r"^[A-Za-z0-9 ._\\\-*]+$")
 SAFE_ELEMENT_RE = re.compile(r"^[A-Za-z]+$")
 VOLUMES = ("low", "medium", "high", "unknown")
 DEFAULTS = ("none", "success", "failure", "success_and_failure", "unknown")
+ROLES = ("client", "server", "dc")   # machine roles whose audit defaults and volumes differ
 REQUIREMENT_KEYS = ("audit", "audit_events", "registry_policy", "channel", "sysmon_event", "external")
 
 LogSourceKey = tuple[str | None, str | None, str | None]
@@ -84,6 +85,7 @@ class AuditSubcategory:
     reference: str
     events: tuple[AuditEvent, ...]
     gpo_path: str
+    volume_by_role: dict[str, str] = field(default_factory=dict)   # role -> volume where Microsoft states it differs
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,7 @@ class Knowledge:
     legacy_events: dict[int, SpecialEvent] = field(default_factory=dict)
     force_subcategory_default: bool = True
     force_subcategory_policy: str | None = None   # registry policy id of the force option
+    roles: dict[str, Any] = field(default_factory=dict)   # auditpol.yaml `roles`: assumed role, DC markers
     registry_policies: dict[str, RegistryPolicy] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)                  # by casefolded name
     channel_aliases: dict[str, str] = field(default_factory=dict)   # casefolded alias -> casefolded name
@@ -386,6 +389,7 @@ def _load_auditpol(kb: Knowledge, path: Path) -> None:
     legacy_prefix = str(data.get("legacy_gpo_path_prefix", "")).rstrip("\\")
     kb.force_subcategory_default = bool(data.get("force_subcategory_default", True))
     kb.force_subcategory_policy = _opt_str(data.get("force_subcategory_policy"))
+    kb.roles = dict(data.get("roles") or {})
     for cat in data.get("categories") or []:
         kb.categories[cat["name"]] = AuditCategory(
             name=cat["name"], guid=str(cat["guid"]).upper(), legacy_policy=cat.get("legacy_policy", ""),
@@ -405,7 +409,7 @@ def _load_auditpol(kb: Knowledge, path: Path) -> None:
             guid=str(sub["guid"]).upper(), category=sub.get("category", ""),
             volume=str(sub.get("volume", "unknown")), defaults=dict(sub.get("defaults") or {}),
             requires_sacl=bool(sub.get("requires_sacl", False)), reference=str(sub.get("reference", "")),
-            events=events,
+            events=events, volume_by_role=dict(sub.get("volume_by_role") or {}),
             gpo_path=f"{prefix}\\{sub.get('category', '')}\\{sub.get('gpo_name') or 'Audit ' + sub['name']}")
         if record.guid in kb.subcategories:
             kb.problems.append(f"auditpol.yaml: GUID {record.guid} listed twice")
@@ -568,6 +572,12 @@ def validate(kb: Knowledge) -> list[str]:
         if not GUID_RE.match(cat.guid):
             problems.append(f"category {cat.name}: bad GUID {cat.guid}")
         guid_seen[cat.guid] = cat.name
+    roles = kb.roles
+    if roles.get("assumed") not in ROLES:
+        problems.append(f"auditpol.yaml: roles.assumed {roles.get('assumed')!r} not one of {ROLES}")
+    markers = roles.get("dc_markers")
+    if not isinstance(markers, dict) or not all(isinstance(v, list) for v in markers.values()):
+        problems.append("auditpol.yaml: roles.dc_markers must map marker kinds to lists")
     if len(kb.subcategories) != 59:
         problems.append(f"auditpol.yaml: {len(kb.subcategories)} subcategories, expected 59")
     for sub in kb.subcategories.values():
@@ -584,6 +594,11 @@ def validate(kb: Knowledge) -> list[str]:
         for kind, value in sub.defaults.items():
             if value not in DEFAULTS:
                 problems.append(f"{where}: default {kind}={value!r} not one of {DEFAULTS}")
+        if set(sub.defaults) != set(ROLES):
+            problems.append(f"{where}: defaults must name every role {ROLES}, not {sorted(sub.defaults)}")
+        for kind, value in sub.volume_by_role.items():
+            if kind not in ROLES or value not in VOLUMES:
+                problems.append(f"{where}: volume_by_role {kind}={value!r} not a role {ROLES} and volume {VOLUMES}")
         if not sub.reference.startswith("https://"):
             problems.append(f"{where}: no https reference")
         for ev in sub.events:

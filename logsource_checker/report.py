@@ -30,6 +30,7 @@ class CheckResult:
     audit: EffectiveAudit | None
     ranked: list[Ranked]
     filtered_out: int = 0
+    role: Any = None          # roles.RoleDecision: the machine's role and how it was decided
 
 
 def _ls(key: tuple) -> dict[str, Any]:
@@ -203,6 +204,9 @@ def _policy(result: CheckResult) -> dict[str, Any] | None:
     return {
         "inputs": [{"path": i.path, "format": i.format, "warnings": i.warnings} for i in snap.inputs],
         "has_computer_results": snap.has_computer_results,
+        "role": snap.role,
+        "role_reason": snap.role_reason,
+        "audit_defaults": audit.defaults_reason,
         "audit_mode": audit.mode,
         "audit_explanation": audit.explanation,
         "force_subcategory": snap.force_subcategory,

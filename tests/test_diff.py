@@ -7,8 +7,8 @@ import pytest
 
 from logsource_checker import knowledge
 from logsource_checker.diff import PolicyDiff, effective_audit, rank_missing
-from logsource_checker.policy.model import (AuditSetting, ChannelSetting, PolicySnapshot, RegistryPolicySetting,
-                                            SysmonConfig)
+from logsource_checker.policy.model import (AuditSetting, ChannelSetting, PolicyInput, PolicySnapshot,
+                                            RegistryPolicySetting, SysmonConfig)
 from logsource_checker.resolve import resolve
 from logsource_checker.rules import load_file
 
@@ -50,6 +50,7 @@ def _audit(**settings):
 
 
 SECURITY = "product: windows\n    service: security"
+GPRESULT_INPUT = PolicyInput(path="gpresult.xml", format="gpresult")
 
 # (EventIDs of one Security rule, audit settings by subcategory, expected coverage)
 SECURITY_CASES = [
@@ -61,14 +62,15 @@ SECURITY_CASES = [
     ([4624, 5145], {"Logon": 3}, "partial"),       # some of its EventIDs are produced, not all
     ([4624, 5145], {"Logon": 3, "Detailed_File_Share": 3}, "usable"),
     ([5145], {"Detailed_File_Share": 1}, "blind"),  # 5145 is logged with both outcomes: both needed
-    ([4624], {}, "blind"),
+    ([4624], {}, "usable"),                        # no advanced audit policy: Logon keeps its default (S+F)
+    ([4624], {"Special_Logon": 1}, "blind"),       # advanced audit policy applied: unconfigured Logon is cleared
 ]
 
 
 @pytest.mark.parametrize("event_ids, settings, coverage", SECURITY_CASES)
 def test_security_rule_coverage(tmp_path, event_ids, settings, coverage):
     path = _rule_file(tmp_path, "r", SECURITY, "EventID: [" + ", ".join(map(str, event_ids)) + "]")
-    snapshot = PolicySnapshot(audit=_audit(**settings), force_subcategory=True)
+    snapshot = PolicySnapshot(audit=_audit(**settings), force_subcategory=True, inputs=[GPRESULT_INPUT])
     (res,) = _check([path], snapshot).rules
     assert res.coverage == coverage
     if coverage == "partial":
@@ -77,12 +79,13 @@ def test_security_rule_coverage(tmp_path, event_ids, settings, coverage):
 
 def test_missing_reasons(tmp_path):
     path = _rule_file(tmp_path, "r", SECURITY, "EventID: [4624, 4698]")
-    resolution = _check([path], PolicySnapshot(audit=_audit(Logon=2), force_subcategory=True))
+    resolution = _check([path], PolicySnapshot(audit=_audit(Logon=2), force_subcategory=True, inputs=[GPRESULT_INPUT]))
     logon = resolution.requirements[f"audit:{_sub('Logon')}:success"]
     assert logon.status == "missing" and "sets failure, success is needed" in logon.reason
     other = resolution.requirements[f"audit:{_sub('Other Object Access Events')}:success"]
     assert other.status == "missing" and other.reason.startswith("not configured by policy")
-    assert "Windows' default" in other.reason
+    assert "Windows clears every subcategory no GPO configures" in other.reason
+    assert "Windows default for client (client (workstation)): none does not hold" in other.reason
 
 
 @pytest.mark.parametrize("legacy, advanced, force, mode, logon_success", [

@@ -71,6 +71,18 @@ NO_POLICY_AUDIT = [  # in the data's order (by category)
     ("Audit Security System Extension", SYSTEM_EXTENSION, 1),  # 4697
 ]
 
+def _with_defaults(additions):
+    """audit.csv rows without a policy input: the additions, plus every Windows default of every role (the role is
+    only assumed, and importing the file into a GPO clears what it leaves out), in the data's order."""
+    values = {guid: 0 for guid in KB.subcategories}
+    for sub in KB.subcategories.values():
+        for role in ("client", "server", "dc"):
+            values[sub.guid] |= {"none": 0, "success": 1, "failure": 2, "success_and_failure": 3}[sub.defaults[role]]
+    for _, guid, value in additions:
+        values[guid] |= value
+    return [(KB.subcategories[g].gpo_name, g, v) for g, v in values.items() if v]
+
+
 EXPECTED = {
     # The gpresult forces subcategory settings, enables Script Block Logging, audits Logon, Other Object
     # Access and Security System Extension; it sets File Share to failure only and lacks Detailed File Share.
@@ -90,7 +102,7 @@ EXPECTED = {
         "args": [],
         "auditpol": [(SYSTEM_EXTENSION, True, False), (LOGON, True, True), (FILE_SHARE, True, True),
                      (OTHER_OBJECT, True, False), (DETAILED_SHARE, True, True)],
-        "audit_csv": NO_POLICY_AUDIT,
+        "audit_csv": _with_defaults(NO_POLICY_AUDIT),
         "registry": {**FORCE, **MODULE_LOGGING, **SCRIPT_BLOCK},
         "channels": {TASKS: None},
         "sysmon": [("ProcessCreate", "exclude", 0), ("RegistryEvent", "exclude", 0)],
@@ -102,7 +114,7 @@ EXPECTED = {
         "args": ["--sysmon-config", SYSMON],
         "auditpol": [(SYSTEM_EXTENSION, True, False), (LOGON, True, True), (FILE_SHARE, True, True),
                      (OTHER_OBJECT, True, False), (DETAILED_SHARE, True, True)],
-        "audit_csv": NO_POLICY_AUDIT,
+        "audit_csv": _with_defaults(NO_POLICY_AUDIT),
         "registry": {**FORCE, **MODULE_LOGGING, **SCRIPT_BLOCK},
         "channels": {TASKS: None},
         "sysmon": [("ProcessCreate", "exclude", 1), ("NetworkConnect", "include", 3),
@@ -159,15 +171,20 @@ def parse_auditpol_ps1(text: str) -> list[tuple[str, bool, bool]]:
 
 
 def parse_audit_csv(text: str) -> list[tuple[str, str, int]]:
+    """The system subcategory rows (name, upper-case GUID, value); Option: and global SACL rows (kept from an
+    input audit.csv) are checked for shape and left out."""
     rows = list(csv.reader(io.StringIO(text, newline="")))
     assert rows[0] == AUDIT_CSV_HEADER
     out = []
     for row in rows[1:]:
         assert len(row) == 7, row
         machine, target, name, guid, inclusion, exclusion, value = row
-        assert (machine, target, exclusion) == ("", "System", "")
+        if not guid:
+            assert name.startswith("Option:") or name.endswith("GlobalSacl"), row
+            continue
+        assert (target, exclusion) == ("System", "")
         assert inclusion == INCLUSION[int(value)]
-        out.append((name, guid, int(value)))
+        out.append((name, guid.upper(), int(value)))
     return out
 
 
@@ -371,26 +388,86 @@ def test_only_the_missing_outcome_is_enabled(cli, tmp_path, current, command, me
     assert rows["{0CCE921B-69AE-11D9-BED3-505054503030}"] == 1   # an unrelated current setting is kept
 
 
-@pytest.mark.parametrize("policy_file", ["audit_msft-baseline_win10-1909_computer.csv", "audit_dod-stig_server2016_dc.csv",
-                                         "auditpol_backup_full59_with-options.csv", "gpresult_x_childdc_adlab_2023.xml"])
+def _csv_rows(data: bytes) -> list[list[str]]:
+    from logsource_checker.policy.auditpol import decode_text
+
+    lines = [line for line in decode_text("x", data).splitlines() if line.strip()]
+    return [[cell.strip() for cell in row] + [""] * (7 - len(row)) for row in csv.reader(lines[1:])]
+
+
+CSV_SAMPLES = ["audit_msft-baseline_win10-1909_computer.csv", "audit_dod-stig_server2016_dc.csv",
+               "audit_nextinstall_dc-audit.csv", "auditpol_backup_full59_with-options.csv"]
+
+
+@pytest.mark.parametrize("policy_file", [*CSV_SAMPLES, "gpresult_x_childdc_adlab_2023.xml",
+                                         "auditpol_get_r_ws2019-dc_ps-redirect-utf16.csv"])
 def test_audit_csv_never_lowers_a_real_policy(cli, tmp_path, policy_samples, policy_file):
+    """Round trip: every row of an input audit.csv is written back (Option: and global SACL rows as they were, a
+    subcategory row only ever raised); no subcategory is below the effective policy or, where no advanced audit GPO
+    clears them today, below Windows' defaults for the machine's role; the commands match the file."""
     path = policy_samples / policy_file
     option = "--gpresult" if path.suffix == ".xml" else "--auditpol"
     files = texts(emit(cli, tmp_path / "out", option, path))
     result = check(CheckOptions(paths=[str(RULES)], use_cache=False,
                                 **{option.strip("-"): [str(path)]}))
     before = {g: s.value for g, s in result.audit.settings.items() if g in KB.subcategories}
+    if result.audit.defaults_state == "hold":   # importing the file would clear these defaults: written explicitly
+        for guid, sub in KB.subcategories.items():
+            default = {"none": 0, "success": 1, "failure": 2, "success_and_failure": 3}[sub.defaults[result.role.role]]
+            before[guid] = before.get(guid, 0) | default
+    written = _csv_rows(files["audit.csv"].encode())
     after = {g: v for _, g, v in parse_audit_csv(files["audit.csv"])}
-    # every setting that audits something is kept; "No Auditing" is never written (it would switch
-    # auditing off over lower-precedence GPOs), so a subcategory at 0 stays out unless a change needs it
-    assert {g for g, v in before.items() if v} <= set(after) and 0 not in after.values()
-    after = {g: after.get(g, 0) for g in set(after) | set(before)}
+    assert {g for g, v in before.items() if v} <= set(after)
     for guid, value in before.items():
-        assert after[guid] | value == after[guid], f"{guid}: {value} lowered to {after[guid]}"
+        assert after.get(guid, 0) | value == after.get(guid, 0), f"{guid}: {value} lowered to {after.get(guid)}"
+    if path.name in CSV_SAMPLES:
+        rows = _csv_rows(path.read_bytes())
+        assert any(r[2].startswith("Option:") for r in rows) is (path.name == CSV_SAMPLES[-1])
+        others = [r for r in rows if not r[3]]
+        assert [r for r in written if not r[3]] == others           # Option: / SACL rows kept, in order
+        for row in (r for r in rows if r[3]):
+            (out,) = [w for w in written if w[3].upper() == row[3].upper()]
+            if int(out[6]) == int(row[6]):
+                assert out == row                                   # an unchanged row is kept as written
+            else:
+                assert out[:4] == row[:4] and int(out[6]) | int(row[6]) == int(out[6])
+        assert len(written) == len(rows) + len(set(after) - {r[3].upper() for r in rows if r[3]})
     for guid, success, failure, _ in parse_auditpol_cmd(files["auditpol.cmd"]):
-        current = before.get(guid, 0)
+        current = {g: s.value for g, s in result.audit.settings.items()}.get(guid, 0)
         assert not (success and current & 1) and not (failure and current & 2), "re-enables what is on"
-        assert after[guid] == current | success | (2 if failure else 0)
+        assert after[guid] | current | success | (2 if failure else 0) == after[guid]
+
+
+KERBEROS_AS = "{0CCE9242-69AE-11D9-BED3-505054503030}"
+CREDENTIAL_VALIDATION = "{0CCE923F-69AE-11D9-BED3-505054503030}"
+
+
+@pytest.mark.parametrize("args, kerberos_as", [
+    ([], 1),                          # no input: the role is only assumed, every role's defaults are written
+    (["--role", "client"], 0),        # a client audits no Kerberos by default
+    (["--role", "dc"], 1),
+    (["--auditpol", "GPO"], 0),       # an advanced audit GPO already clears every default: nothing to keep
+])
+def test_audit_csv_writes_the_defaults_it_would_clear(cli, tmp_path, args, kerberos_as):
+    gpo = audit_csv(tmp_path / "gpo.csv", [("Audit Special Logon", "{0CCE921B-69AE-11D9-BED3-505054503030}", 1)])
+    args = [str(gpo) if a == "GPO" else a for a in args]
+    rows = {g: v for _, g, v in parse_audit_csv(texts(emit(cli, tmp_path / "out", *args))["audit.csv"])}
+    assert rows.get(KERBEROS_AS, 0) == kerberos_as
+    assert rows[LOGON] == 3                                       # needed by the rules (and a default)
+    assert (CREDENTIAL_VALIDATION in rows) is bool(kerberos_as)   # another DC-only default
+
+
+def test_audit_csv_keeps_hostile_rows_as_data(cli, tmp_path):
+    """Cells of an input row are written back as one CSV cell each, quoted, whatever they hold."""
+    path = audit_csv(tmp_path / "in.csv", [("Audit Logon", LOGON, 3)])
+    path.write_text(path.read_text() + 'HOST,"A, B",Option:CrashOnAuditFail,,"say ""hi""",,1\r\n'
+                    ',,FileGlobalSacl,,,,S:(AU;SA;FA;;;WD)(XA;SA;FA;;;WD;(@User.x == "a,b"))\r\n')
+    text = texts(emit(cli, tmp_path / "out", "--auditpol", path))["audit.csv"]
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert all(len(r) == 7 for r in rows)
+    assert ["HOST", "A, B", "Option:CrashOnAuditFail", "", 'say "hi"', "", "1"] in rows
+    assert ["", "", "FileGlobalSacl", "", "", "", 'S:(AU;SA;FA;;;WD)(XA;SA;FA;;;WD;(@User.x == "a,b"))'] in rows
+    assert text.count("\r\n") == len(rows) and "\n" not in text.replace("\r\n", "")
 
 
 def test_nothing_missing_says_so(cli, tmp_path):
@@ -559,3 +636,17 @@ def test_corpus_artefacts_parse(cli, tmp_path, corpus_rules, policy_samples, pol
     _, filters = parse_sysmon(files["sysmon.xml"].encode())
     elements = {e.element for e in KB.sysmon_events.values() if e.element}
     assert filters and all(tag in elements and onmatch == "exclude" for tag, onmatch, _ in filters)
+
+
+def test_audit_csv_two_inputs_keep_one_row_per_option(cli, tmp_path):
+    """Two audit.csv inputs setting the same audit option: one row, the later input's (as for subcategories);
+    global SACL rows of both are kept (Windows merges their ACEs)."""
+    first = audit_csv(tmp_path / "a.csv", [("Audit Logon", LOGON, 1)])
+    first.write_text(first.read_text() + ",,Option:CrashOnAuditFail,,Enabled,,1\r\n,,FileGlobalSacl,,,,S:(AU;FA;FA;;;WD)\r\n")
+    second = audit_csv(tmp_path / "b.csv", [("Audit Logon", LOGON, 2)])
+    second.write_text(second.read_text() + ",,Option:CrashOnAuditFail,,Disabled,,0\r\n,,FileGlobalSacl,,,,S:(AU;SA;FA;;;BA)\r\n")
+    text = texts(emit(cli, tmp_path / "out", "--auditpol", first, "--auditpol", second))["audit.csv"]
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert [r for r in rows if r[2].startswith("Option:")] == [["", "", "Option:CrashOnAuditFail", "", "Disabled", "", "0"]]
+    assert [r[6] for r in rows if r[2] == "FileGlobalSacl"] == ["S:(AU;FA;FA;;;WD)", "S:(AU;SA;FA;;;BA)"]
+    assert {g: v for _, g, v in parse_audit_csv(text)}[LOGON] == 3   # raised, never lowered (the rules need both)

@@ -161,6 +161,9 @@ def merge(snapshots: Sequence[PolicySnapshot]) -> PolicySnapshot:
             force.offer("force", order, snap.force_subcategory, snap.force_subcategory_source or path,
                         "'force audit policy subcategory settings' (SCENoApplyLegacyAuditPolicy)",
                         lambda v: "enabled" if v else "disabled", lambda a, b: a == b)
+        for kind, shown in snap.role_evidence.items():
+            have = out.role_evidence.setdefault(kind, [])
+            have.extend(v for v in shown if v not in have)
         if snap.sysmon is not None:
             if out.sysmon is not None:
                 conflicts.append(f"Sysmon configuration: {out.sysmon.source} and {snap.sysmon.source} both given; "

@@ -129,3 +129,16 @@ def _option_value(value_text: str, inclusion: str) -> bool | None:
     return None
 
 
+
+
+def read_rows(path: str) -> list[list[str]]:
+    """The data rows of an audit.csv as written (cells stripped, blank lines skipped), for writing it back:
+    subcategory rows, per-user rows, ``Option:`` rows and global SACL rows alike."""
+    from .xmlsafe import read_limited
+
+    lines = decode_text(path, read_limited(path)).splitlines()
+    header_at = _header_index(lines)
+    if header_at is None:
+        return []
+    return [[cell.strip() for cell in row]
+            for row in csv.reader(line for line in lines[header_at + 1:] if line.strip()) if row]

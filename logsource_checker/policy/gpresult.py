@@ -99,11 +99,15 @@ def read_gpresult(path: str, data: bytes) -> PolicySnapshot:
             inp.warnings.append(msg)
             snap.warnings.append(f"{path}: {msg}")
             return snap
+        _role_evidence_rsop(path, computer, snap)
         _read_extensions(path, computer, snap)
         return snap
     if name == "GPO" and ns == NS_SETTINGS:
         inp = PolicyInput(path=path, format="gpo_report")
         snap.inputs.append(inp)
+        gpo_name = _text(root, "Name", NS_SETTINGS)
+        if gpo_name:
+            snap.role_evidence.setdefault("gpo_names", []).append((gpo_name, path))
         computer = _child(root, "Computer", NS_SETTINGS)
         enabled = _text(computer, "Enabled", NS_SETTINGS) if computer is not None else None
         if computer is None or not any(local_name(c) == "ExtensionData" for c in computer):
@@ -121,6 +125,24 @@ def read_gpresult(path: str, data: bytes) -> PolicySnapshot:
     what = f"root element <{name}>" + (f" in namespace {ns}" if ns else "")
     raise PolicyInputError(path, f"not a gpresult /x RSoP or GPO report XML ({what}); "
                                  "expected <Rsop> or <GPO> from Microsoft's Group Policy schema")
+
+
+def _role_evidence_rsop(path: str, computer, snap: PolicySnapshot) -> None:
+    """What the computer results show about the machine's role: its security groups (SIDs), its Active Directory
+    container (SOM) and the GPOs applied to it. Elements are matched by local name (several namespaces)."""
+    evidence = snap.role_evidence
+    for child in computer:
+        tag = local_name(child)
+        if tag == "SOM" and child.text and child.text.strip():
+            evidence.setdefault("som", []).append((child.text.strip(), path))
+        elif tag == "SecurityGroup":
+            sid = next((c.text.strip() for c in child if local_name(c) == "SID" and c.text), None)
+            if sid:
+                evidence.setdefault("sids", []).append((sid, path))
+        elif tag == "GPO":
+            name = next((c.text.strip() for c in child if local_name(c) == "Name" and c.text), None)
+            if name:
+                evidence.setdefault("gpo_names", []).append((name, path))
 
 
 def _read_extensions(path: str, results, snap: PolicySnapshot) -> None:

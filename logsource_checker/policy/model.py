@@ -115,6 +115,10 @@ class PolicySnapshot:
     # The machine's role (client | server | dc) when an input shows it, and how that was decided.
     role: str | None = None
     role_reason: str | None = None
+    # What an input shows about the machine's role, as written (the decision is data-driven, in roles.py):
+    # "sids" (the computer's security groups), "som" (its Active Directory container), "gpo_names" (GPOs applied,
+    # or the GPO a report is of); each value tagged with the input it came from: (value, path).
+    role_evidence: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 def norm_category(text: str) -> str:

@@ -61,6 +61,8 @@ def print_report(report: dict[str, Any], console: Any, verbose: bool = False) ->
         for inp in policy["inputs"]:
             console.print(_t(f"  read {inp['path']} ({inp['format']})"))
         console.print(_t(f"  audit policy: {policy['audit_explanation']}"))
+        console.print(_t(f"  machine role: {policy['role']} ({policy['role_reason']})"))
+        console.print(_t(f"  Windows audit defaults: {policy['audit_defaults']}"))
         for w in policy["warnings"]:
             console.print(Text("  warning: ", style="yellow") + _t(w))
         for c in policy["conflicts"]:
