@@ -6,7 +6,9 @@ input). Coverage: ``usable``, ``partial`` (some of the rule's EventIDs are produ
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
 
 from .knowledge import Knowledge, RegistryPolicy
 from .policy.model import AuditSetting, PolicySnapshot, norm_category, norm_registry_key
@@ -218,6 +220,24 @@ def rule_coverage(res: RuleResolution, statuses: dict[str, str], checked: bool =
     return res.coverage
 
 
+def coverage_if(rules: Sequence[RuleResolution], statuses: Mapping[str, str],
+                met: Iterable[str] = ()) -> list[str]:
+    """What if these requirements were met: the coverage each rule would have, in the order given.
+
+    Pure: ``statuses`` is the status per requirement id, ``met`` the requirements assumed met on top
+    of it; neither the rule records nor ``statuses`` are changed (each rule is judged on a shallow
+    copy, so whatever ``rule_coverage`` derives stays on the copy). Ranking, plans and emit all ask
+    this one question through this function."""
+    trial = dict(statuses)
+    trial.update(dict.fromkeys(met, "met"))
+    return [rule_coverage(copy.copy(res), trial) for res in rules]
+
+
+def improves(before: str, after: str) -> bool:
+    """A rule is unblinded when it becomes usable, or goes from blind to partial."""
+    return (after == "usable" and before != "usable") or (before == "blind" and after == "partial")
+
+
 @dataclass
 class Ranked:
     requirement: Requirement
@@ -260,19 +280,14 @@ def rank_missing(resolution: Resolution) -> list[Ranked]:
     for rid, refs in actionable.items():
         req = resolution.requirements[rid]
         group = together[req.guid if req.kind == "audit_subcategory" and req.guid else rid]
-        trial = dict(statuses)
-        trial.update(dict.fromkeys(group, "met"))
+        candidates = [by_ref[ref] for ref in dict.fromkeys(
+            r for member in group for r in resolution.requirements[member].rules)
+            if ref in by_ref and by_ref[ref].coverage in ("blind", "partial")]
         unblinds = unblinds_high = 0
-        for ref in dict.fromkeys(r for member in group for r in resolution.requirements[member].rules):
-            res = by_ref.get(ref)
-            if res is None or res.coverage not in ("blind", "partial"):
-                continue
-            before = (res.coverage, res.partial, list(res.event_ids_produced), list(res.event_ids_missing))
-            after = rule_coverage(res, trial)
-            if after == "usable" or (after == "partial" and before[0] == "blind"):
+        for res, after in zip(candidates, coverage_if(candidates, statuses, group)):
+            if after == "usable" or (after == "partial" and res.coverage == "blind"):
                 unblinds += 1
                 unblinds_high += res.rule.level in ("high", "critical")
-            res.coverage, res.partial, res.event_ids_produced, res.event_ids_missing = before
         high = sum(1 for ref in refs if by_ref[ref].rule.level in ("high", "critical"))
         ranked.append(Ranked(req, len(refs), high, unblinds, unblinds_high))
     ranked.sort(key=lambda r: (-r.unblinds, -r.unblinds_high_critical, -r.rules, r.requirement.id))

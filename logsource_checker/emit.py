@@ -12,14 +12,13 @@ change of the folder is applied.
 """
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from . import __version__
-from .diff import need_status, rule_coverage
+from .diff import coverage_if, improves, need_status
 from .knowledge import GUID_RE, SAFE_CHANNEL_RE, SAFE_ELEMENT_RE, SAFE_REGISTRY_RE, Channel, Knowledge, RegistryPolicy
 from .report import CheckResult
 from .resolve import Requirement
@@ -171,27 +170,23 @@ def _add(plan: Plan, kb: Knowledge, req: Requirement, rule: str) -> None:
         change.rule_refs.add(rule)
 
 
-def _improves(before: str, after: str) -> bool:
-    return (after == "usable" and before != "usable") or (before == "blind" and after == "partial")
-
-
 class _Unblinds:
     """Counts the rules a set of requirements makes usable (or blind -> partial) over the baseline."""
 
     def __init__(self, result: CheckResult, plan: Plan) -> None:
         self.baseline = plan.baseline
         self.by_ref = {res.rule.ref: res for res in result.resolution.rules}
-        self.before = {ref: rule_coverage(copy.copy(res), self.baseline) for ref, res in self.by_ref.items()}
+        rules = list(self.by_ref.values())
+        self.before = dict(zip(self.by_ref, coverage_if(rules, self.baseline)))
         every: set[str] = set()
         for change in plan.changes():
             every |= change.req_ids
         self.fixed_by_all = self._fixed(every, set(self.by_ref))
 
     def _fixed(self, req_ids: set[str], refs: set[str]) -> set[str]:
-        trial = dict(self.baseline)
-        trial.update(dict.fromkeys(req_ids, "met"))
-        return {ref for ref in refs if ref in self.by_ref
-                and _improves(self.before[ref], rule_coverage(copy.copy(self.by_ref[ref]), trial))}
+        known = [ref for ref in refs if ref in self.by_ref]
+        after = coverage_if([self.by_ref[ref] for ref in known], self.baseline, req_ids)
+        return {ref for ref, cov in zip(known, after) if improves(self.before[ref], cov)}
 
     def count(self, changes: list[Change]) -> tuple[int, int]:
         req_ids: set[str] = set()
