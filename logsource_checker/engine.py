@@ -7,6 +7,7 @@ from typing import Any, Sequence
 from . import knowledge as knowledge_mod
 from ._gcpause import paused_gc
 from .diff import PolicyDiff, rank_missing
+from .plans import compute_plans
 from .policy.model import PolicySnapshot
 from .report import CheckResult
 from .resolve import resolve
@@ -24,6 +25,8 @@ class CheckOptions:
     use_cache: bool = True
     progress: Any = None
     data_root: str | None = None
+    plan: str | None = None             # native | sysmon; None: sysmon when a Sysmon config is given
+    max_volume: str | None = None       # low | medium | high: hold back changes above it
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -84,8 +87,11 @@ def _check(options: CheckOptions) -> CheckResult:
     diff = PolicyDiff(kb, snapshot)
     diff.apply(resolution)
     ranked = rank_missing(resolution)
-    return CheckResult(loaded=loaded, resolution=resolution, knowledge=kb, snapshot=snapshot,
-                       audit=diff.audit, ranked=ranked, filtered_out=before - len(rules))
+    result = CheckResult(loaded=loaded, resolution=resolution, knowledge=kb, snapshot=snapshot,
+                         audit=diff.audit, ranked=ranked, filtered_out=before - len(rules),
+                         max_volume=options.max_volume)
+    result.plans = compute_plans(result, options.plan, options.max_volume)
+    return result
 
 
 __all__ = ["CheckOptions", "check", "paused_gc", "LEVELS"]
