@@ -27,6 +27,7 @@ class CheckOptions:
     data_root: str | None = None
     plan: str | None = None             # native | sysmon; None: sysmon when a Sysmon config is given
     max_volume: str | None = None       # low | medium | high: hold back changes above it
+    hold_unknown_volume: bool = False   # hold back changes of unknown volume too
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -89,8 +90,8 @@ def _check(options: CheckOptions) -> CheckResult:
     ranked = rank_missing(resolution)
     result = CheckResult(loaded=loaded, resolution=resolution, knowledge=kb, snapshot=snapshot,
                          audit=diff.audit, ranked=ranked, filtered_out=before - len(rules),
-                         max_volume=options.max_volume)
-    result.plans = compute_plans(result, options.plan, options.max_volume)
+                         max_volume=options.max_volume, hold_unknown_volume=options.hold_unknown_volume)
+    result.plans = compute_plans(result, options.plan, options.max_volume, options.hold_unknown_volume)
     return result
 
 

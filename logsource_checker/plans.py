@@ -9,9 +9,11 @@ fewest changes, then the guide's primary option. Changes are then ordered by ben
 plan makes usable that need the change (rules lost if it were left out), high/critical ones, lower
 volume first on ties.
 
-``--max-volume`` holds back changes whose volume is above it: the plan is built without them and they
-are listed with the rules they would unblind. A change of ``unknown`` volume is never held back (its
-volume cannot be shown to exceed the limit) but is always flagged, like a high-volume one.
+``--max-volume`` holds back changes whose volume is above it: the plan is built without them (another
+way within the limit is taken where one exists) and they are listed with the rules they would unblind
+(the rules the plan without the limit makes usable that need them). A change of ``unknown`` volume is
+held back only when the user asks (``--hold-unknown-volume``): its volume cannot be shown to exceed the
+limit. It is always flagged, like a high-volume one.
 
 Every figure comes from ``diff.coverage_if``: nothing here changes the resolver's records.
 """
@@ -110,7 +112,7 @@ class ChangePlan:
 
 
 class _Planner:
-    def __init__(self, result: CheckResult, max_volume: str | None) -> None:
+    def __init__(self, result: CheckResult, max_volume: str | None, hold_unknown: bool = False) -> None:
         self.result = result
         self.reqs = result.resolution.requirements
         self.rules = result.resolution.rules
@@ -119,6 +121,7 @@ class _Planner:
         snapshot = result.snapshot
         self.sysmon_given = snapshot is not None and snapshot.sysmon is not None
         self.cap = _VOLUME_RANK[max_volume] if max_volume else None
+        self.hold_unknown = hold_unknown
         self.index: dict[str, list[int]] = {}
         for i, res in enumerate(self.rules):
             self.index.setdefault(res.rule.ref, []).append(i)
@@ -130,8 +133,12 @@ class _Planner:
         req = self.reqs[rid]
         if req.kind not in kinds:
             return False
-        rank = _VOLUME_RANK[volume_of(req)]
-        return not (capped and self.cap is not None and volume_of(req) != "unknown" and rank > self.cap)
+        if not capped:
+            return True
+        volume = volume_of(req)
+        if volume == "unknown":
+            return not self.hold_unknown
+        return self.cap is None or _VOLUME_RANK[volume] <= self.cap
 
     def _feasible(self, option: Option, kinds: tuple[str, ...], capped: bool) -> bool:
         return all(self.baseline[rid] == "met" or (self.baseline[rid] == "missing"
@@ -211,7 +218,7 @@ class _Planner:
         plan.unblinds_high_critical = sum(1 for i in fixed if self.rules[i].rule.level in _HIGH)
         plan.still_blind = sum(1 for cov in after if cov == "blind")
         plan.still_partial = sum(1 for cov in after if cov == "partial")
-        if self.cap is not None:
+        if self.cap is not None or self.hold_unknown:
             uncapped = self.choose(kinds, capped=False)
             over = {rid: refs for rid, refs in uncapped.items() if rid not in chosen
                     and not self._allowed(rid, kinds, capped=True)}
@@ -231,13 +238,16 @@ def order_key(step: Step) -> tuple:
             -len(step.needed_by), step.key)
 
 
-def compute_plans(result: CheckResult, choice: str | None = None,
-                  max_volume: str | None = None) -> list[ChangePlan]:
+def compute_plans(result: CheckResult, choice: str | None = None, max_volume: str | None = None,
+                  hold_unknown: bool = False) -> list[ChangePlan]:
     """Both plans, the recommended one marked ``chosen``: ``choice`` when given, else ``sysmon`` when a
-    Sysmon configuration was given, else ``native``."""
+    Sysmon configuration was given, else ``native``. ``max_volume`` holds back changes of a higher known
+    volume, ``hold_unknown`` those of unknown volume."""
     if max_volume is not None and max_volume not in VOLUME_LEVELS:
         raise ValueError(f"max_volume {max_volume!r} not one of {VOLUME_LEVELS}")
-    planner = _Planner(result, max_volume)
+    if choice is not None and choice not in PLAN_NAMES:
+        raise ValueError(f"plan {choice!r} not one of {PLAN_NAMES}")
+    planner = _Planner(result, max_volume, hold_unknown)
     plans = [planner.plan(name) for name in PLAN_NAMES]
     wanted = choice or ("sysmon" if planner.sysmon_given else "native")
     for plan in plans:

@@ -32,6 +32,7 @@ class CheckResult:
     filtered_out: int = 0
     plans: list = field(default_factory=list)      # plans.ChangePlan: native and sysmon, one chosen
     max_volume: str | None = None
+    hold_unknown_volume: bool = False
 
 
 def _ls(key: tuple) -> dict[str, Any]:
@@ -212,6 +213,7 @@ def _plans(result: CheckResult) -> list[dict[str, Any]]:
         "still_blind": plan.still_blind, "still_partial": plan.still_partial,
         "held_back": [rid for step in plan.held_back for rid in step.requirements],
         "volume": plan.volume, "max_volume": result.max_volume,
+        "hold_unknown_volume": result.hold_unknown_volume,
         "steps": [_step_entry(step, reqs) for step in plan.steps],
         "held_back_steps": [_step_entry(step, reqs) for step in plan.held_back],
     } for plan in result.plans]
