@@ -4,8 +4,9 @@
 channels); ``sysmon`` may also deploy Sysmon (software to install), and keeps a native way where it is
 cheaper. Each plan is built greedily over the needs that are not met: needs with fewer ways to meet
 them first, and for each need the option whose new changes cost least: no software to deploy (Sysmon
-counts once it is in the plan or a Sysmon configuration was given), then the lowest volume, then the
-fewest changes, then the guide's primary option. Changes are then ordered by benefit: the rules the
+costs nothing more once it is in the plan or a Sysmon configuration was given), then the fewest new
+changes (what the plan already switches on is free), then the guide's primary option (as
+``Need.best_option``), then the lowest volume. Changes are then ordered by benefit: the rules the
 plan makes usable that need the change (rules lost if it were left out), high/critical ones, lower
 volume first on ties.
 
@@ -36,6 +37,7 @@ VOLUME_LEVELS = ("low", "medium", "high")
 _VOLUME_RANK = {"low": 0, "medium": 1, "high": 2, "unknown": 3}
 FLAGGED_VOLUMES = ("high", "unknown")
 _HIGH = ("high", "critical")
+_RANK = {"usable": 2, "partial": 1}
 
 
 def volume_of(req: Requirement) -> str:
@@ -77,6 +79,7 @@ class Step:
     requirements: list[str]
     volume: str
     needed_by: dict[str, None] = field(default_factory=dict)   # rule refs whose chosen way includes it
+    for_rules: dict[str, list[str]] = field(default_factory=dict)  # requirement id -> those rule refs
     unblinds: list[str] = field(default_factory=list)          # rule refs the plan loses without it
     unblinds_high_critical: int = 0
 
@@ -161,7 +164,7 @@ class _Planner:
             new = [rid for rid in option.requirements if self.baseline[rid] != "met" and rid not in chosen]
             software = any(self.reqs[rid].kind == "sysmon_event" for rid in new) and not deployed
             volume = max((_VOLUME_RANK[volume_of(self.reqs[rid])] for rid in new), default=-1)
-            return software, volume, len(new), not option.primary, index
+            return software, len(new), not option.primary, volume, index
 
         for _, _, res, need, options in feasible:
             # an option the plan already meets costs nothing: it wins, and the rule is recorded for it
@@ -172,11 +175,10 @@ class _Planner:
                     deployed = deployed or self.reqs[rid].kind == "sysmon_event"
         return chosen
 
-    def improved(self, met: Iterable[str], indexes: Iterable[int] | None = None) -> set[int]:
-        """Indexes of the rules (all, or those given) that ``met`` unblinds over the baseline."""
-        idx = list(range(len(self.rules))) if indexes is None else sorted(set(indexes))
-        after = coverage_if([self.rules[i] for i in idx], self.baseline, met)
-        return {i for i, cov in zip(idx, after) if improves(self.before[i], cov)}
+    def improved(self, met: Iterable[str]) -> tuple[list[str], set[int]]:
+        """The coverage of every rule with ``met`` switched on, and the indexes of the rules it unblinds."""
+        after = coverage_if(self.rules, self.baseline, met)
+        return after, {i for i, cov in enumerate(after) if improves(self.before[i], cov)}
 
     def steps(self, chosen: dict[str, dict[str, None]]) -> list[Step]:
         steps: dict[str, Step] = {}
@@ -188,6 +190,7 @@ class _Planner:
                 step = steps[key] = Step(key, [], volume_of(req))
             step.requirements.append(rid)
             step.needed_by.update(refs)
+            step.for_rules[rid] = list(refs)
         for step in steps.values():
             step.requirements.sort()
         return list(steps.values())
@@ -195,11 +198,12 @@ class _Planner:
     def rules_of(self, step: Step) -> set[int]:
         return {i for rid in step.requirements for ref in self.reqs[rid].rules for i in self.index.get(ref, ())}
 
-    def benefit(self, step: Step, met: set[str], fixed: set[int]) -> None:
-        """The rules of ``fixed`` (unblinded by ``met``) that ``met`` without this step leaves as they were."""
-        mine = self.rules_of(step) & fixed
-        still = self.improved(met - set(step.requirements), mine)
-        lost = sorted(mine - still)
+    def benefit(self, step: Step, met: set[str], after: list[str], fixed: set[int]) -> None:
+        """The rules ``met`` unblinds (``fixed``, with coverage ``after``) that would be worse off without
+        this step: blind or partial instead of usable, or blind instead of partial."""
+        mine = sorted(self.rules_of(step) & fixed)
+        without = coverage_if([self.rules[i] for i in mine], self.baseline, met - set(step.requirements))
+        lost = [i for i, cov in zip(mine, without) if _RANK.get(cov, 0) < _RANK.get(after[i], 0)]
         step.unblinds = list(dict.fromkeys(self.rules[i].rule.ref for i in lost))
         step.unblinds_high_critical = sum(1 for i in lost if self.rules[i].rule.level in _HIGH)
 
@@ -209,10 +213,9 @@ class _Planner:
         plan = ChangePlan(name)
         plan.steps = self.steps(chosen)
         met = set(chosen)
-        after = coverage_if(self.rules, self.baseline, met)
-        fixed = {i for i, cov in enumerate(after) if improves(self.before[i], cov)}
+        after, fixed = self.improved(met)
         for step in plan.steps:
-            self.benefit(step, met, fixed)
+            self.benefit(step, met, after, fixed)
         plan.steps.sort(key=order_key)
         plan.unblinds = len(fixed)
         plan.unblinds_high_critical = sum(1 for i in fixed if self.rules[i].rule.level in _HIGH)
@@ -224,9 +227,9 @@ class _Planner:
                     and not self._allowed(rid, kinds, capped=True)}
             plan.held_back = self.steps(over)
             full = set(uncapped)
-            full_fixed = self.improved(full)
+            full_after, full_fixed = self.improved(full)
             for step in plan.held_back:
-                self.benefit(step, full, full_fixed)
+                self.benefit(step, full, full_after, full_fixed)
             plan.held_back.sort(key=order_key)
         return plan
 
