@@ -220,17 +220,52 @@ def rule_coverage(res: RuleResolution, statuses: dict[str, str], checked: bool =
     return res.coverage
 
 
+def coverage_key(res: RuleResolution) -> tuple:
+    """Everything ``rule_coverage`` reads of a rule: two rules with the same key get the same coverage
+    under any statuses. (Extend it whenever ``rule_coverage`` starts reading something else.)"""
+    return (res.guide is None, bool(res.unmapped_event_ids), bool(res.notes), bool(res.always_logged_event_ids),
+            tuple((need.event_id, tuple(option.requirements for option in need.options)) for need in res.needs))
+
+
+class WhatIf:
+    """What if these requirements were met: the coverage each rule would have. Pure: neither the rule
+    records nor the statuses given are changed (each distinct rule shape is judged on a shallow copy,
+    so whatever ``rule_coverage`` derives stays on the copy). Ranking, plans and emit all ask this one
+    question through it. Built once for a list of rules; rules of the same shape (``coverage_key``)
+    are judged once per question."""
+
+    def __init__(self, rules: Sequence[RuleResolution]) -> None:
+        self.rules = list(rules)
+        shapes: dict[tuple, int] = {}
+        self.shape = [shapes.setdefault(coverage_key(res), len(shapes)) for res in self.rules]
+        self.sample: list[RuleResolution] = [None] * len(shapes)  # type: ignore[list-item]
+        for res, shape in zip(self.rules, self.shape):
+            if self.sample[shape] is None:
+                self.sample[shape] = res
+
+    def coverage(self, statuses: Mapping[str, str], met: Iterable[str] = (),
+                 indexes: Iterable[int] | None = None) -> list[str]:
+        """The coverage of the rules (all, or those at ``indexes``, in that order) under ``statuses`` with
+        ``met`` switched on as well."""
+        trial = dict(statuses)
+        trial.update(dict.fromkeys(met, "met"))
+        wanted = range(len(self.rules)) if indexes is None else list(indexes)
+        memo: dict[int, str] = {}
+        out = []
+        for i in wanted:
+            shape = self.shape[i]
+            cov = memo.get(shape)
+            if cov is None:
+                cov = memo[shape] = rule_coverage(copy.copy(self.sample[shape]), trial)
+            out.append(cov)
+        return out
+
+
 def coverage_if(rules: Sequence[RuleResolution], statuses: Mapping[str, str],
                 met: Iterable[str] = ()) -> list[str]:
-    """What if these requirements were met: the coverage each rule would have, in the order given.
-
-    Pure: ``statuses`` is the status per requirement id, ``met`` the requirements assumed met on top
-    of it; neither the rule records nor ``statuses`` are changed (each rule is judged on a shallow
-    copy, so whatever ``rule_coverage`` derives stays on the copy). Ranking, plans and emit all ask
-    this one question through this function."""
-    trial = dict(statuses)
-    trial.update(dict.fromkeys(met, "met"))
-    return [rule_coverage(copy.copy(res), trial) for res in rules]
+    """What if these requirements were met (see ``WhatIf``): the coverage each rule would have, in the
+    order given; nothing is changed."""
+    return WhatIf(rules).coverage(statuses, met)
 
 
 def improves(before: str, after: str) -> bool:

@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
-from .diff import coverage_if, improves, need_status
-from .resolve import Need, Option, Requirement, RuleResolution
+from .diff import WhatIf, improves, need_status
+from .resolve import Need, Option, Requirement
 
 if TYPE_CHECKING:
     from .report import CheckResult
@@ -120,7 +120,8 @@ class _Planner:
         self.reqs = result.resolution.requirements
         self.rules = result.resolution.rules
         self.baseline = baseline_statuses(result)
-        self.before = coverage_if(self.rules, self.baseline)
+        self.what_if = WhatIf(self.rules)
+        self.before = self.what_if.coverage(self.baseline)
         snapshot = result.snapshot
         self.sysmon_given = snapshot is not None and snapshot.sysmon is not None
         self.cap = _VOLUME_RANK[max_volume] if max_volume else None
@@ -128,9 +129,17 @@ class _Planner:
         self.index: dict[str, list[int]] = {}
         for i, res in enumerate(self.rules):
             self.index.setdefault(res.rule.ref, []).append(i)
-        open_needs = [(i, res, need) for i, res in enumerate(self.rules) for need in res.needs
-                      if need_status(need, self.baseline) != "met"]
-        self.open_needs = open_needs
+        # needs that are not met, grouped by their options (many rules share them): options, rule refs
+        groups: dict[tuple, tuple[list[Option], dict[str, None]]] = {}
+        for res in self.rules:
+            for need in res.needs:
+                signature = tuple((o.primary, o.requirements) for o in need.options)
+                group = groups.get(signature)
+                if group is None:
+                    group = groups[signature] = (need.options, {})
+                group[1][res.rule.ref] = None
+        self.open_needs = [(options, list(refs)) for options, refs in groups.values()
+                           if need_status(Need("", options), self.baseline) != "met"]
 
     def _allowed(self, rid: str, kinds: tuple[str, ...], capped: bool) -> bool:
         req = self.reqs[rid]
@@ -149,13 +158,15 @@ class _Planner:
                    for rid in option.requirements)
 
     def choose(self, kinds: tuple[str, ...], capped: bool) -> dict[str, dict[str, None]]:
-        """Requirement id -> rule refs it is chosen for."""
-        feasible: list[tuple[int, int, RuleResolution, Need, list[tuple[int, Option]]]] = []
-        for i, res, need in self.open_needs:
-            options = [(n, o) for n, o in enumerate(need.options) if self._feasible(o, kinds, capped)]
-            if options:
-                feasible.append((len(options), i, res, need, options))
-        feasible.sort(key=lambda item: (item[0], item[1]))
+        """Requirement id -> rule refs it is chosen for. Needs with fewer feasible options first (a
+        need only Sysmon can meet puts Sysmon in the plan before the needs that could go either way),
+        then in rule order."""
+        feasible = []
+        for order, (options, refs) in enumerate(self.open_needs):
+            usable = [(n, o) for n, o in enumerate(options) if self._feasible(o, kinds, capped)]
+            if usable:
+                feasible.append((len(usable), order, usable, refs))
+        feasible.sort(key=lambda item: item[:2])
         chosen: dict[str, dict[str, None]] = {}
         deployed = self.sysmon_given
 
@@ -166,18 +177,18 @@ class _Planner:
             volume = max((_VOLUME_RANK[volume_of(self.reqs[rid])] for rid in new), default=-1)
             return software, len(new), not option.primary, volume, index
 
-        for _, _, res, need, options in feasible:
-            # an option the plan already meets costs nothing: it wins, and the rule is recorded for it
-            option = min(options, key=cost)[1]
+        for _, _, usable, refs in feasible:
+            # an option the plan already meets costs nothing: it wins, and the rules are recorded for it
+            option = min(usable, key=cost)[1]
             for rid in option.requirements:
                 if self.baseline[rid] != "met":
-                    chosen.setdefault(rid, {})[res.rule.ref] = None
+                    chosen.setdefault(rid, {}).update(dict.fromkeys(refs))
                     deployed = deployed or self.reqs[rid].kind == "sysmon_event"
         return chosen
 
     def improved(self, met: Iterable[str]) -> tuple[list[str], set[int]]:
         """The coverage of every rule with ``met`` switched on, and the indexes of the rules it unblinds."""
-        after = coverage_if(self.rules, self.baseline, met)
+        after = self.what_if.coverage(self.baseline, met)
         return after, {i for i, cov in enumerate(after) if improves(self.before[i], cov)}
 
     def steps(self, chosen: dict[str, dict[str, None]]) -> list[Step]:
@@ -202,7 +213,7 @@ class _Planner:
         """The rules ``met`` unblinds (``fixed``, with coverage ``after``) that would be worse off without
         this step: blind or partial instead of usable, or blind instead of partial."""
         mine = sorted(self.rules_of(step) & fixed)
-        without = coverage_if([self.rules[i] for i in mine], self.baseline, met - set(step.requirements))
+        without = self.what_if.coverage(self.baseline, met - set(step.requirements), mine)
         lost = [i for i, cov in zip(mine, without) if _RANK.get(cov, 0) < _RANK.get(after[i], 0)]
         step.unblinds = list(dict.fromkeys(self.rules[i].rule.ref for i in lost))
         step.unblinds_high_critical = sum(1 for i in lost if self.rules[i].rule.level in _HIGH)
