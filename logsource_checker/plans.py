@@ -126,18 +126,19 @@ class _Planner:
         self.sysmon_given = snapshot is not None and snapshot.sysmon is not None
         self.cap = _VOLUME_RANK[max_volume] if max_volume else None
         self.hold_unknown = hold_unknown
+        self.refs = [res.rule.ref for res in self.rules]
         self.index: dict[str, list[int]] = {}
-        for i, res in enumerate(self.rules):
-            self.index.setdefault(res.rule.ref, []).append(i)
+        for i, ref in enumerate(self.refs):
+            self.index.setdefault(ref, []).append(i)
         # needs that are not met, grouped by their options (many rules share them): options, rule refs
         groups: dict[tuple, tuple[list[Option], dict[str, None]]] = {}
-        for res in self.rules:
+        for res, ref in zip(self.rules, self.refs):
             for need in res.needs:
                 signature = tuple((o.primary, o.requirements) for o in need.options)
                 group = groups.get(signature)
                 if group is None:
                     group = groups[signature] = (need.options, {})
-                group[1][res.rule.ref] = None
+                group[1][ref] = None
         self.open_needs = [(options, list(refs)) for options, refs in groups.values()
                            if need_status(Need("", options), self.baseline) != "met"]
 
@@ -215,7 +216,7 @@ class _Planner:
         mine = sorted(self.rules_of(step) & fixed)
         without = self.what_if.coverage(self.baseline, met - set(step.requirements), mine)
         lost = [i for i, cov in zip(mine, without) if _RANK.get(cov, 0) < _RANK.get(after[i], 0)]
-        step.unblinds = list(dict.fromkeys(self.rules[i].rule.ref for i in lost))
+        step.unblinds = list(dict.fromkeys(self.refs[i] for i in lost))
         step.unblinds_high_critical = sum(1 for i in lost if self.rules[i].rule.level in _HIGH)
 
     def plan(self, name: str) -> ChangePlan:
