@@ -143,6 +143,17 @@ class Role(str, Enum):
     dc = "dc"
 
 
+class PlanName(str, Enum):
+    native = "native"
+    sysmon = "sysmon"
+
+
+class Volume(str, Enum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
 class FailOn(str, Enum):
     missing = "missing"
     critical = "critical"
@@ -211,6 +222,14 @@ def main(
                                    "or never."),
     emit: Optional[Path] = typer.Option(None, "--emit", metavar="DIR", help="Write the changes to apply (auditpol, audit.csv, "
                                         "GPO, registry, channels, Sysmon config, reports) into this folder."),
+    plan: Optional[PlanName] = typer.Option(None, "--plan", help="The plan to recommend and emit: native (audit "
+                                            "policy, registry policies, channels; no Sysmon) or sysmon (Sysmon allowed, "
+                                            "native where cheaper). Default: sysmon when --sysmon-config is given, "
+                                            "else native."),
+    max_volume: Optional[Volume] = typer.Option(None, "--max-volume", help="Hold back changes whose event volume "
+                                                "is above this (listed with the rules they would unblind)."),
+    hold_unknown_volume: bool = typer.Option(False, "--hold-unknown-volume", help="Hold back changes whose event "
+                                             "volume is unknown too."),
     docs: Optional[Path] = typer.Option(None, "--docs", metavar="DIR", help="Write Markdown guides and mkdocs.yml into this folder."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Per-rule detail."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the caches (parsed rules, guide data)."),
@@ -240,7 +259,8 @@ def main(
         paths=[str(p) for p in paths], min_level=level.value if level else None, statuses=status,
         gpresult=[str(p) for p in gpresult], auditpol=[str(p) for p in auditpol],
         sysmon_config=str(sysmon_config) if sysmon_config else None, use_cache=not no_cache,
-        progress=_Progress(), role=role.value if role else None)
+        progress=_Progress(), role=role.value if role else None, plan=plan.value if plan else None,
+        max_volume=max_volume.value if max_volume else None, hold_unknown_volume=hold_unknown_volume)
     try:
         result = check(options)
     except PolicyInputError as exc:

@@ -6,7 +6,9 @@ input). Coverage: ``usable``, ``partial`` (some of the rule's EventIDs are produ
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
 
 from .knowledge import Knowledge, RegistryPolicy
 from .policy.model import AuditSetting, PolicySnapshot, norm_category, norm_registry_key
@@ -305,6 +307,59 @@ def rule_coverage(res: RuleResolution, statuses: dict[str, str], checked: bool =
     return res.coverage
 
 
+def coverage_key(res: RuleResolution) -> tuple:
+    """Everything ``rule_coverage`` reads of a rule: two rules with the same key get the same coverage
+    under any statuses. (Extend it whenever ``rule_coverage`` starts reading something else.)"""
+    return (res.guide is None, bool(res.unmapped_event_ids), bool(res.notes), bool(res.always_logged_event_ids),
+            tuple((need.event_id, tuple(option.requirements for option in need.options)) for need in res.needs))
+
+
+class WhatIf:
+    """What if these requirements were met: the coverage each rule would have. Pure: neither the rule
+    records nor the statuses given are changed (each distinct rule shape is judged on a shallow copy,
+    so whatever ``rule_coverage`` derives stays on the copy). Ranking, plans and emit all ask this one
+    question through it. Built once for a list of rules; rules of the same shape (``coverage_key``)
+    are judged once per question."""
+
+    def __init__(self, rules: Sequence[RuleResolution]) -> None:
+        self.rules = list(rules)
+        shapes: dict[tuple, int] = {}
+        self.shape = [shapes.setdefault(coverage_key(res), len(shapes)) for res in self.rules]
+        self.sample: list[RuleResolution] = [None] * len(shapes)  # type: ignore[list-item]
+        for res, shape in zip(self.rules, self.shape):
+            if self.sample[shape] is None:
+                self.sample[shape] = res
+
+    def coverage(self, statuses: Mapping[str, str], met: Iterable[str] = (),
+                 indexes: Iterable[int] | None = None) -> list[str]:
+        """The coverage of the rules (all, or those at ``indexes``, in that order) under ``statuses`` with
+        ``met`` switched on as well."""
+        trial = dict(statuses)
+        trial.update(dict.fromkeys(met, "met"))
+        wanted = range(len(self.rules)) if indexes is None else list(indexes)
+        memo: dict[int, str] = {}
+        out = []
+        for i in wanted:
+            shape = self.shape[i]
+            cov = memo.get(shape)
+            if cov is None:
+                cov = memo[shape] = rule_coverage(copy.copy(self.sample[shape]), trial)
+            out.append(cov)
+        return out
+
+
+def coverage_if(rules: Sequence[RuleResolution], statuses: Mapping[str, str],
+                met: Iterable[str] = ()) -> list[str]:
+    """What if these requirements were met (see ``WhatIf``): the coverage each rule would have, in the
+    order given; nothing is changed."""
+    return WhatIf(rules).coverage(statuses, met)
+
+
+def improves(before: str, after: str) -> bool:
+    """A rule is unblinded when it becomes usable, or goes from blind to partial."""
+    return (after == "usable" and before != "usable") or (before == "blind" and after == "partial")
+
+
 @dataclass
 class Ranked:
     requirement: Requirement
@@ -347,19 +402,14 @@ def rank_missing(resolution: Resolution) -> list[Ranked]:
     for rid, refs in actionable.items():
         req = resolution.requirements[rid]
         group = together[req.guid if req.kind == "audit_subcategory" and req.guid else rid]
-        trial = dict(statuses)
-        trial.update(dict.fromkeys(group, "met"))
+        candidates = [by_ref[ref] for ref in dict.fromkeys(
+            r for member in group for r in resolution.requirements[member].rules)
+            if ref in by_ref and by_ref[ref].coverage in ("blind", "partial")]
         unblinds = unblinds_high = 0
-        for ref in dict.fromkeys(r for member in group for r in resolution.requirements[member].rules):
-            res = by_ref.get(ref)
-            if res is None or res.coverage not in ("blind", "partial"):
-                continue
-            before = (res.coverage, res.partial, list(res.event_ids_produced), list(res.event_ids_missing))
-            after = rule_coverage(res, trial)
-            if after == "usable" or (after == "partial" and before[0] == "blind"):
+        for res, after in zip(candidates, coverage_if(candidates, statuses, group)):
+            if after == "usable" or (after == "partial" and res.coverage == "blind"):
                 unblinds += 1
                 unblinds_high += res.rule.level in ("high", "critical")
-            res.coverage, res.partial, res.event_ids_produced, res.event_ids_missing = before
         high = sum(1 for ref in refs if by_ref[ref].rule.level in ("high", "critical"))
         ranked.append(Ranked(req, len(refs), high, unblinds, unblinds_high))
     ranked.sort(key=lambda r: (-r.unblinds, -r.unblinds_high_critical, -r.rules, r.requirement.id))

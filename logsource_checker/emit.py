@@ -12,20 +12,19 @@ change of the folder is applied.
 """
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from . import __version__
-from .diff import need_status, rule_coverage
+from .diff import coverage_if, improves, need_status
+from .plans import ChangePlan, baseline_statuses, chosen_plan, compute_plans
 from .knowledge import GUID_RE, SAFE_CHANNEL_RE, SAFE_ELEMENT_RE, SAFE_REGISTRY_RE, Channel, Knowledge, RegistryPolicy
 from .report import CheckResult
 from .resolve import Requirement
 from .templating import Trusted, nrules, render
 
-_ACTIONABLE = ("audit_subcategory", "registry_policy", "event_channel", "sysmon_event")
 
 
 class UnsafeValue(ValueError):
@@ -46,6 +45,9 @@ class Change:
     rule_refs: set[str] = field(default_factory=set)
     unblinds: int = 0          # rules it makes usable on its own
     unblinds_all: int = 0      # of the rules that need it, those usable once every change is applied
+    order: int = 0             # its place in the plan (plans.py: most rules unblinded first)
+    volume: str = "unknown"
+    warning: str = ""          # plain text for a visible warning line (high or unknown volume), else ""
 
     @property
     def rules(self) -> int:
@@ -59,7 +61,6 @@ class AuditChange(Change):
     gpo_name: Trusted = Trusted("")
     category: str = ""
     gpo_path: str = ""
-    volume: str = ""
     success: bool = False
     failure: bool = False
     current: int = 0  # current SettingValue (0 when the policy does not configure it)
@@ -95,43 +96,38 @@ class Plan:
     external: dict[str, ExternalChange] = field(default_factory=dict)
     baseline: dict[str, str] = field(default_factory=dict)   # requirement id -> status before the changes
     counter: Any = None
+    source: ChangePlan | None = None                           # the plan these changes come from
 
     def changes(self) -> Iterable[Change]:
         for group in (self.audit, self.registry, self.channels, self.sysmon, self.external):
             yield from group.values()
 
 
-def baseline_statuses(result: CheckResult) -> dict[str, str]:
-    """Requirement statuses before any change. Without a policy input: nothing is switched on except
-    what Windows enables by default (event-log channels), and collection outside Windows is unknown."""
-    kb = result.knowledge
-    statuses = {}
-    for rid, req in result.resolution.requirements.items():
-        status = req.status
-        if status == "not_checked":
-            if req.kind == "event_channel":
-                channel = kb.channel(req.channel or "")
-                status = "met" if channel is not None and channel.enabled_by_default else "missing"
-            elif req.kind in _ACTIONABLE:
-                status = "missing"
-            else:
-                status = "unknown"
-        statuses[rid] = status
-    return statuses
-
-
-def plan_changes(result: CheckResult) -> Plan:
+def plan_changes(result: CheckResult, source: ChangePlan | None = None) -> Plan:
+    """The changes of a plan (by default the chosen one, see plans.py), grouped by artefact, each with
+    the rules it was chosen for and its place in the plan's order."""
     kb = result.knowledge
     reqs = result.resolution.requirements
-    plan = Plan(baseline=baseline_statuses(result))
+    if source is None:
+        source = chosen_plan(result.plans) or chosen_plan(compute_plans(result))
+    assert source is not None
+    plan = Plan(baseline=baseline_statuses(result), source=source)
+    seen: set[int] = set()
+    for order, step in enumerate(source.steps):
+        for rid in step.requirements:
+            for ref in step.for_rules.get(rid, ()):
+                change = _add(plan, kb, reqs[rid], ref)
+                if change is not None and id(change) not in seen:
+                    seen.add(id(change))
+                    change.order, change.volume = order, step.volume
+                    change.warning = volume_warning(step.volume)
+    # collection outside Windows policy is no plan's change, but gpo.md still says what it needs
     for res in result.resolution.rules:
         for need in res.needs:
-            if need_status(need, plan.baseline) == "met":
-                continue
-            for rid in need.best_option(plan.baseline).requirements:
-                if plan.baseline[rid] == "met":
-                    continue
-                _add(plan, kb, reqs[rid], res.rule.ref)
+            if need_status(need, plan.baseline) != "met":
+                for rid in need.best_option(plan.baseline).requirements:
+                    if reqs[rid].kind == "external" and plan.baseline[rid] != "met":
+                        _add(plan, kb, reqs[rid], res.rule.ref)
     if result.audit is not None:
         for guid, change in plan.audit.items():
             setting = result.audit.settings.get(guid)
@@ -140,7 +136,16 @@ def plan_changes(result: CheckResult) -> Plan:
     return plan
 
 
-def _add(plan: Plan, kb: Knowledge, req: Requirement, rule: str) -> None:
+def volume_warning(volume: str) -> str:
+    """The plain warning line a change of this volume carries in every artefact ("" for none)."""
+    if volume == "high":
+        return "high event volume: check log sizes and forwarding capacity before applying it fleet-wide"
+    if volume == "unknown":
+        return "event volume unknown: measure it on a few machines before applying it fleet-wide"
+    return ""
+
+
+def _add(plan: Plan, kb: Knowledge, req: Requirement, rule: str) -> Change | None:
     change: Change | None = None
     if req.kind == "audit_subcategory":
         sub = kb.subcategories[req.guid or ""]
@@ -150,7 +155,7 @@ def _add(plan: Plan, kb: Knowledge, req: Requirement, rule: str) -> None:
         if audit is None:
             audit = plan.audit[sub.guid] = AuditChange(
                 guid=Trusted(sub.guid), name=sub.name, gpo_name=Trusted(sub.gpo_name), category=sub.category,
-                gpo_path=sub.gpo_path, volume=sub.volume)
+                gpo_path=sub.gpo_path)
         audit.success |= bool(req.success)
         audit.failure |= bool(req.failure)
         change = audit
@@ -168,10 +173,7 @@ def _add(plan: Plan, kb: Knowledge, req: Requirement, rule: str) -> None:
     if change is not None:
         change.req_ids.add(req.id)
         change.rule_refs.add(rule)
-
-
-def _improves(before: str, after: str) -> bool:
-    return (after == "usable" and before != "usable") or (before == "blind" and after == "partial")
+    return change
 
 
 class _Unblinds:
@@ -180,17 +182,17 @@ class _Unblinds:
     def __init__(self, result: CheckResult, plan: Plan) -> None:
         self.baseline = plan.baseline
         self.by_ref = {res.rule.ref: res for res in result.resolution.rules}
-        self.before = {ref: rule_coverage(copy.copy(res), self.baseline) for ref, res in self.by_ref.items()}
+        rules = list(self.by_ref.values())
+        self.before = dict(zip(self.by_ref, coverage_if(rules, self.baseline)))
         every: set[str] = set()
         for change in plan.changes():
             every |= change.req_ids
         self.fixed_by_all = self._fixed(every, set(self.by_ref))
 
     def _fixed(self, req_ids: set[str], refs: set[str]) -> set[str]:
-        trial = dict(self.baseline)
-        trial.update(dict.fromkeys(req_ids, "met"))
-        return {ref for ref in refs if ref in self.by_ref
-                and _improves(self.before[ref], rule_coverage(copy.copy(self.by_ref[ref]), trial))}
+        known = [ref for ref in refs if ref in self.by_ref]
+        after = coverage_if([self.by_ref[ref] for ref in known], self.baseline, req_ids)
+        return {ref for ref, cov in zip(known, after) if improves(self.before[ref], cov)}
 
     def count(self, changes: list[Change]) -> tuple[int, int]:
         req_ids: set[str] = set()
@@ -219,7 +221,7 @@ def _audit_rows(result: CheckResult, plan: Plan) -> list[list[Trusted]]:
 
 def _registry_entries(plan: Plan) -> list[dict[str, Any]]:
     entries = []
-    for change in sorted(plan.registry.values(), key=lambda c: (not c.force, c.policy.id)):  # type: ignore[union-attr]
+    for change in sorted(plan.registry.values(), key=lambda c: (not c.force, c.order, c.policy.id)):  # type: ignore[union-attr]
         pol = change.policy
         assert pol is not None
         values = []
@@ -240,7 +242,8 @@ def _registry_entries(plan: Plan) -> list[dict[str, Any]]:
             name = spec.value.replace("\\", "\\\\")
             values.append({"key": Trusted(key), "name": Trusted(name), "data": data})
         entries.append({"policy": pol, "values": values, "rules": change.rules, "unblinds": change.unblinds,
-                        "unblinds_all": change.unblinds_all, "force": change.force})
+                        "unblinds_all": change.unblinds_all, "force": change.force,
+                        "volume": change.volume, "warning": "" if change.force else change.warning})
     return entries
 
 
@@ -258,8 +261,32 @@ def _sysmon_elements(kb: Knowledge, plan: Plan) -> list[dict[str, Any]]:
         unblinds, unblinds_all = plan.counter.count(changes)
         refs = set().union(*(c.rule_refs for c in changes))
         elements.append({"element": Trusted(element), "event_ids": [c.event_id for c in changes],
-                         "rules": len(refs), "unblinds": unblinds, "unblinds_all": unblinds_all})
-    return sorted(elements, key=lambda e: min(e["event_ids"]))
+                         "rules": len(refs), "unblinds": unblinds, "unblinds_all": unblinds_all,
+                         "order": min(c.order for c in changes)})
+    return sorted(elements, key=lambda e: (e["order"], min(e["event_ids"])))
+
+
+def _held_back(result: CheckResult, plan: Plan) -> list[dict[str, Any]]:
+    """What ``--max-volume`` held back from the plan, with the rules it would unblind (names from our data)."""
+    if plan.source is None:
+        return []
+    reqs = result.resolution.requirements
+    return [{"names": [reqs[rid].name for rid in step.requirements], "volume": step.volume,
+             "unblinds": len(step.unblinds), "unblinds_high_critical": step.unblinds_high_critical}
+            for step in plan.source.held_back]
+
+
+def change_label(change: Change) -> str:
+    """A change's name for warning lines, from our own data."""
+    if isinstance(change, AuditChange):
+        return change.name
+    if isinstance(change, RegistryChange) and change.policy is not None:
+        return change.policy.name
+    if isinstance(change, ChannelChange) and change.channel is not None:
+        return change.channel.name
+    if isinstance(change, SysmonChange):
+        return f"Sysmon event {change.event_id}"
+    return ""
 
 
 def _counts(entry: dict[str, Any]) -> str:
@@ -360,19 +387,20 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path) -> li
     kb = result.knowledge
     plan = plan_changes(result)
     directory.mkdir(parents=True, exist_ok=True)
-    audit = sorted(plan.audit.values(), key=lambda c: c.guid)
+    audit = sorted(plan.audit.values(), key=lambda c: (c.order, c.guid))
     for change in audit:
         if not GUID_RE.match(change.guid):
             raise UnsafeValue(f"GUID {change.guid!r} malformed")
     channels = []
-    for change in sorted(plan.channels.values(), key=lambda c: c.channel.name):  # type: ignore[union-attr]
+    for change in sorted(plan.channels.values(), key=lambda c: (c.order, c.channel.name)):  # type: ignore[union-attr]
         channel = change.channel
         assert channel is not None
         size = channel.recommended_max_size_mb
         channels.append({"name": _check(SAFE_CHANNEL_RE, channel.name, "channel"), "channel": channel,
                          "bytes": Trusted(str(int(size) * 1024 * 1024)) if size else None,
                          "size_mb": Trusted(str(int(size))) if size else None,
-                         "rules": change.rules, "unblinds": change.unblinds, "unblinds_all": change.unblinds_all})
+                         "rules": change.rules, "unblinds": change.unblinds, "unblinds_all": change.unblinds_all,
+                         "volume": change.volume, "warning": change.warning})
     sysmon_elements = _sysmon_elements(kb, plan)
     force = kb.registry_policies.get(kb.force_subcategory_policy) if kb.force_subcategory_policy else None
     need_force = bool(audit) and (result.snapshot is None or result.snapshot.force_subcategory is not True)
@@ -389,6 +417,10 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path) -> li
         "policy_given": result.snapshot is not None, "kb": kb,
         "sysmon_schema": Trusted(str(kb.sysmon_meta.get("schema_version", "4.90"))),
         "force_policy": force if need_force else None,
+        "plan": plan.source, "held_back": _held_back(result, plan),
+        "warnings": [{"label": change_label(c), "volume": c.volume, "warning": c.warning}
+                     for c in sorted(plan.changes(), key=lambda c: c.order)
+                     if c.warning and not isinstance(c, ExternalChange)],
     }
     files: dict[str, str | bytes] = {
         "auditpol.cmd": _crlf(render("emit/auditpol.cmd.j2", "script", **context)),

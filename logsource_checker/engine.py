@@ -7,6 +7,7 @@ from typing import Any, Sequence
 from . import knowledge as knowledge_mod
 from ._gcpause import paused_gc
 from .diff import PolicyDiff, rank_missing
+from .plans import compute_plans
 from .policy.model import PolicySnapshot
 from .report import CheckResult
 from .resolve import resolve
@@ -26,6 +27,9 @@ class CheckOptions:
     use_cache: bool = True
     progress: Any = None
     data_root: str | None = None
+    plan: str | None = None             # native | sysmon; None: sysmon when a Sysmon config is given
+    max_volume: str | None = None       # low | medium | high: hold back changes above it
+    hold_unknown_volume: bool = False   # hold back changes of unknown volume too
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,8 +92,11 @@ def _check(options: CheckOptions) -> CheckResult:
     diff = PolicyDiff(kb, snapshot, role.role)
     diff.apply(resolution)
     ranked = rank_missing(resolution)
-    return CheckResult(loaded=loaded, resolution=resolution, knowledge=kb, snapshot=snapshot,
-                       audit=diff.audit, ranked=ranked, filtered_out=before - len(rules), role=role)
+    result = CheckResult(loaded=loaded, resolution=resolution, knowledge=kb, snapshot=snapshot,
+                         audit=diff.audit, ranked=ranked, filtered_out=before - len(rules), role=role,
+                         max_volume=options.max_volume, hold_unknown_volume=options.hold_unknown_volume)
+    result.plans = compute_plans(result, options.plan, options.max_volume, options.hold_unknown_volume)
+    return result
 
 
 __all__ = ["CheckOptions", "check", "paused_gc", "LEVELS"]

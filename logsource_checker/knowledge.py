@@ -137,6 +137,8 @@ class RegistryPolicy:
     registry: tuple[RegistryValueSpec, ...]
     reference: str
     defer: PolicyDeferral | None = None
+    volume: str = "unknown"        # the event volume switching it on adds (VOLUMES)
+    volume_reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -439,7 +441,8 @@ def _load_registry_policies(kb: Knowledge, path: Path) -> None:
             id=str(pol["id"]), name=str(pol.get("name", "")), category=str(pol.get("category", "")),
             kind=str(pol.get("kind", "administrative_template")), gpo_path=str(pol.get("gpo_path", "")),
             state=str(pol.get("state", "Enabled")), settings=settings, registry=registry,
-            reference=str(pol.get("reference", "")), defer=_parse_deferral(pol.get("defer"), path, kb))
+            reference=str(pol.get("reference", "")), defer=_parse_deferral(pol.get("defer"), path, kb),
+            volume=str(pol.get("volume", "unknown")), volume_reference=_opt_str(pol.get("volume_reference")))
         if record.id in kb.registry_policies:
             kb.problems.append(f"{path.name}: registry policy id {record.id} defined twice")
         kb.registry_policies[record.id] = record
@@ -621,6 +624,10 @@ def validate(kb: Knowledge) -> list[str]:
         if not pol.registry:
             problems.append(f"registry policy {pol.id}: no registry values")
         problems.extend(_deferral_problems(kb, pol))
+        if pol.volume not in VOLUMES:
+            problems.append(f"registry policy {pol.id}: volume {pol.volume!r} not one of {VOLUMES}")
+        if pol.volume != "unknown" and not (pol.volume_reference or "").startswith("https://"):
+            problems.append(f"registry policy {pol.id}: volume {pol.volume} without an https volume_reference")
         for reg in pol.registry + ((pol.defer.registry,) if pol.defer else ()):
             if not reg.key.upper().startswith(("HKLM\\", "HKCU\\")):
                 problems.append(f"registry policy {pol.id}: key {reg.key!r} must start with HKLM\\ or HKCU\\")

@@ -6,7 +6,7 @@ never rename these.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .diff import LEVEL_ORDER, EffectiveAudit, Ranked, describe_setting
@@ -31,6 +31,9 @@ class CheckResult:
     ranked: list[Ranked]
     filtered_out: int = 0
     role: Any = None          # roles.RoleDecision: the machine's role and how it was decided
+    plans: list = field(default_factory=list)      # plans.ChangePlan: native and sysmon, one chosen
+    max_volume: str | None = None
+    hold_unknown_volume: bool = False
 
 
 def _ls(key: tuple) -> dict[str, Any]:
@@ -177,14 +180,59 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
         "unmapped": {"logsources": unmapped_ls, "event_ids": unmapped_events},
         "other_documents": [{"path": o.path, "document": o.document, "kind": o.kind, "id": o.id,
                              "title": o.title} for o in loaded.others],
-        "recommendations": [{
-            "requirement": r.requirement.id, "kind": r.requirement.kind, "name": r.requirement.name,
-            "reason": r.requirement.reason, "volume": r.requirement.volume, "rules": r.rules,
-            "high_critical": r.high_critical, "unblinds": r.unblinds,
-            "unblinds_high_critical": r.unblinds_high_critical} for r in missing],
+        "recommendations": _recommendations(result, missing),
+        "plans": _plans(result),
         "policy": _policy(result),
     }
     return report
+
+
+def _recommendations(result: CheckResult, ranked: list[Ranked]) -> list[dict[str, Any]]:
+    """The chosen plan's changes in its order (see plans.py); without plans, the ranked missing
+    requirements. ``unblinds`` counts the rules the plan makes usable that need the change."""
+    from .plans import chosen_plan
+
+    plan = chosen_plan(result.plans)
+    if plan is None:
+        return [{
+            "requirement": r.requirement.id, "kind": r.requirement.kind, "name": r.requirement.name,
+            "reason": r.requirement.reason, "volume": r.requirement.volume, "rules": r.rules,
+            "high_critical": r.high_critical, "unblinds": r.unblinds,
+            "unblinds_high_critical": r.unblinds_high_critical} for r in ranked]
+    reqs = result.resolution.requirements
+    levels = {res.rule.ref: res.rule.level for res in result.resolution.rules}
+    out = []
+    for step in plan.steps:
+        for rid in step.requirements:
+            req = reqs[rid]
+            out.append({
+                "requirement": rid, "kind": req.kind, "name": req.name, "reason": req.reason,
+                "volume": step.volume, "rules": len(step.needed_by),
+                "high_critical": sum(1 for ref in step.needed_by if levels.get(ref) in ("high", "critical")),
+                "unblinds": len(step.unblinds), "unblinds_high_critical": step.unblinds_high_critical,
+                "change": step.key, "plan": plan.name})
+    return out
+
+
+def _step_entry(step: Any, reqs: dict[str, Any]) -> dict[str, Any]:
+    return {"change": step.key, "requirements": list(step.requirements),
+            "names": [reqs[rid].name for rid in step.requirements], "volume": step.volume,
+            "flagged": step.flagged, "needed_by": len(step.needed_by), "unblinds": len(step.unblinds),
+            "unblinds_high_critical": step.unblinds_high_critical, "rules_unblinded": list(step.unblinds)}
+
+
+def _plans(result: CheckResult) -> list[dict[str, Any]]:
+    reqs = result.resolution.requirements
+    return [{
+        "name": plan.name, "chosen": plan.chosen, "changes": plan.changes,
+        "unblinds": plan.unblinds, "unblinds_high_critical": plan.unblinds_high_critical,
+        "still_blind": plan.still_blind, "still_partial": plan.still_partial,
+        "held_back": [rid for step in plan.held_back for rid in step.requirements],
+        "volume": plan.volume, "max_volume": result.max_volume,
+        "hold_unknown_volume": result.hold_unknown_volume,
+        "steps": [_step_entry(step, reqs) for step in plan.steps],
+        "held_back_steps": [_step_entry(step, reqs) for step in plan.held_back],
+    } for plan in result.plans]
 
 
 def _policy(result: CheckResult) -> dict[str, Any] | None:

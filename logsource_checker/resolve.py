@@ -151,7 +151,7 @@ class Resolver:
             pol = kb.registry_policies[spec.value]
             return [self._add(Requirement(
                 id=f"registry:{pol.id}", kind="registry_policy", name=f"{pol.name} ({pol.category})", policy=pol.id,
-                reference=pol.reference))]
+                volume=pol.volume, reference=pol.reference))]
         if spec.kind == "channel":
             channel = kb.channel(str(spec.value))
             assert channel is not None

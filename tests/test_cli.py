@@ -194,6 +194,9 @@ JSON_KEYS = {
     "other_documents": lambda v: [(d["kind"], d["title"]) for d in v]
         == [("correlation", "Many Failed Logons From One Source")],
     "recommendations": lambda v: isinstance(v, list),
+    "plans": lambda v: [p["name"] for p in v] == ["native", "sysmon"] and [p["chosen"] for p in v] == [True, False]
+        and all(set(p) >= {"name", "changes", "unblinds", "unblinds_high_critical", "still_blind", "held_back",
+                           "volume"} and set(p["volume"]) == {"low", "medium", "high", "unknown"} for p in v),
     "policy": lambda v: v is None,
 }
 

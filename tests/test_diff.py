@@ -199,19 +199,25 @@ def test_exit_status_with_policy(cli, tmp_path, names, fail_on, code):
 
 
 def test_recommendations_on_the_samples(cli):
-    """Worked out by hand from the sample gpresult and the guide data: Module Logging (the ps_module rule
-    is blind; Windows PowerShell is the primary alternative), File Share success (the policy audits failure
-    only) and Detailed File Share success and failure (not configured). Sysmon-backed and off-by-default
-    channel needs are unknown without more inputs, so nothing is recommended for them."""
+    """Worked out by hand from the sample gpresult and the guide data. Missing by status: Module Logging
+    (the ps_module rule is blind; Windows PowerShell is the primary alternative), File Share success (the
+    policy audits failure only) and Detailed File Share success and failure (not configured). The
+    recommendations are the native plan (no Sysmon configuration given): those four, and what the plan
+    assumes off because the inputs cannot show it: the command-line policy for 4688 (Audit Process
+    Creation is on), Audit Registry for the registry rule, and the off-by-default TaskScheduler channel.
+    First the change whose rule is high and whose volume is low (the command line, which adds no event)."""
     result = cli(SAMPLES / "rules" / "windows", "--gpresult", SAMPLES / "gpresult" / "advanced-audit.xml",
                  "--format", "json", "--no-cache")
     assert result.exit_code == 1
     report = result.json()
-    fs, dfs = _sub("File Share"), _sub("Detailed File Share")
+    fs, dfs, reg = _sub("File Share"), _sub("Detailed File Share"), _sub("Registry")
     assert {r["requirement"] for r in report["recommendations"]} == {
-        "registry:ps_module_logging", f"audit:{fs}:success", f"audit:{dfs}:success", f"audit:{dfs}:failure"}
-    assert report["summary"]["missing_requirements"] == 4
-    assert report["recommendations"][0]["requirement"] == "registry:ps_module_logging"  # unblinds the most
+        "registry:ps_module_logging", f"audit:{fs}:success", f"audit:{dfs}:success", f"audit:{dfs}:failure",
+        "registry:process_creation_include_cmdline", f"audit:{reg}:success",
+        "channel:Microsoft-Windows-TaskScheduler/Operational"}
+    assert report["summary"]["missing_requirements"] == 4   # requirements whose status is missing
+    assert report["recommendations"][0]["requirement"] == "registry:process_creation_include_cmdline"
+    assert all(r["plan"] == "native" for r in report["recommendations"])
 
 
 def test_exit_status_zero_when_policy_meets_everything(cli, tmp_path):

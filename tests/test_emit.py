@@ -36,8 +36,12 @@ FILE_SHARE = "{0CCE9224-69AE-11D9-BED3-505054503030}"        # 5140 success and 
 DETAILED_SHARE = "{0CCE9244-69AE-11D9-BED3-505054503030}"    # 5145 success and failure
 OTHER_OBJECT = "{0CCE9227-69AE-11D9-BED3-505054503030}"      # 4698 success
 SYSTEM_EXTENSION = "{0CCE9211-69AE-11D9-BED3-505054503030}"  # 4697 success
+PROCESS_CREATION = "{0CCE922B-69AE-11D9-BED3-505054503030}"  # 4688 success
+REGISTRY = "{0CCE921E-69AE-11D9-BED3-505054503030}"          # 4657 success (registry_set without Sysmon)
 
 HKLM = "HKEY_LOCAL_MACHINE\\"
+CMDLINE = {(HKLM + "SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System\\Audit",
+            "ProcessCreationIncludeCmdLine_Enabled"): 1}
 PS = HKLM + "SOFTWARE\\Policies\\Microsoft\\Windows\\PowerShell\\"
 MODULE_LOGGING = {(PS + "ModuleLogging", "EnableModuleLogging"): 1, (PS + "ModuleLogging\\ModuleNames", "*"): "*"}
 SCRIPT_BLOCK = {(PS + "ScriptBlockLogging", "EnableScriptBlockLogging"): 1}
@@ -57,19 +61,23 @@ GPRESULT_AUDIT = [
     ("Audit File Share", FILE_SHARE, 3),                  # gpresult: failure (2); success added -> 3
     # "Audit Filtering Platform Packet Drop" is set to No Auditing (0) by the gpresult: not written
     ("Audit Other Object Access Events", OTHER_OBJECT, 3),
+    ("Audit Registry", REGISTRY, 1),                      # not in the gpresult: registry_set, native plan
     ("Audit Audit Policy Change", "{0CCE922F-69AE-11D9-BED3-505054503030}", 1),
     ("Audit Sensitive Privilege Use", "{0CCE9228-69AE-11D9-BED3-505054503030}", 3),
     ("Audit Security State Change", "{0CCE9210-69AE-11D9-BED3-505054503030}", 1),
     ("Audit Security System Extension", SYSTEM_EXTENSION, 1),
     ("Audit System Integrity", "{0CCE9212-69AE-11D9-BED3-505054503030}", 3),
 ]
-NO_POLICY_AUDIT = [  # in the data's order (by category)
+SYSMON_PLAN_AUDIT = [  # in the data's order (by category)
     ("Audit Logon", LOGON, 3),                         # 4624 (success) and 4625 (failure)
     ("Audit Detailed File Share", DETAILED_SHARE, 3),  # 5145, logged for both outcomes
     ("Audit File Share", FILE_SHARE, 3),               # 5140, logged for both outcomes
     ("Audit Other Object Access Events", OTHER_OBJECT, 1),  # 4698
     ("Audit Security System Extension", SYSTEM_EXTENSION, 1),  # 4697
 ]
+# the native plan adds 4688 for process_creation and 4657 for registry_set (no Sysmon)
+NO_POLICY_AUDIT = [("Audit Process Creation", PROCESS_CREATION, 1)] + SYSMON_PLAN_AUDIT[:4] + [
+    ("Audit Registry", REGISTRY, 1)] + SYSMON_PLAN_AUDIT[4:]
 
 def _with_defaults(additions):
     """audit.csv rows without a policy input: the additions, plus every Windows default of every role (the role is
@@ -86,35 +94,42 @@ def _with_defaults(additions):
 EXPECTED = {
     # The gpresult forces subcategory settings, enables Script Block Logging, audits Logon, Other Object
     # Access and Security System Extension; it sets File Share to failure only and lacks Detailed File Share.
-    # It sets no Sysmon config: Sysmon (recommended for process_creation and registry_set) is emitted.
-    # The TaskScheduler channel is off by default and the gpresult does not enable it.
+    # It sets no Sysmon config, so the native plan is emitted (no Sysmon): 4688 is audited already, the
+    # command line is disabled (enabled here); registry_set needs Audit Registry. Order: the plan's (most
+    # rules unblinded, high/critical next, lower volume, then the change's key). The TaskScheduler
+    # channel is off by default and the gpresult does not enable it.
     "gpresult": {
         "args": ["--gpresult", GPRESULT],
-        "auditpol": [(FILE_SHARE, True, False), (DETAILED_SHARE, True, True)],
+        "auditpol": [(FILE_SHARE, True, False), (DETAILED_SHARE, True, True), (REGISTRY, True, False)],
         "audit_csv": GPRESULT_AUDIT,
-        "registry": MODULE_LOGGING,
+        "registry": {**CMDLINE, **MODULE_LOGGING},
         "channels": {TASKS: None},
-        "sysmon": [("ProcessCreate", "exclude", 0), ("RegistryEvent", "exclude", 0)],
+        "sysmon": [],
         "force": False,
     },
-    # No policy: everything the rules need, except channels on by default (System, PowerShell/Operational).
+    # No policy: the native plan, everything the rules need except channels on by default (System,
+    # PowerShell/Operational) and what only Sysmon can serve (the renamed-binary rule reads OriginalFileName).
+    # Logon first (2 rules), then 1-rule changes with a high/critical rule by volume (low: System Extension,
+    # Other Object Access; high: File Share, Process Creation, Detailed File Share), then Registry (medium rule).
     "no-policy": {
         "args": [],
-        "auditpol": [(SYSTEM_EXTENSION, True, False), (LOGON, True, True), (FILE_SHARE, True, True),
-                     (OTHER_OBJECT, True, False), (DETAILED_SHARE, True, True)],
+        "auditpol": [(LOGON, True, True), (SYSTEM_EXTENSION, True, False), (OTHER_OBJECT, True, False),
+                     (FILE_SHARE, True, True), (PROCESS_CREATION, True, False), (DETAILED_SHARE, True, True),
+                     (REGISTRY, True, False)],
         "audit_csv": _with_defaults(NO_POLICY_AUDIT),
-        "registry": {**FORCE, **MODULE_LOGGING, **SCRIPT_BLOCK},
+        "registry": {**FORCE, **CMDLINE, **MODULE_LOGGING, **SCRIPT_BLOCK},
         "channels": {TASKS: None},
-        "sysmon": [("ProcessCreate", "exclude", 0), ("RegistryEvent", "exclude", 0)],
+        "sysmon": [],
         "force": True,
     },
-    # A Sysmon config alone: every audit and registry setting is missing, as without a policy; the config
-    # collects process creation (exclude with a condition) but not registry events (an empty include).
+    # A Sysmon config alone: the sysmon plan; every audit and registry setting is missing, as without a
+    # policy; the config collects process creation (exclude with a condition) but not registry events (an
+    # empty include), so RegistryEvent is added (Sysmon runs: the primary option wins the tie with 4657).
     "sysmon-config": {
         "args": ["--sysmon-config", SYSMON],
-        "auditpol": [(SYSTEM_EXTENSION, True, False), (LOGON, True, True), (FILE_SHARE, True, True),
-                     (OTHER_OBJECT, True, False), (DETAILED_SHARE, True, True)],
-        "audit_csv": _with_defaults(NO_POLICY_AUDIT),
+        "auditpol": [(LOGON, True, True), (SYSTEM_EXTENSION, True, False), (OTHER_OBJECT, True, False),
+                     (FILE_SHARE, True, True), (DETAILED_SHARE, True, True)],
+        "audit_csv": _with_defaults(SYSMON_PLAN_AUDIT),
         "registry": {**FORCE, **MODULE_LOGGING, **SCRIPT_BLOCK},
         "channels": {TASKS: None},
         "sysmon": [("ProcessCreate", "exclude", 1), ("NetworkConnect", "include", 3),
@@ -135,6 +150,7 @@ PS1_FIXED = {"$ErrorActionPreference = 'Stop'", "$failed = 0", "if ($LASTEXITCOD
 COMMENT_RE = re.compile(r"^(?P<category>[^/]+(?:/[^/ ]+)?) / (?P<name>.+): volume (?P<volume>low|medium|high|unknown); "
                         r"unblinds (?P<alone>\d+) rules? on its own, (?P<all>\d+) with every change here; "
                         r"needed by (?P<needed>\d+) rules?$")
+WRITE_WARNING_RE = re.compile(r"^Write-Warning '[A-Za-z0-9 .,:;/()_=+#@-]+'$")
 WEVTUTIL_RE = re.compile(r'^wevtutil sl "([A-Za-z0-9 ._/\-]+)" /e:true(?: /ms:(\d+))?$')
 REG_KEY_RE = re.compile(r"^\[(HKEY_LOCAL_MACHINE\\[A-Za-z0-9 ._\\\-]+)\]$")
 REG_VALUE_RE = re.compile(r'^"([^"\\]+)"=(?:dword:([0-9a-f]{8})|"((?:[^"\\]|\\\\)*)")$')
@@ -144,25 +160,29 @@ INCLUSION = {0: "No Auditing", 1: "Success", 2: "Failure", 3: "Success and Failu
 
 
 def parse_auditpol_cmd(text: str) -> list[tuple[str, bool, bool, dict]]:
-    """(GUID, success, failure, comment fields) per command; any other line is a REM comment or blank."""
+    """(GUID, success, failure, comment fields) per command; any other line is a REM comment, blank, or
+    the ``echo WARNING:`` line of the command that follows (its text in the fields as ``warning``)."""
     lines = text.split("\r\n")
     assert lines[0] == "@echo off"
     out = []
     for i, line in enumerate(lines[1:], 1):
-        if not line or line.startswith("REM "):
+        if not line or line.startswith("REM ") or line.startswith("echo WARNING: "):
             continue
         m = AUDITPOL_CMD_RE.match(line)
         assert m, f"not a strict auditpol command: {line!r}"
+        warning = None
+        if lines[i - 1].startswith("echo WARNING: "):
+            warning, i = lines[i - 1].removeprefix("echo WARNING: "), i - 1
         comment = COMMENT_RE.match(lines[i - 1].removeprefix("REM "))
         assert comment, f"command without its comment: {lines[i - 1]!r}"
-        out.append((m.group(1), bool(m.group(2)), bool(m.group(3)), comment.groupdict()))
+        out.append((m.group(1), bool(m.group(2)), bool(m.group(3)), {**comment.groupdict(), "warning": warning}))
     return out
 
 
 def parse_auditpol_ps1(text: str) -> list[tuple[str, bool, bool]]:
     out = []
     for line in text.split("\n"):
-        if not line or line.startswith("# ") or line in PS1_FIXED:
+        if not line or line.startswith("# ") or line in PS1_FIXED or WRITE_WARNING_RE.match(line):
             continue
         m = AUDITPOL_PS1_RE.match(line)
         assert m, f"not a strict auditpol command: {line!r}"
@@ -212,7 +232,7 @@ def parse_channels(text: str) -> dict[str, int | None]:
     assert lines[0] == "@echo off"
     out = {}
     for line in lines[1:]:
-        if not line or line.startswith("REM "):
+        if not line or line.startswith("REM ") or line.startswith("echo WARNING: "):
             continue
         m = WEVTUTIL_RE.match(line)
         assert m, f"not a strict wevtutil command: {line!r}"
@@ -309,11 +329,12 @@ def test_comments_give_name_volume_and_unblinds(cli, tmp_path, case):
 
 
 def test_gpresult_case_counts(cli, tmp_path):
-    """File Share (success) and Detailed File Share each unblind nothing alone: the share rule needs both."""
+    """File Share (success) and Detailed File Share each unblind nothing alone: the share rule needs both.
+    Audit Registry alone unblinds the registry_set rule (native plan)."""
     files = texts(emit(cli, tmp_path / "out", "--gpresult", GPRESULT))
     comments = {g: c for g, _, _, c in parse_auditpol_cmd(files["auditpol.cmd"])}
     assert {g: (c["alone"], c["all"], c["needed"]) for g, c in comments.items()} == {
-        FILE_SHARE: ("0", "1", "1"), DETAILED_SHARE: ("0", "1", "1")}
+        FILE_SHARE: ("0", "1", "1"), DETAILED_SHARE: ("0", "1", "1"), REGISTRY: ("1", "1", "1")}
     assert "Module Logging (Windows Components/Windows PowerShell): unblinds 1 rule on its own, 1 with every " \
            "change here; needed by 1 rule" in files["registry.reg"]
 
@@ -332,8 +353,10 @@ def test_emit_is_idempotent(cli, tmp_path, args):
 
 @pytest.mark.parametrize("args", [[], ["--gpresult", GPRESULT], ["--sysmon-config", SYSMON]])
 def test_applying_audit_csv_meets_every_emitted_audit_requirement(cli, tmp_path, monkeypatch, args):
-    """Import the emitted audit.csv (it replaces the GPO's advanced audit settings), check again: nothing
-    of the audit policy is left to emit, and every audit requirement the first run emitted is met."""
+    """Import the emitted audit.csv (it replaces the GPO's advanced audit settings), check again under the
+    same plan: nothing of the audit policy is left to emit, and every audit requirement the first run
+    emitted is met."""
+    plan = "sysmon" if "--sysmon-config" in args else "native"
     out = tmp_path / "out"
     emit(cli, out, *args)
     first = plan_changes(check(CheckOptions(paths=[str(RULES)], use_cache=False,
@@ -343,7 +366,7 @@ def test_applying_audit_csv_meets_every_emitted_audit_requirement(cli, tmp_path,
     assert emitted
     # simulated import: the policy as before, its advanced audit settings replaced by audit.csv
     options = CheckOptions(paths=[str(RULES)], use_cache=False, auditpol=[str(out / "audit.csv")],
-                           gpresult=[str(GPRESULT)] if "--gpresult" in args else [])
+                           gpresult=[str(GPRESULT)] if "--gpresult" in args else [], plan=plan)
     applied = read_policy(str(out / "audit.csv"), "auditpol")
     from logsource_checker import engine
 
@@ -362,7 +385,7 @@ def test_applying_audit_csv_meets_every_emitted_audit_requirement(cli, tmp_path,
     assert {rid: statuses[rid] for rid in emitted} == dict.fromkeys(emitted, "met")
     assert not plan_changes(after).audit
     # the same through the command line, with the emitted audit.csv as the only policy input
-    again = texts(emit(cli, tmp_path / "again", "--auditpol", out / "audit.csv"))
+    again = texts(emit(cli, tmp_path / "again", "--auditpol", out / "audit.csv", "--plan", plan))
     assert parse_auditpol_cmd(again["auditpol.cmd"]) == []
     assert "Nothing to change: every audit subcategory the rules need is already enabled." in again["auditpol.cmd"]
     report = json.loads(again["report.json"])
@@ -617,7 +640,8 @@ def test_sysmon_config_that_needs_nothing_is_unchanged():
 @pytest.mark.parametrize("policy", [None, "audit_msft-baseline_win10-1909_computer.csv"])
 def test_corpus_artefacts_parse(cli, tmp_path, corpus_rules, policy_samples, policy):
     args = ["--auditpol", policy_samples / policy] if policy else []
-    result = cli(corpus_rules, *args, "--emit", tmp_path / "out", "--format", "json")
+    # the sysmon plan, so that every artefact has something in it
+    result = cli(corpus_rules, *args, "--plan", "sysmon", "--emit", tmp_path / "out", "--format", "json")
     assert result.exit_code in (0, 1)
     files = texts({p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()})
     commands = parse_auditpol_cmd(files["auditpol.cmd"])

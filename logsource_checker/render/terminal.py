@@ -73,9 +73,12 @@ def print_report(report: dict[str, Any], console: Any, verbose: bool = False) ->
         for lvl, row in s["coverage_by_level"].items():
             cov.add_row(lvl, *(str(row[k]) for k in ("usable", "partial", "blind", "unknown")))
         console.print(cov)
+        _print_plans(report.get("plans") or [], console)
         recs = report["recommendations"]
+        chosen = next((p["name"] for p in report.get("plans") or [] if p["chosen"]), None)
         if recs:
-            missing = Table(title="Missing requirements, most rules unblinded first")
+            title = f"Recommended changes ({chosen} plan)" if chosen else "Missing requirements"
+            missing = Table(title=f"{title}, most rules unblinded first")
             missing.add_column("#", justify="right", no_wrap=True)
             missing.add_column("Requirement", overflow="fold", ratio=3)
             missing.add_column("Unblinds (high+crit)", justify="right", ratio=1)
@@ -86,7 +89,7 @@ def print_report(report: dict[str, Any], console: Any, verbose: bool = False) ->
             for i, m in enumerate(shown, 1):
                 missing.add_row(str(i), _t(f"{m['name']} [{m['kind']}]"),
                                 f"{m['unblinds']} ({m['unblinds_high_critical']})", str(m["rules"]),
-                                m["volume"] or "unknown", _t(m["reason"]))
+                                _volume(m["volume"]), _t(m["reason"]))
             console.print(missing)
             if len(recs) > len(shown):
                 console.print(f"  ... {len(recs) - len(shown)} more (use -v or --format json)")
@@ -120,6 +123,42 @@ def print_report(report: dict[str, Any], console: Any, verbose: bool = False) ->
         line += (f"; usable {c['usable']}, partial {c['partial']}, blind {c['blind']}, unknown {c['unknown']}; "
                  f"{s['missing_requirements']} missing requirements")
     console.print(Text(line, style="bold"))
+
+
+def _volume(volume: str | None):
+    from rich.text import Text
+
+    volume = volume or "unknown"
+    if volume in ("high", "unknown"):
+        return Text(f"{volume} (warning)", style="bold yellow")
+    return Text(volume)
+
+
+def _print_plans(plans: list[dict[str, Any]], console: Any) -> None:
+    """The two plans side by side, then what the chosen one holds back (--max-volume)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    if not plans:
+        return
+    table = Table(title="Plans (native: settings only; sysmon: Sysmon allowed, native where cheaper)")
+    for col in ("Plan", "Changes", "Unblinds (high+crit)", "Still blind", "Volume low/med/high/unknown",
+                "Held back"):
+        table.add_column(col, justify="left" if col == "Plan" else "right")
+    for plan in plans:
+        vol = plan["volume"]
+        table.add_row(plan["name"] + (" (recommended)" if plan["chosen"] else ""), str(len(plan["steps"])),
+                      f"{plan['unblinds']} ({plan['unblinds_high_critical']})", str(plan["still_blind"]),
+                      f"{vol['low']}/{vol['medium']}/{vol['high']}/{vol['unknown']}",
+                      str(len(plan["held_back_steps"])))
+    console.print(table)
+    for plan in plans:
+        if not plan["chosen"]:
+            continue
+        for step in plan["held_back_steps"]:
+            console.print(Text("  held back: ", style="yellow") + _t(
+                f"{', '.join(step['names'])} (volume {step['volume']}) would unblind {step['unblinds']} rules "
+                f"({step['unblinds_high_critical']} high/critical)"))
 
 
 def render(report: dict[str, Any], verbose: bool = False) -> str:
