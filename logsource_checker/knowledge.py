@@ -68,6 +68,9 @@ class AuditEvent:
     name: str | None
     outcomes: frozenset[str]
     primary: bool = False
+    also_requires: tuple["RequirementSpec", ...] = ()   # other subcategories needed as well ("all of")
+    produced_alone: bool = True         # False: the subcategory only helps another one write the event
+    regardless_of_setting: bool = False  # written whatever the subcategory is set to
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,48 @@ class SpecialEvent:
     name: str | None
     reference: str | None
     replaced_by: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ObjectProducer:
+    subcategory: str          # GUID
+    sacl: str | None          # sacl kind id, None when the subcategory needs no SACL
+    notes: str | None
+
+
+@dataclass(frozen=True)
+class ObjectClass:
+    """A kind of object an object-access event can be about (mappings/object_access.yaml)."""
+
+    id: str
+    name: str
+    object_types: frozenset[str]          # case-folded ObjectType values
+    object_servers: frozenset[str]        # case-folded ObjectServer values
+    object_type_patterns: tuple[re.Pattern[str], ...]
+    name_patterns: tuple[re.Pattern[str], ...]
+    refines: str | None
+    producers: tuple[ObjectProducer, ...]
+    reference: str
+
+
+@dataclass(frozen=True)
+class SaclKind:
+    id: str
+    name: str
+    global_sacl: str | None   # audit.csv row name of the global SACL (FileGlobalSacl / RegistryGlobalSacl)
+    resource_type: str | None  # auditpol /resourceSACL /type: value
+    option: str | None         # audit.csv Option: row that gives these objects a default SACL
+    gpo_path: str | None
+    decide: str
+    reference: str
+
+
+@dataclass
+class ObjectAccess:
+    events: frozenset[int] = frozenset()
+    classes: tuple[ObjectClass, ...] = ()
+    sacl_kinds: dict[str, SaclKind] = field(default_factory=dict)
+    access_codes: dict[str, int] = field(default_factory=dict)   # AccessList %%code -> access-mask bits
 
 
 @dataclass(frozen=True)
@@ -200,6 +245,7 @@ class Knowledge:
     channels: dict[str, Channel] = field(default_factory=dict)                  # by casefolded name
     sysmon_events: dict[int, SysmonEvent] = field(default_factory=dict)
     sysmon_meta: dict[str, Any] = field(default_factory=dict)
+    object_access: ObjectAccess = field(default_factory=ObjectAccess)
     guides: list[Guide] = field(default_factory=list)
     by_logsource: dict[LogSourceKey, Guide] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # schema problems found while loading
@@ -295,6 +341,7 @@ def _load_files(base: Path, files: tuple[list[Path], list[Path], list[Path]]) ->
     for path in channel_files:
         _load_channels(kb, path)
     _load_sysmon(kb, mappings / "sysmon.yaml")
+    _load_object_access(kb, mappings / "object_access.yaml")
     guide_dir = base / "guides"
     for path in guide_files:
         _load_guide(kb, path, guide_dir)
@@ -317,7 +364,7 @@ def _kb_cache_key(base: Path, files: tuple[list[Path], list[Path], list[Path]]) 
     parsers (``rules.parser_fingerprint``), the package version and the Python version. None when a
     file cannot be stat'ed (then no cache is used)."""
     mappings = base / "mappings"
-    paths = [mappings / "auditpol.yaml", mappings / "sysmon.yaml", Path(__file__), Path(rules.__file__),
+    paths = [mappings / "auditpol.yaml", mappings / "sysmon.yaml", mappings / "object_access.yaml", Path(__file__), Path(rules.__file__),
              *files[0], *files[1], *files[2]]
     entries = []
     try:
@@ -363,7 +410,12 @@ def _load_auditpol(kb: Knowledge, path: Path) -> None:
     for sub in data.get("subcategories") or []:
         events = tuple(
             AuditEvent(id=int(ev["id"]), name=_opt_str(ev.get("name")),
-                       outcomes=frozenset(_as_list(ev.get("outcomes"))), primary=bool(ev.get("primary", False)))
+                       outcomes=frozenset(_as_list(ev.get("outcomes"))), primary=bool(ev.get("primary", False)),
+                       also_requires=tuple(s for s in (_parse_spec(r, f"auditpol.yaml {sub.get('name')} event "
+                                                                       f"{ev.get('id')}", kb)
+                                                       for r in _as_list(ev.get("also_requires"))) if s is not None),
+                       produced_alone=bool(ev.get("produced_alone", True)),
+                       regardless_of_setting=bool(ev.get("regardless_of_setting", False)))
             for ev in sub.get("events") or [])
         record = AuditSubcategory(
             name=sub["name"], gpo_name=sub.get("gpo_name") or f"Audit {sub['name']}",
@@ -376,7 +428,10 @@ def _load_auditpol(kb: Knowledge, path: Path) -> None:
             kb.problems.append(f"auditpol.yaml: GUID {record.guid} listed twice")
         kb.subcategories[record.guid] = record
         for event in events:
-            kb.producers.setdefault(event.id, []).append((record, event))
+            if event.regardless_of_setting:
+                kb.always_logged[event.id] = SpecialEvent(event.id, event.name, record.reference)
+            elif event.produced_alone:
+                kb.producers.setdefault(event.id, []).append((record, event))
     # An event with several producers: the primary one first.
     for event_id, producers in kb.producers.items():
         producers.sort(key=lambda pair: (not pair[1].primary,))
@@ -387,6 +442,46 @@ def _load_auditpol(kb: Knowledge, path: Path) -> None:
         kb.legacy_events[int(entry["id"])] = SpecialEvent(
             int(entry["id"]), _opt_str(entry.get("name")), _opt_str(entry.get("reference")),
             tuple(int(x) for x in _as_list(entry.get("replaced_by"))))
+
+
+def _patterns(values: Any, where: str, kb: Knowledge) -> tuple[re.Pattern[str], ...]:
+    out = []
+    for text in _as_list(values):
+        try:
+            out.append(re.compile(str(text), re.IGNORECASE))
+        except re.error as exc:
+            kb.problems.append(f"{where}: pattern {text!r} is not a regular expression: {exc}")
+    return tuple(out)
+
+
+def _load_object_access(kb: Knowledge, path: Path) -> None:
+    if not path.is_file():
+        kb.problems.append(f"{path.name}: missing")
+        return
+    data = _read_yaml(path) or {}
+    classes = []
+    for raw in data.get("object_classes") or []:
+        where = f"{path.name} class {raw.get('id')}"
+        producers = tuple(ObjectProducer(str(p.get("subcategory", "")).upper(), _opt_str(p.get("sacl")),
+                                         _opt_str(p.get("notes"))) for p in raw.get("producers") or [])
+        classes.append(ObjectClass(
+            id=str(raw.get("id", "")), name=str(raw.get("name", "")),
+            object_types=frozenset(str(v).casefold() for v in _as_list(raw.get("object_types"))),
+            object_servers=frozenset(str(v).casefold() for v in _as_list(raw.get("object_servers"))),
+            object_type_patterns=_patterns(raw.get("object_type_patterns"), where, kb),
+            name_patterns=_patterns(raw.get("name_patterns"), where, kb), refines=_opt_str(raw.get("refines")),
+            producers=producers, reference=str(raw.get("reference", ""))))
+    kinds = {}
+    for raw in data.get("sacl_kinds") or []:
+        kind = SaclKind(
+            id=str(raw.get("id", "")), name=str(raw.get("name", "")), global_sacl=_opt_str(raw.get("global_sacl")),
+            resource_type=_opt_str(raw.get("resource_type")), option=_opt_str(raw.get("option")),
+            gpo_path=_opt_str(raw.get("gpo_path")), decide=str(raw.get("decide", "")),
+            reference=str(raw.get("reference", "")))
+        kinds[kind.id] = kind
+    codes = {str(k): int(v) for k, v in (data.get("access_codes") or {}).items()}
+    kb.object_access = ObjectAccess(events=frozenset(int(e) for e in _as_list(data.get("events"))),
+                                    classes=tuple(classes), sacl_kinds=kinds, access_codes=codes)
 
 
 def _load_registry_policies(kb: Knowledge, path: Path) -> None:
@@ -537,6 +632,16 @@ def validate(kb: Knowledge) -> list[str]:
         primaries = sum(1 for _, ev in producers if ev.primary)
         if len(producers) > 1 and primaries != 1:
             problems.append(f"event {event_id}: {len(producers)} producers, {primaries} marked primary (need 1)")
+    problems.extend(_object_access_problems(kb))
+    for sub in kb.subcategories.values():
+        for ev in sub.events:
+            for spec in ev.also_requires:
+                if spec.kind != "audit":
+                    problems.append(f"subcategory {sub.name}: event {ev.id} also_requires must name audit subcategories")
+                problems.extend(f"subcategory {sub.name}: event {ev.id} also_requires: {p}"
+                                for p in _spec_problems(kb, spec))
+            if ev.regardless_of_setting and ev.id in kb.producers:
+                problems.append(f"event {ev.id}: logged regardless of its setting, yet another subcategory produces it")
     for special in list(kb.always_logged.values()) + list(kb.legacy_events.values()):
         if not (special.reference or "").startswith("https://"):
             problems.append(f"event {special.id}: no https reference")
@@ -596,6 +701,51 @@ def validate(kb: Knowledge) -> list[str]:
         specs += [s for ev in guide.events.values() for s in ev.requires]
         for spec in specs:
             problems.extend(f"{where}: {p}" for p in _spec_problems(kb, spec))
+    return problems
+
+
+def _object_access_problems(kb: Knowledge) -> list[str]:
+    data = kb.object_access
+    problems = []
+    ids = [c.id for c in data.classes]
+    if len(ids) != len(set(ids)):
+        problems.append("object_access.yaml: object class ids are not unique")
+    for event_id in sorted(data.events):
+        if event_id not in kb.producers:
+            problems.append(f"object_access.yaml: event {event_id} has no producer in auditpol.yaml")
+    for cls in data.classes:
+        where = f"object_access.yaml class {cls.id}"
+        if not cls.producers:
+            problems.append(f"{where}: no producers")
+        if cls.refines is not None and cls.refines not in ids:
+            problems.append(f"{where}: refines unknown class {cls.refines!r}")
+        if not cls.reference.startswith("https://"):
+            problems.append(f"{where}: no https reference")
+        if not (cls.object_types or cls.object_servers or cls.object_type_patterns or cls.name_patterns):
+            problems.append(f"{where}: nothing to recognise the object by")
+        for producer in cls.producers:
+            sub = kb.subcategories.get(producer.subcategory)
+            if sub is None:
+                problems.append(f"{where}: subcategory {producer.subcategory} not in auditpol.yaml")
+            elif not any(event_id in data.events for event_id in (e.id for e in sub.events)):
+                problems.append(f"{where}: {sub.name} produces none of the object-access events")
+            if producer.sacl is not None and producer.sacl not in data.sacl_kinds:
+                problems.append(f"{where}: unknown sacl kind {producer.sacl!r}")
+            if sub is not None and sub.requires_sacl and producer.sacl is None:
+                problems.append(f"{where}: {sub.name} requires a SACL but the producer names no sacl kind")
+    for kind in data.sacl_kinds.values():
+        if not kind.reference.startswith("https://"):
+            problems.append(f"object_access.yaml sacl kind {kind.id}: no https reference")
+        if not kind.decide:
+            problems.append(f"object_access.yaml sacl kind {kind.id}: no 'decide' text")
+        if kind.resource_type is not None and kind.resource_type not in ("File", "Key"):
+            problems.append(f"object_access.yaml sacl kind {kind.id}: resource_type must be File or Key")
+        for text in (kind.global_sacl, kind.option):
+            if text is not None and not SAFE_ELEMENT_RE.match(text):
+                problems.append(f"object_access.yaml sacl kind {kind.id}: {text!r} is not a plain name")
+    for code, bits in data.access_codes.items():
+        if not re.fullmatch(r"%%\d{4}", code) or not 0 < bits < 2 ** 32:
+            problems.append(f"object_access.yaml access code {code!r}: {bits!r} invalid")
     return problems
 
 
