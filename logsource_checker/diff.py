@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from .knowledge import Knowledge, RegistryPolicy
 from .policy.model import AuditSetting, PolicySnapshot, norm_category, norm_registry_key
+from .objects import sacl_status
 from .resolve import Need, Requirement, Resolution, RuleResolution
 
 _NO_COMPUTER_RESULTS = ("the policy input has no computer results (gpresult /x run without elevation), so "
@@ -105,6 +106,10 @@ class PolicyDiff:
             if sysmon.collected.get(req.event_id or -1):
                 return "met", sysmon.reasons.get(req.event_id or -1, "collected by the Sysmon configuration")
             return "missing", sysmon.reasons.get(req.event_id or -1, "not collected by the Sysmon configuration")
+        if kind == "sacl":
+            sacl_kind = self.kb.object_access.sacl_kinds[req.sacl or ""]
+            return sacl_status(sacl_kind, "success" if req.success else "failure", self.snapshot.global_sacls,
+                               self.snapshot.audit_options)
         return "unknown", "collected outside Windows policy: the inputs cannot show it"
 
     def _audit_status(self, req: Requirement) -> tuple[str, str | None]:

@@ -109,7 +109,7 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
             "id": req.id, "kind": req.kind, "name": req.name, "guid": req.guid,
             "success": req.success, "failure": req.failure, "channel": req.channel,
             "event_id": req.event_id, "policy": req.policy, "volume": req.volume,
-            "reference": req.reference, "how": req.how,
+            "reference": req.reference, "how": req.how, "sacl": req.sacl,
             "rules": list(req.rules), "alternatives": list(req.alternatives),
             "status": req.status, "reason": req.reason,
             "unblinds": ranked.unblinds if ranked else None,

@@ -161,6 +161,8 @@ def merge(snapshots: Sequence[PolicySnapshot]) -> PolicySnapshot:
             force.offer("force", order, snap.force_subcategory, snap.force_subcategory_source or path,
                         "'force audit policy subcategory settings' (SCENoApplyLegacyAuditPolicy)",
                         lambda v: "enabled" if v else "disabled", lambda a, b: a == b)
+        out.global_sacls.update(snap.global_sacls)     # later input wins, as for other settings of one rank
+        out.audit_options.update(snap.audit_options)
         if snap.sysmon is not None:
             if out.sysmon is not None:
                 conflicts.append(f"Sysmon configuration: {out.sysmon.source} and {snap.sysmon.source} both given; "
