@@ -144,6 +144,7 @@ class ObjectAccess:
     classes: tuple[ObjectClass, ...] = ()
     sacl_kinds: dict[str, SaclKind] = field(default_factory=dict)
     access_codes: dict[str, int] = field(default_factory=dict)   # AccessList %%code -> access-mask bits
+    global_sacl_trustee: str = ""   # /user: of an emitted auditpol /resourceSACL command (a SID in braces)
 
 
 @dataclass(frozen=True)
@@ -481,7 +482,8 @@ def _load_object_access(kb: Knowledge, path: Path) -> None:
         kinds[kind.id] = kind
     codes = {str(k): int(v) for k, v in (data.get("access_codes") or {}).items()}
     kb.object_access = ObjectAccess(events=frozenset(int(e) for e in _as_list(data.get("events"))),
-                                    classes=tuple(classes), sacl_kinds=kinds, access_codes=codes)
+                                    classes=tuple(classes), sacl_kinds=kinds, access_codes=codes,
+                                    global_sacl_trustee=str(data.get("global_sacl_trustee", "")))
 
 
 def _load_registry_policies(kb: Knowledge, path: Path) -> None:
@@ -741,6 +743,8 @@ def _object_access_problems(kb: Knowledge) -> list[str]:
         for text in (kind.global_sacl, kind.option):
             if text is not None and not SAFE_ELEMENT_RE.match(text):
                 problems.append(f"object_access.yaml sacl kind {kind.id}: {text!r} is not a plain name")
+    if not re.fullmatch(r"\{S-1(-\d+)+\}", data.global_sacl_trustee):
+        problems.append(f"object_access.yaml: global_sacl_trustee {data.global_sacl_trustee!r} is not a SID in braces")
     for code, bits in data.access_codes.items():
         if not re.fullmatch(r"%%\d{4}", code) or not 0 < bits < 2 ** 32:
             problems.append(f"object_access.yaml access code {code!r}: {bits!r} invalid")

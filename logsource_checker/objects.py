@@ -222,3 +222,58 @@ def access_mask(rules: list[Rule], data: ObjectAccess) -> int:
                     for code in re.findall(r"%%\d{4}", value):
                         mask |= data.access_codes.get(code, 0)
     return mask & 0xFFFFFFFF
+
+
+_MAX_OBJECTS = 10
+
+
+def _object_names(rules: list[Rule]) -> list[str]:
+    """The ObjectName values (with their modifiers) the rules watch, for the reader to set SACLs on."""
+    seen: dict[str, None] = {}
+    for rule in rules:
+        negated = negated_selections(rule)
+        for name, branches in rule.selections:
+            if name in negated:
+                continue
+            for branch in branches:
+                for field, mods, values in branch:
+                    if field and field.casefold() in _NAME_FIELDS:
+                        how = "|".join(mods) or "equals"
+                        for value in values:
+                            if value is not None:
+                                seen[f"{how}: {value}"] = None
+    return list(seen)
+
+
+def sacl_entries(result, changes: list) -> list[dict]:
+    """What gpo.md and the auditpol scripts show per SACL kind: the outcomes, counts, the reason it is not
+    known to be met, the objects the rules name, and (for File / Key) a global SACL command with the
+    access-mask bits the rules look for. Commands are built from validated data and integers only."""
+    from .templating import Trusted
+
+    kb = result.knowledge
+    data = kb.object_access
+    by_ref = {res.rule.ref: res.rule for res in result.resolution.rules}
+    reqs = result.resolution.requirements
+    entries = []
+    for change in changes:
+        kind = change.kind
+        rules = [by_ref[ref] for ref in sorted(change.rule_refs) if ref in by_ref]
+        mask = access_mask(rules, data)
+        command = ps_command = None
+        if kind.resource_type in ("File", "Key") and re.fullmatch(r"\{S-1(-\d+)+\}", data.global_sacl_trustee):
+            tail = ((" /success" if change.success else "") + (" /failure" if change.failure else "")
+                    + (f" /access:0x{mask:x}" if mask else ""))
+            command = f"auditpol /resourceSACL /set /type:{kind.resource_type} /user:{data.global_sacl_trustee}{tail}"
+            # PowerShell reads {...} as a script block: the /user: argument is quoted there
+            ps_command = (f"& auditpol.exe /resourceSACL /set /type:{kind.resource_type} "
+                          f"'/user:{data.global_sacl_trustee}'{tail}")
+        reasons = sorted({reqs[rid].reason for rid in change.req_ids if rid in reqs and reqs[rid].reason})
+        objects = _object_names(rules)
+        entries.append({
+            "kind": kind, "success": change.success, "failure": change.failure, "rules": change.rules,
+            "unblinds": change.unblinds, "unblinds_all": change.unblinds_all,
+            "command": Trusted(command) if command else None,
+            "ps_command": Trusted(ps_command) if ps_command else None, "mask": Trusted(f"0x{mask:x}") if mask else None,
+            "reasons": reasons, "objects": objects[:_MAX_OBJECTS], "more_objects": max(0, len(objects) - _MAX_OBJECTS)})
+    return entries

@@ -155,17 +155,19 @@ def test_every_corpus_logsource_has_a_guide(kb, corpus_rules):
     assert [t for t in triples if t not in kb.by_logsource] == []
 
 
-def test_corpus_unmapped_event_ids_are_only_pre_vista(corpus_rules):
+def test_corpus_pre_vista_ids_are_notes_beside_their_replacement(kb, corpus_rules):
+    """Every pre-Vista Security ID in the corpus sits in a rule that also names its modern replacement: a note
+    on that rule, not an unmapped EventID (a pre-Vista ID alone stays unmapped: tests/test_object_access.py)."""
     from logsource_checker.engine import CheckOptions, check
     from logsource_checker.report import build
 
     report = build(check(CheckOptions(paths=[str(corpus_rules)], use_cache=False)))
-    assert report["unmapped"]["logsources"] == []
-    unmapped = report["unmapped"]["event_ids"]
-    assert unmapped, "the corpus uses pre-Vista Security IDs, which must be listed"
-    assert {u["event_id"] for u in unmapped} <= {517, 528, 529, 632, 633, 634, 675}
-    assert all(u["logsource"]["service"] == "security" and u["replaced_by"] for u in unmapped)
-    assert all(u["paths"] for u in unmapped)
+    assert report["unmapped"]["logsources"] == [] and report["unmapped"]["event_ids"] == []
+    old = [(rule, event_id) for rule in report["rules"] for event_id in rule["event_ids"] if event_id in kb.legacy_events]
+    assert {event_id for _, event_id in old} == {517, 528, 529, 632, 633, 634, 675}
+    for rule, event_id in old:
+        assert set(kb.legacy_events[event_id].replaced_by) & set(rule["event_ids"])
+        assert any(note.startswith(f"EventID {event_id} is a pre-Vista ID") for note in rule["notes"]), rule["title"]
 
 
 BROKEN_DATA = [
