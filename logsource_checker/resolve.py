@@ -315,6 +315,7 @@ class Resolver:
         if event_id in self.kb.object_access.events:
             choices, note = producer_options(self.kb, event_id, hint)
             primary = next((c for c in choices if c.event.primary), choices[0]) if choices else None
+            choices.sort(key=lambda c: c is not primary)   # the primary option first, then data order
             templates = tuple(self._producer_template(c.sub, c.event, c is primary, c.sacl, c.notes) for c in choices)
         else:
             templates = tuple(self._producer_template(sub, event, event.primary or len(producers) == 1,
