@@ -70,9 +70,34 @@ def test_object_access_events_have_several_producers(kb, event_id):
     assert {"File System", "Registry"} <= names
 
 
-@pytest.mark.parametrize("event_id", [1102])
+@pytest.mark.parametrize("event_id", [1102, 4715, 4719, 4817, 4906, 4908, 4912])
 def test_always_logged(kb, event_id):
     assert event_id in kb.always_logged and event_id not in kb.producers
+    assert (kb.always_logged[event_id].reference or "").startswith("https://")
+
+
+@pytest.mark.parametrize("event_id, also", [
+    (4658, "Handle Manipulation"), (4626, "Logon"), (4627, "Logon"),
+])
+def test_joint_requirements(kb, event_id, also):
+    producers = kb.producers[event_id]
+    assert producers and also not in {sub.name for sub, _ in producers}
+    for _, event in producers:
+        assert [kb.subcategories[spec.value].name for spec in event.also_requires] == [also]
+
+
+def test_object_access_data(kb):
+    data = kb.object_access
+    assert {4656, 4658, 4660, 4663, 4661} <= data.events
+    by_id = {c.id: c for c in data.classes}
+    for class_id, subcategory in [("file", "File System"), ("registry_key", "Registry"), ("process", "Kernel Object"),
+                                  ("removable_file", "Removable Storage"), ("sam", "SAM")]:
+        assert kb.subcategories[by_id[class_id].producers[0].subcategory].name == subcategory
+    # every subcategory that needs a SACL has a SACL kind wherever a class names it; Removable Storage needs none
+    for cls in data.classes:
+        for producer in cls.producers:
+            assert (producer.sacl is not None) == kb.subcategories[producer.subcategory].requires_sacl, cls.id
+    assert {k.resource_type for k in data.sacl_kinds.values()} == {"File", "Key", None}
 
 
 @pytest.mark.parametrize("event_id, modern", [(528, 4624), (529, 4625)])
