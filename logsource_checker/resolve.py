@@ -120,6 +120,7 @@ class Resolver:
         self._rule_memo: dict[tuple, tuple] = {}
         self._unmapped_calls: list[tuple[int, str, tuple[int, ...]]] | None = None
         self._objects: dict[int, ObjectHint] = {}   # the rule being resolved: object hint per EventID
+        self._object_events = kb.object_access.events
         self._object_options: dict[tuple[int, ObjectHint | None], tuple[tuple, str | None]] = {}
 
     # -- requirements ------------------------------------------------------------------
@@ -207,7 +208,7 @@ class Resolver:
         # its case-folded fields, which many rules share: the first such rule is resolved, later ones
         # get fresh copies of its Need/Option objects and the same per-rule bookkeeping.
         # Object-access events also depend on the object the rule names (ObjectType / ObjectName values).
-        objects = rule_objects(rule, self.kb.object_access) if self.kb.object_access.events else ()
+        objects = () if self._object_events.isdisjoint(rule.event_ids) else rule_objects(rule, self.kb.object_access)
         memo_key = (key, rule.event_ids, rule_fields, objects)
         memo = self._rule_memo.get(memo_key)
         if memo is None:

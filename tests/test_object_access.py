@@ -380,3 +380,18 @@ def test_corpus_without_policy_exits_0(cli, corpus_rules):
     result = cli(corpus_rules, "--format", "json")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["summary"]["unmapped_event_ids"] == 0
+
+
+def test_real_auditpol_backup_global_sacls(policy_samples):
+    from logsource_checker.policy import read_policy
+
+    path = str(policy_samples / "auditpol_backup_full59_with-options.csv")
+    snap = read_policy(path, "auditpol")
+    assert set(snap.global_sacls) == {"fileglobalsacl", "registryglobalsacl"}
+    assert snap.global_sacls["registryglobalsacl"] == ("S:(AU;FA;KA;;;WD)", path)
+    assert snap.audit_options["auditbaseobjects"] == (False, path)
+    kinds = KB.object_access.sacl_kinds
+    # the sample audits failed access only: a rule that needs successful access is not known to be served
+    assert sacl_status(kinds["file"], "failure", snap.global_sacls, snap.audit_options)[0] == "met"
+    assert sacl_status(kinds["file"], "success", snap.global_sacls, snap.audit_options)[0] == "unknown"
+    assert sacl_status(kinds["kernel_object"], "success", snap.global_sacls, snap.audit_options)[0] == "unknown"
