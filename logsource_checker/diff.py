@@ -108,8 +108,8 @@ class PolicyDiff:
             return "missing", sysmon.reasons.get(req.event_id or -1, "not collected by the Sysmon configuration")
         if kind == "sacl":
             sacl_kind = self.kb.object_access.sacl_kinds[req.sacl or ""]
-            return sacl_status(sacl_kind, "success" if req.success else "failure", self.snapshot.global_sacls,
-                               self.snapshot.audit_options)
+            return sacl_status(sacl_kind, "success" if req.success else "failure", self.snapshot,
+                               lambda key, value: self._reg_values.get((norm_registry_key(key), value.casefold())))
         return "unknown", "collected outside Windows policy: the inputs cannot show it"
 
     def _audit_status(self, req: Requirement) -> tuple[str, str | None]:

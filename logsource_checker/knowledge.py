@@ -133,6 +133,8 @@ class SaclKind:
     global_sacl: str | None   # audit.csv row name of the global SACL (FileGlobalSacl / RegistryGlobalSacl)
     resource_type: str | None  # auditpol /resourceSACL /type: value
     option: str | None         # audit.csv Option: row that gives these objects a default SACL
+    registry_value: "RegistryValueSpec | None"   # the same option as a security option (registry value)
+    template_section: str | None   # GptTmpl.inf section setting descriptors on named objects of this kind
     gpo_path: str | None
     decide: str
     reference: str
@@ -455,6 +457,13 @@ def _patterns(values: Any, where: str, kb: Knowledge) -> tuple[re.Pattern[str], 
     return tuple(out)
 
 
+def _registry_value(raw: Any) -> RegistryValueSpec | None:
+    if not isinstance(raw, dict):
+        return None
+    return RegistryValueSpec(key=str(raw.get("key", "")), value=str(raw.get("value", "")),
+                             type=str(raw.get("type", "REG_DWORD")), data=raw.get("data"))
+
+
 def _load_object_access(kb: Knowledge, path: Path) -> None:
     if not path.is_file():
         kb.problems.append(f"{path.name}: missing")
@@ -477,6 +486,8 @@ def _load_object_access(kb: Knowledge, path: Path) -> None:
         kind = SaclKind(
             id=str(raw.get("id", "")), name=str(raw.get("name", "")), global_sacl=_opt_str(raw.get("global_sacl")),
             resource_type=_opt_str(raw.get("resource_type")), option=_opt_str(raw.get("option")),
+            registry_value=_registry_value(raw.get("registry_value")),
+            template_section=_opt_str(raw.get("template_section")),
             gpo_path=_opt_str(raw.get("gpo_path")), decide=str(raw.get("decide", "")),
             reference=str(raw.get("reference", "")))
         kinds[kind.id] = kind
@@ -740,6 +751,9 @@ def _object_access_problems(kb: Knowledge) -> list[str]:
             problems.append(f"object_access.yaml sacl kind {kind.id}: no 'decide' text")
         if kind.resource_type is not None and kind.resource_type not in ("File", "Key"):
             problems.append(f"object_access.yaml sacl kind {kind.id}: resource_type must be File or Key")
+        reg = kind.registry_value
+        if reg is not None and (not reg.key.upper().startswith("HKLM\\") or not isinstance(reg.data, int)):
+            problems.append(f"object_access.yaml sacl kind {kind.id}: registry_value needs an HKLM key and a number")
         for text in (kind.global_sacl, kind.option):
             if text is not None and not SAFE_ELEMENT_RE.match(text):
                 problems.append(f"object_access.yaml sacl kind {kind.id}: {text!r} is not a plain name")

@@ -14,7 +14,10 @@ import fnmatch
 import re
 from dataclasses import dataclass
 
+from typing import Callable
+
 from .knowledge import AuditEvent, AuditSubcategory, Knowledge, ObjectAccess, ObjectClass, SaclKind
+from .policy.model import PolicySnapshot
 from .rules import Rule
 
 _NEGATED_RE = re.compile(r"\bnot\s+(?:(?:1|all|any)\s+of\s+)?([A-Za-z0-9_*.\-]+)", re.IGNORECASE)
@@ -178,27 +181,40 @@ def _aces(sddl: str) -> list[list[str]]:
     return [ace.split(";") for ace in _SDDL_ACE_RE.findall(sddl)]
 
 
-def sacl_status(kind: SaclKind, outcome: str, global_sacls: dict[str, tuple[str, str]],
-                options: dict[str, tuple[bool, str]]) -> tuple[str, str]:
+def sacl_status(kind: SaclKind, outcome: str, snapshot: PolicySnapshot,
+                registry: Callable[[str, str], str | None] = lambda key, value: None) -> tuple[str, str]:
     """met when an input shows a global SACL auditing ``outcome`` (an audit ACE with SA / FA), or the option
-    that gives these objects a default SACL; else unknown with what input would decide it."""
+    that gives these objects a default SACL (audit.csv row or security option); else unknown, with what the
+    inputs do show (SACLs a template sets on named objects) and what input would decide it.
+    ``registry(key, value)`` gives the data a policy sets for a registry value, or None."""
     flag = "SA" if outcome == "success" else "FA"
+    seen = ""
     if kind.global_sacl:
-        entry = global_sacls.get(kind.global_sacl.casefold())
+        entry = snapshot.global_sacls.get(kind.global_sacl.casefold())
         if entry is not None:
             sddl, source = entry
             for ace in _aces(sddl):
                 if len(ace) >= 6 and ace[0].upper() == "AU" and flag in ace[1].upper():
                     return "met", (f"global SACL {kind.global_sacl} ({source}) audits {outcome} for "
                                    f"{ace[5] or '?'} (rights {ace[2] or '?'})")
-            unknown = (f"global SACL {kind.global_sacl} ({source}) audits no {outcome}; a SACL on the objects "
-                       f"themselves would also do: check {kind.decide}")
-            return "unknown", unknown
+            seen = f"global SACL {kind.global_sacl} ({source}) audits no {outcome}; "
     if kind.option:
-        entry_opt = options.get(kind.option.casefold())
-        if entry_opt is not None and entry_opt[0]:
-            return "met", f"option {kind.option} is enabled ({entry_opt[1]}): these objects get a default SACL"
-    return "unknown", f"the inputs cannot show the {kind.name}: it is decided by {kind.decide}"
+        option = snapshot.audit_options.get(kind.option.casefold())
+        if option is not None and option[0]:
+            return "met", f"option {kind.option} is enabled ({option[1]}): these objects get a default SACL"
+    reg = kind.registry_value
+    if reg is not None:
+        data = registry(reg.key, reg.value)
+        if data is not None and str(data) == str(reg.data):
+            return "met", f"security option {reg.value} is set to {data}: these objects get a default SACL"
+    if kind.template_section:
+        named = [(obj, source) for obj, sddl, source in snapshot.object_sacls.get(kind.template_section.casefold(), [])
+                 if any(len(ace) >= 2 and ace[0].upper() == "AU" and flag in ace[1].upper() for ace in _aces(sddl))]
+        if named:
+            shown = ", ".join(obj for obj, _ in named[:3]) + (" ..." if len(named) > 3 else "")
+            seen += (f"[{kind.template_section}] of {named[0][1]} audits {outcome} on {len(named)} named "
+                     f"object(s) ({shown}); whether they are the ones the rules watch is not checked; ")
+    return "unknown", f"{seen}the inputs cannot show the {kind.name}: it is decided by {kind.decide}"
 
 
 # --------------------------------------------------------------------------- access rights for emit

@@ -200,7 +200,7 @@ def test_sacl_status_from_the_inputs(tmp_path, kind, outcome, rows, status, reas
     from logsource_checker.policy import read_policy
 
     snap = read_policy(str(_audit_csv(tmp_path, {"File System": 3}, rows)), "auditpol")
-    got, why = sacl_status(KB.object_access.sacl_kinds[kind], outcome, snap.global_sacls, snap.audit_options)
+    got, why = sacl_status(KB.object_access.sacl_kinds[kind], outcome, snap)
     assert got == status and reason in why
 
 
@@ -392,6 +392,42 @@ def test_real_auditpol_backup_global_sacls(policy_samples):
     assert snap.audit_options["auditbaseobjects"] == (False, path)
     kinds = KB.object_access.sacl_kinds
     # the sample audits failed access only: a rule that needs successful access is not known to be served
-    assert sacl_status(kinds["file"], "failure", snap.global_sacls, snap.audit_options)[0] == "met"
-    assert sacl_status(kinds["file"], "success", snap.global_sacls, snap.audit_options)[0] == "unknown"
-    assert sacl_status(kinds["kernel_object"], "success", snap.global_sacls, snap.audit_options)[0] == "unknown"
+    assert sacl_status(kinds["file"], "failure", snap)[0] == "met"
+    assert sacl_status(kinds["file"], "success", snap)[0] == "unknown"
+    assert sacl_status(kinds["kernel_object"], "success", snap)[0] == "unknown"
+
+
+GPTTMPL = """[Unicode]
+Unicode=yes
+[Version]
+signature="$CHICAGO$"
+Revision=1
+[Registry Values]
+MACHINE\\System\\CurrentControlSet\\Control\\Lsa\\AuditBaseObjects=4,{base}
+[File Security]
+"%SystemRoot%\\system32\\config\\SAM",2,"D:PAR(A;OICI;FA;;;BA)S:PAR(AU;OICISA;FRFW;;;WD)"
+"%SystemDrive%\\Public",2,"D:PAR(A;OICI;FA;;;BA)"
+[Registry Keys]
+"MACHINE\\SOFTWARE\\Secret",2,"D:PAR(A;CI;KA;;;BA)S:(AU;CIFA;KA;;;WD)"
+"""
+
+
+@pytest.mark.parametrize("kind, outcome, base, status, reason", [
+    ("kernel_object", "success", 1, "met", "security option AuditBaseObjects is set to 1"),
+    ("kernel_object", "success", 0, "unknown", "Audit: Audit the access of global system objects"),
+    ("file", "success", 0, "unknown", "audits success on 1 named object(s) (%SystemRoot%\\system32\\config\\SAM)"),
+    ("file", "failure", 0, "unknown", "the inputs cannot show the SACL on the files or folders"),
+    ("registry_key", "failure", 0, "unknown", "[Registry Keys] of"),
+])
+def test_sacl_status_from_a_security_template(tmp_path, kind, outcome, base, status, reason):
+    from logsource_checker.diff import PolicyDiff
+    from logsource_checker.policy import read_policy
+    from logsource_checker.resolve import Requirement
+
+    path = tmp_path / "GptTmpl.inf"
+    path.write_text(GPTTMPL.format(base=base), encoding="utf-16")
+    snap = read_policy(str(path), "gpresult")
+    req = Requirement(id=f"sacl:{kind}:{outcome}", kind="sacl", name=kind, success=outcome == "success",
+                      failure=outcome == "failure", sacl=kind)
+    got, why = PolicyDiff(KB, snap).status(req)
+    assert got == status and reason in why, why

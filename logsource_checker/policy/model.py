@@ -108,6 +108,9 @@ class PolicySnapshot:
     # case-folded option name -> (enabled, input file).
     global_sacls: dict[str, tuple[str, str]] = field(default_factory=dict)
     audit_options: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    # SACLs a security template sets on named objects (GptTmpl.inf [File Security] / [Registry Keys]):
+    # case-folded section name -> [(object path, SACL part of the SDDL, input file)].
+    object_sacls: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     registry_policies: list[RegistryPolicySetting] = field(default_factory=list)
     registry_values: list[RegistryValue] = field(default_factory=list)
     channels: list[ChannelSetting] = field(default_factory=list)
