@@ -196,6 +196,9 @@ def _policy(result: CheckResult) -> dict[str, Any] | None:
         "registry_policies": [{"name": p.name, "category": p.category, "state": p.state,
                                "settings": [list(s) for s in p.settings], "source": p.source}
                               for p in snap.registry_policies],
+        "global_sacls": [{"name": name, "sddl": sddl, "source": source}
+                         for name, (sddl, source) in sorted(snap.global_sacls.items())],
+        "audit_options": {name: enabled for name, (enabled, _) in sorted(snap.audit_options.items())},
         "sysmon": None if snap.sysmon is None else {
             "source": snap.sysmon.source, "schema_version": snap.sysmon.schema_version,
             "collected": sorted(i for i, on in snap.sysmon.collected.items() if on)},

@@ -431,3 +431,16 @@ def test_sacl_status_from_a_security_template(tmp_path, kind, outcome, base, sta
                       failure=outcome == "failure", sacl=kind)
     got, why = PolicyDiff(KB, snap).status(req)
     assert got == status and reason in why, why
+
+
+def test_policy_json_shows_global_sacls(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    _write_rule(rules, "r", "selection:\n  EventID: 4663\n  ObjectType: Key\ncondition: selection\n")
+    policy = _audit_csv(tmp_path, {"Registry": 1},
+                        ",,RegistryGlobalSacl,,,,S:(AU;SA;KW;;;WD)\n,,Option:AuditBaseObjects,,Enabled,,1\n")
+    _, report = _run(rules, policy)
+    assert report["policy"]["global_sacls"] == [{"name": "registryglobalsacl", "sddl": "S:(AU;SA;KW;;;WD)",
+                                                 "source": str(policy)}]
+    assert report["policy"]["audit_options"] == {"auditbaseobjects": True}
+    assert report["rules"][0]["coverage"] == "usable"
