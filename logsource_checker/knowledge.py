@@ -553,15 +553,7 @@ def validate(kb: Knowledge) -> list[str]:
         if len(producers) > 1 and primaries != 1:
             problems.append(f"event {event_id}: {len(producers)} producers, {primaries} marked primary (need 1)")
     problems.extend(object_data.object_access_problems(kb))
-    for sub in kb.subcategories.values():
-        for ev in sub.events:
-            for spec in ev.also_requires:
-                if spec.kind != "audit":
-                    problems.append(f"subcategory {sub.name}: event {ev.id} also_requires must name audit subcategories")
-                problems.extend(f"subcategory {sub.name}: event {ev.id} also_requires: {p}"
-                                for p in _spec_problems(kb, spec))
-            if ev.regardless_of_setting and ev.id in kb.producers:
-                problems.append(f"event {ev.id}: logged regardless of its setting, yet another subcategory produces it")
+    problems.extend(_joint_problems(kb))
     for special in list(kb.always_logged.values()) + list(kb.legacy_events.values()):
         if not (special.reference or "").startswith("https://"):
             problems.append(f"event {special.id}: no https reference")
@@ -621,6 +613,21 @@ def validate(kb: Knowledge) -> list[str]:
         specs += [s for ev in guide.events.values() for s in ev.requires]
         for spec in specs:
             problems.extend(f"{where}: {p}" for p in _spec_problems(kb, spec))
+    return problems
+
+
+def _joint_problems(kb: Knowledge) -> list[str]:
+    """also_requires names audit subcategories; an event logged regardless of its setting has no producer."""
+    problems = []
+    for sub in kb.subcategories.values():
+        for ev in sub.events:
+            for spec in ev.also_requires:
+                if spec.kind != "audit":
+                    problems.append(f"subcategory {sub.name}: event {ev.id} also_requires must name audit subcategories")
+                problems.extend(f"subcategory {sub.name}: event {ev.id} also_requires: {p}"
+                                for p in _spec_problems(kb, spec))
+            if ev.regardless_of_setting and ev.id in kb.producers:
+                problems.append(f"event {ev.id}: logged regardless of its setting, yet another subcategory produces it")
     return problems
 
 

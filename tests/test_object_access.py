@@ -444,3 +444,24 @@ def test_policy_json_shows_global_sacls(tmp_path):
                                                  "source": str(policy)}]
     assert report["policy"]["audit_options"] == {"auditbaseobjects": True}
     assert report["rules"][0]["coverage"] == "usable"
+
+
+@pytest.mark.parametrize("old, new, problem", [
+    ("        also_requires: [{audit: '{0CCE9223-69AE-11D9-BED3-505054503030}', success: true}]",
+     "        also_requires: [{audit: '{0CCE9FFF-69AE-11D9-BED3-505054503030}', success: true}]",
+     "also_requires: audit subcategory {0CCE9FFF-69AE-11D9-BED3-505054503030} not in mappings/auditpol.yaml"),
+    ("        also_requires: [{audit: '{0CCE9223-69AE-11D9-BED3-505054503030}', success: true}]",
+     "        also_requires: [{channel: Security}]", "also_requires must name audit subcategories"),
+])
+def test_joint_requirements_are_validated(tmp_path, old, new, problem):
+    import shutil
+
+    data = tmp_path / "data"
+    for part in ("guides", "mappings", "templates"):
+        shutil.copytree(knowledge.data_root() / part, data / part)
+    path = data / "mappings" / "auditpol.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    problems = knowledge.validate(knowledge.load(str(data), use_cache=False))
+    assert any(problem in p for p in problems), problems
