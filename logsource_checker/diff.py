@@ -12,6 +12,7 @@ from typing import Iterable, Mapping, Sequence
 
 from .knowledge import Knowledge, RegistryPolicy
 from .policy.model import AuditSetting, PolicySnapshot, norm_category, norm_registry_key
+from .objects import sacl_status
 from .resolve import Need, Requirement, Resolution, RuleResolution
 from .roles import ROLE_NAMES, default_outcomes
 
@@ -142,6 +143,10 @@ class PolicyDiff:
             if sysmon.collected.get(req.event_id or -1):
                 return "met", sysmon.reasons.get(req.event_id or -1, "collected by the Sysmon configuration")
             return "missing", sysmon.reasons.get(req.event_id or -1, "not collected by the Sysmon configuration")
+        if kind == "sacl":
+            sacl_kind = self.kb.object_access.sacl_kinds[req.sacl or ""]
+            return sacl_status(sacl_kind, "success" if req.success else "failure", self.snapshot,
+                               lambda key, value: self._reg_values.get((norm_registry_key(key), value.casefold())))
         return "unknown", "collected outside Windows policy: the inputs cannot show it"
 
     def _audit_status(self, req: Requirement) -> tuple[str, str | None]:

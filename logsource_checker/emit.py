@@ -20,7 +20,9 @@ from typing import Any, Iterable
 from . import __version__
 from .diff import coverage_if, improves, need_status
 from .plans import ChangePlan, baseline_statuses, chosen_plan, compute_plans
-from .knowledge import GUID_RE, SAFE_CHANNEL_RE, SAFE_ELEMENT_RE, SAFE_REGISTRY_RE, Channel, Knowledge, RegistryPolicy
+from .knowledge import (GUID_RE, SAFE_CHANNEL_RE, SAFE_ELEMENT_RE, SAFE_REGISTRY_RE, Channel, Knowledge, RegistryPolicy,
+                        SaclKind)
+from .objects import sacl_entries
 from .report import CheckResult
 from .resolve import Requirement
 from .templating import Trusted, nrules, render
@@ -88,18 +90,28 @@ class ExternalChange(Change):
 
 
 @dataclass
+class SaclChange(Change):
+    """A SACL the objects need (object-access auditing); listed to check or set, never removed."""
+
+    kind: SaclKind | None = None
+    success: bool = False
+    failure: bool = False
+
+
+@dataclass
 class Plan:
     audit: dict[str, AuditChange] = field(default_factory=dict)
     registry: dict[str, RegistryChange] = field(default_factory=dict)
     channels: dict[str, ChannelChange] = field(default_factory=dict)
     sysmon: dict[int, SysmonChange] = field(default_factory=dict)
     external: dict[str, ExternalChange] = field(default_factory=dict)
+    sacls: dict[str, SaclChange] = field(default_factory=dict)
     baseline: dict[str, str] = field(default_factory=dict)   # requirement id -> status before the changes
     counter: Any = None
     source: ChangePlan | None = None                           # the plan these changes come from
 
     def changes(self) -> Iterable[Change]:
-        for group in (self.audit, self.registry, self.channels, self.sysmon, self.external):
+        for group in (self.audit, self.registry, self.channels, self.sysmon, self.external, self.sacls):
             yield from group.values()
 
 
@@ -170,6 +182,11 @@ def _add(plan: Plan, kb: Knowledge, req: Requirement, rule: str) -> Change | Non
         change = plan.sysmon.setdefault(req.event_id, SysmonChange(event_id=req.event_id))
     elif req.kind == "external":
         change = plan.external.setdefault(req.id, ExternalChange(req=req))
+    elif req.kind == "sacl" and req.sacl in kb.object_access.sacl_kinds:
+        sacl = plan.sacls.setdefault(req.sacl, SaclChange(kind=kb.object_access.sacl_kinds[req.sacl]))
+        sacl.success |= bool(req.success)
+        sacl.failure |= bool(req.failure)
+        change = sacl
     if change is not None:
         change.req_ids.add(req.id)
         change.rule_refs.add(rule)
@@ -421,6 +438,7 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path) -> li
         "warnings": [{"label": change_label(c), "volume": c.volume, "warning": c.warning}
                      for c in sorted(plan.changes(), key=lambda c: c.order)
                      if c.warning and not isinstance(c, ExternalChange)],
+        "sacls": sacl_entries(result, sorted(plan.sacls.values(), key=lambda c: c.kind.id)),  # type: ignore[union-attr]
     }
     files: dict[str, str | bytes] = {
         "auditpol.cmd": _crlf(render("emit/auditpol.cmd.j2", "script", **context)),

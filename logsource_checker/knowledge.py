@@ -20,8 +20,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import __version__, rules
+from . import __version__, object_data, rules
 from ._cache import cache_dir, read_trusted_pickle, write_pickle_atomically
+from .object_data import ObjectAccess, ObjectClass, ObjectProducer, SaclKind  # noqa: F401 (re-exported)
 
 _Loader: Any = None
 
@@ -71,6 +72,9 @@ class AuditEvent:
     primary: bool = False
     inferred: bool = False     # no Microsoft page states this event's subcategory or outcome: our reading
     basis: str | None = None   # why we read it so (required when inferred)
+    also_requires: tuple["RequirementSpec", ...] = ()   # other subcategories needed as well ("all of")
+    produced_alone: bool = True         # False: the subcategory only helps another one write the event
+    regardless_of_setting: bool = False  # written whatever the subcategory is set to
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,7 @@ class Knowledge:
     channel_aliases: dict[str, str] = field(default_factory=dict)   # casefolded alias -> casefolded name
     sysmon_events: dict[int, SysmonEvent] = field(default_factory=dict)
     sysmon_meta: dict[str, Any] = field(default_factory=dict)
+    object_access: ObjectAccess = field(default_factory=ObjectAccess)
     guides: list[Guide] = field(default_factory=list)
     by_logsource: dict[LogSourceKey, Guide] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # schema problems found while loading
@@ -331,6 +336,7 @@ def _load_files(base: Path, files: tuple[list[Path], list[Path], list[Path]]) ->
     for path in channel_files:
         _load_channels(kb, path)
     _load_sysmon(kb, mappings / "sysmon.yaml")
+    object_data.load_object_access(kb, mappings / "object_access.yaml", _read_yaml)
     guide_dir = base / "guides"
     for path in guide_files:
         _load_guide(kb, path, guide_dir)
@@ -353,7 +359,8 @@ def _kb_cache_key(base: Path, files: tuple[list[Path], list[Path], list[Path]]) 
     parsers (``rules.parser_fingerprint``), the package version and the Python version. None when a
     file cannot be stat'ed (then no cache is used)."""
     mappings = base / "mappings"
-    paths = [mappings / "auditpol.yaml", mappings / "sysmon.yaml", Path(__file__), Path(rules.__file__),
+    paths = [mappings / "auditpol.yaml", mappings / "sysmon.yaml", mappings / "object_access.yaml", Path(__file__),
+             Path(object_data.__file__), Path(rules.__file__),
              *files[0], *files[1], *files[2]]
     entries = []
     try:
@@ -404,7 +411,12 @@ def _load_auditpol(kb: Knowledge, path: Path) -> None:
         events = tuple(
             AuditEvent(id=int(ev["id"]), name=_opt_str(ev.get("name")),
                        outcomes=frozenset(_as_list(ev.get("outcomes"))), primary=bool(ev.get("primary", False)),
-                       inferred=ev.get("inferred", False) is True, basis=_opt_str(ev.get("basis")))
+                       inferred=ev.get("inferred", False) is True, basis=_opt_str(ev.get("basis")),
+                       also_requires=tuple(s for s in (_parse_spec(r, f"auditpol.yaml {sub.get('name')} event "
+                                                                       f"{ev.get('id')}", kb)
+                                                       for r in _as_list(ev.get("also_requires"))) if s is not None),
+                       produced_alone=bool(ev.get("produced_alone", True)),
+                       regardless_of_setting=bool(ev.get("regardless_of_setting", False)))
             for ev in sub.get("events") or [])
         record = AuditSubcategory(
             name=sub["name"], gpo_name=sub.get("gpo_name") or f"Audit {sub['name']}",
@@ -417,7 +429,10 @@ def _load_auditpol(kb: Knowledge, path: Path) -> None:
             kb.problems.append(f"auditpol.yaml: GUID {record.guid} listed twice")
         kb.subcategories[record.guid] = record
         for event in events:
-            kb.producers.setdefault(event.id, []).append((record, event))
+            if event.regardless_of_setting:
+                kb.always_logged[event.id] = SpecialEvent(event.id, event.name, record.reference)
+            elif event.produced_alone:
+                kb.producers.setdefault(event.id, []).append((record, event))
     # An event with several producers: the primary one first.
     for event_id, producers in kb.producers.items():
         producers.sort(key=lambda pair: (not pair[1].primary,))
@@ -615,6 +630,8 @@ def validate(kb: Knowledge) -> list[str]:
         primaries = sum(1 for _, ev in producers if ev.primary)
         if len(producers) > 1 and primaries != 1:
             problems.append(f"event {event_id}: {len(producers)} producers, {primaries} marked primary (need 1)")
+    problems.extend(object_data.object_access_problems(kb))
+    problems.extend(_joint_problems(kb))
     for special in list(kb.always_logged.values()) + list(kb.legacy_events.values()):
         if not (special.reference or "").startswith("https://"):
             problems.append(f"event {special.id}: no https reference")
@@ -706,6 +723,21 @@ def _deferral_problems(kb: Knowledge, pol: RegistryPolicy) -> list[str]:
         problems.append(f"{where} only applies to administrative templates")
     if not defer.references or not all(u.startswith("https://") for u in defer.references):
         problems.append(f"{where} needs https references")
+    return problems
+
+
+def _joint_problems(kb: Knowledge) -> list[str]:
+    """also_requires names audit subcategories; an event logged regardless of its setting has no producer."""
+    problems = []
+    for sub in kb.subcategories.values():
+        for ev in sub.events:
+            for spec in ev.also_requires:
+                if spec.kind != "audit":
+                    problems.append(f"subcategory {sub.name}: event {ev.id} also_requires must name audit subcategories")
+                problems.extend(f"subcategory {sub.name}: event {ev.id} also_requires: {p}"
+                                for p in _spec_problems(kb, spec))
+            if ev.regardless_of_setting and ev.id in kb.producers:
+                problems.append(f"event {ev.id}: logged regardless of its setting, yet another subcategory produces it")
     return problems
 
 

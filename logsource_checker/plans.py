@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .report import CheckResult
 
 PLAN_NAMES = ("native", "sysmon")
-NATIVE_KINDS = ("audit_subcategory", "registry_policy", "event_channel")
+NATIVE_KINDS = ("audit_subcategory", "registry_policy", "event_channel", "sacl")  # settings, no software
 PLAN_KINDS = {"native": NATIVE_KINDS, "sysmon": NATIVE_KINDS + ("sysmon_event",)}
 VOLUME_LEVELS = ("low", "medium", "high")
 # cost order: an unknown volume is not assumed cheap

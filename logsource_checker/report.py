@@ -128,7 +128,7 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
             "id": req.id, "kind": req.kind, "name": req.name, "guid": req.guid,
             "success": req.success, "failure": req.failure, "channel": req.channel,
             "event_id": req.event_id, "policy": req.policy, "volume": req.volume,
-            "reference": req.reference, "how": req.how,
+            "reference": req.reference, "how": req.how, "sacl": req.sacl,
             "rules": list(req.rules), "alternatives": list(req.alternatives),
             "status": req.status, "reason": req.reason,
             "unblinds": ranked.unblinds if ranked else None,
@@ -263,6 +263,9 @@ def _policy(result: CheckResult) -> dict[str, Any] | None:
         "registry_policies": [{"name": p.name, "category": p.category, "state": p.state,
                                "settings": [list(s) for s in p.settings], "source": p.source}
                               for p in snap.registry_policies],
+        "global_sacls": [{"name": name, "sddl": sddl, "source": source}
+                         for name, (sddl, source) in sorted(snap.global_sacls.items())],
+        "audit_options": {name: enabled for name, (enabled, _) in sorted(snap.audit_options.items())},
         "sysmon": None if snap.sysmon is None else {
             "source": snap.sysmon.source, "schema_version": snap.sysmon.schema_version,
             "collected": sorted(i for i, on in snap.sysmon.collected.items() if on)},

@@ -12,14 +12,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .knowledge import AuditSubcategory, Guide, Knowledge, RequirementSpec
+from .knowledge import AuditEvent, AuditSubcategory, Guide, Knowledge, RequirementSpec
+from .objects import ObjectHint, producer_options, rule_objects, sacl_of
 from .rules import LogSource, Rule
 
 
 @dataclass
 class Requirement:
     id: str
-    kind: str  # audit_subcategory | registry_policy | event_channel | sysmon_event | external
+    kind: str  # audit_subcategory | registry_policy | event_channel | sysmon_event | sacl | external
     name: str
     guid: str | None = None
     success: bool | None = None
@@ -30,6 +31,7 @@ class Requirement:
     volume: str | None = None
     reference: str | None = None
     how: str | None = None
+    sacl: str | None = None     # sacl kind id (mappings/object_access.yaml) of a `sacl` requirement
     rules: dict[str, None] = field(default_factory=dict)       # ordered set of rule refs
     alternatives: dict[str, None] = field(default_factory=dict)
     status: str = "not_checked"
@@ -121,10 +123,11 @@ class Resolver:
         # save work; every rule still gets its own Need/Option objects.
         self._spec_ids: dict[tuple[int, int], tuple[str, ...]] = {}
         self._folded: dict[int, frozenset[str] | None] = {}
-        self._event_options: dict[int, tuple[tuple[tuple[str, bool, tuple[str, ...], str | None, str | None], ...],
-                                             str]] = {}
         self._rule_memo: dict[tuple, tuple] = {}
         self._unmapped_calls: list[tuple[int, str, tuple[int, ...]]] | None = None
+        self._objects: dict[int, ObjectHint] = {}   # the rule being resolved: object hint per EventID
+        self._object_events = kb.object_access.events
+        self._object_options: dict[tuple[int, ObjectHint | None], tuple[tuple, str | None]] = {}
 
     # -- requirements ------------------------------------------------------------------
 
@@ -210,10 +213,13 @@ class Resolver:
         # What a rule needs depends only on its log source (hence guide), its EventIDs (in order) and
         # its case-folded fields, which many rules share: the first such rule is resolved, later ones
         # get fresh copies of its Need/Option objects and the same per-rule bookkeeping.
-        memo_key = (key, rule.event_ids, rule_fields)
+        # Object-access events also depend on the object the rule names (ObjectType / ObjectName values).
+        objects = () if self._object_events.isdisjoint(rule.event_ids) else rule_objects(rule, self.kb.object_access)
+        memo_key = (key, rule.event_ids, rule_fields, objects)
         memo = self._rule_memo.get(memo_key)
         if memo is None:
             self._unmapped_calls = []
+            self._objects = dict(objects)
             res = self._resolve_rule(rule, guide, rule_fields)
             self._rule_memo[memo_key] = (
                 tuple((need.label, tuple((o.name, o.primary, o.requirements, o.notes, o.basis) for o in need.options),
@@ -281,34 +287,76 @@ class Resolver:
                 res.needs.append(Need(f"EventID {event_id}", [Option(f"EventID {event_id}", True, ids)], event_id))
         return res
 
+    def _sacl(self, kind_id: str, outcome: str) -> Requirement:
+        kind = self.kb.object_access.sacl_kinds[kind_id]
+        return self._add(Requirement(
+            id=f"sacl:{kind.id}:{outcome}", kind="sacl", name=f"{kind.name} ({outcome})", success=outcome == "success",
+            failure=outcome == "failure", reference=kind.reference, how=kind.decide, sacl=kind.id))
+
+    def _producer_template(self, sub: AuditSubcategory, event: AuditEvent, primary: bool, sacl: str | None,
+                           notes: str | None) -> tuple[str, bool, tuple[str, ...], str | None, str | None]:
+        """One option: the subcategory for the event's outcomes, the subcategories it also needs ("all of"),
+        and the SACL on the objects for the same outcomes."""
+        outcomes = [o for o in ("success", "failure") if o in event.outcomes]
+        ids = [self._audit(sub, outcome).id for outcome in outcomes]
+        names = [sub.name]
+        for spec in event.also_requires:
+            other = self.kb.subcategories[spec.value]
+            names.append(other.name)
+            ids += [self._audit(other, o).id for o, wanted in (("success", spec.success), ("failure", spec.failure))
+                    if wanted]
+        if sacl is not None:
+            ids += [self._sacl(sacl, outcome).id for outcome in outcomes]
+        elif sub.requires_sacl and notes is None:
+            notes = "needs SACLs on the objects to audit"
+        return " + ".join(names), primary, tuple(dict.fromkeys(ids)), notes, event.basis if event.inferred else None
+
+    def _event_templates(self, event_id: int, producers: list) -> tuple[tuple, str | None]:
+        """The options of an EventID (memoized per EventID and object hint) and a note."""
+        hint = self._objects.get(event_id) if event_id in self.kb.object_access.events else None
+        key = (event_id, hint)
+        memo = self._object_options.get(key)
+        if memo is not None:
+            return memo
+        note = None
+        if event_id in self.kb.object_access.events:
+            choices, note = producer_options(self.kb, event_id, hint)
+            primary = next((c for c in choices if c.event.primary), choices[0]) if choices else None
+            choices.sort(key=lambda c: c is not primary)   # the primary option first, then data order
+            templates = tuple(self._producer_template(c.sub, c.event, c is primary, c.sacl, c.notes) for c in choices)
+        else:
+            templates = tuple(self._producer_template(sub, event, event.primary or len(producers) == 1,
+                                                      sacl_of(self.kb, sub), None) for sub, event in producers)
+        memo = self._object_options[key] = (templates, note)
+        return memo
+
     def _security_events(self, rule: Rule, res: RuleResolution) -> None:
         kb = self.kb
         if not rule.event_ids:
             res.notes.append("rule names no EventID: which audit subcategories it needs cannot be told")
+        named = set(rule.event_ids)
         for event_id in rule.event_ids:
             producers = kb.producers.get(event_id)
             if producers:
-                memo = self._event_options.get(event_id)
-                if memo is None:
-                    templates = []
-                    for sub, event in producers:
-                        ids = tuple(self._audit(sub, outcome).id for outcome in ("success", "failure")
-                                    if outcome in event.outcomes)
-                        templates.append((sub.name, event.primary or len(producers) == 1, ids,
-                                          "needs SACLs on the objects to audit" if sub.requires_sacl else None,
-                                          event.basis if event.inferred else None))
-                    name = producers[0][1].name
-                    memo = self._event_options[event_id] = (
-                        tuple(templates), f"EventID {event_id}" + (f" ({name})" if name else ""))
-                templates, label = memo
+                templates, note = self._event_templates(event_id, producers)
+                if note:
+                    res.notes.append(note)
+                name = producers[0][1].name
+                label = f"EventID {event_id}" + (f" ({name})" if name else "")
                 res.needs.append(Need(label, [Option(*t) for t in templates], event_id))
             elif event_id in kb.always_logged:
                 res.always_logged_event_ids.append(event_id)
             elif event_id in kb.legacy_events:
                 legacy = kb.legacy_events[event_id]
                 replaced = ", ".join(str(i) for i in legacy.replaced_by) or "none"
-                self._unmapped(rule, event_id, f"pre-Vista event ID, no modern producer (replaced by {replaced})",
-                               legacy.replaced_by, res)
+                if named & set(legacy.replaced_by):
+                    # the rule also names the modern event: the old ID only matters on Windows XP / 2003
+                    res.notes.append(f"EventID {event_id} is a pre-Vista ID (Windows XP / Server 2003); the rule "
+                                     f"also names its replacement {replaced}, which is checked instead")
+                else:
+                    self._unmapped(rule, event_id,
+                                   f"pre-Vista event ID, no modern producer (replaced by {replaced})",
+                                   legacy.replaced_by, res)
             else:
                 self._unmapped(rule, event_id, "no known audit subcategory produces it", (), res)
 

@@ -70,9 +70,34 @@ def test_object_access_events_have_several_producers(kb, event_id):
     assert {"File System", "Registry"} <= names
 
 
-@pytest.mark.parametrize("event_id", [1102])
+@pytest.mark.parametrize("event_id", [1102, 4715, 4719, 4817, 4906, 4908, 4912])
 def test_always_logged(kb, event_id):
     assert event_id in kb.always_logged and event_id not in kb.producers
+    assert (kb.always_logged[event_id].reference or "").startswith("https://")
+
+
+@pytest.mark.parametrize("event_id, also", [
+    (4658, "Handle Manipulation"), (4626, "Logon"), (4627, "Logon"),
+])
+def test_joint_requirements(kb, event_id, also):
+    producers = kb.producers[event_id]
+    assert producers and also not in {sub.name for sub, _ in producers}
+    for _, event in producers:
+        assert [kb.subcategories[spec.value].name for spec in event.also_requires] == [also]
+
+
+def test_object_access_data(kb):
+    data = kb.object_access
+    assert {4656, 4658, 4660, 4663, 4661} <= data.events
+    by_id = {c.id: c for c in data.classes}
+    for class_id, subcategory in [("file", "File System"), ("registry_key", "Registry"), ("process", "Kernel Object"),
+                                  ("removable_file", "Removable Storage"), ("sam", "SAM")]:
+        assert kb.subcategories[by_id[class_id].producers[0].subcategory].name == subcategory
+    # every subcategory that needs a SACL has a SACL kind wherever a class names it; Removable Storage needs none
+    for cls in data.classes:
+        for producer in cls.producers:
+            assert (producer.sacl is not None) == kb.subcategories[producer.subcategory].requires_sacl, cls.id
+    assert {k.resource_type for k in data.sacl_kinds.values()} == {"File", "Key", None}
 
 
 @pytest.mark.parametrize("event_id, modern", [(528, 4624), (529, 4625)])
@@ -155,17 +180,19 @@ def test_every_corpus_logsource_has_a_guide(kb, corpus_rules):
     assert [t for t in triples if t not in kb.by_logsource] == []
 
 
-def test_corpus_unmapped_event_ids_are_only_pre_vista(corpus_rules):
+def test_corpus_pre_vista_ids_are_notes_beside_their_replacement(kb, corpus_rules):
+    """Every pre-Vista Security ID in the corpus sits in a rule that also names its modern replacement: a note
+    on that rule, not an unmapped EventID (a pre-Vista ID alone stays unmapped: tests/test_object_access.py)."""
     from logsource_checker.engine import CheckOptions, check
     from logsource_checker.report import build
 
     report = build(check(CheckOptions(paths=[str(corpus_rules)], use_cache=False)))
-    assert report["unmapped"]["logsources"] == []
-    unmapped = report["unmapped"]["event_ids"]
-    assert unmapped, "the corpus uses pre-Vista Security IDs, which must be listed"
-    assert {u["event_id"] for u in unmapped} <= {517, 528, 529, 632, 633, 634, 675}
-    assert all(u["logsource"]["service"] == "security" and u["replaced_by"] for u in unmapped)
-    assert all(u["paths"] for u in unmapped)
+    assert report["unmapped"]["logsources"] == [] and report["unmapped"]["event_ids"] == []
+    old = [(rule, event_id) for rule in report["rules"] for event_id in rule["event_ids"] if event_id in kb.legacy_events]
+    assert {event_id for _, event_id in old} == {517, 528, 529, 632, 633, 634, 675}
+    for rule, event_id in old:
+        assert set(kb.legacy_events[event_id].replaced_by) & set(rule["event_ids"])
+        assert any(note.startswith(f"EventID {event_id} is a pre-Vista ID") for note in rule["notes"]), rule["title"]
 
 
 BROKEN_DATA = [

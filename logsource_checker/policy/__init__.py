@@ -164,6 +164,10 @@ def merge(snapshots: Sequence[PolicySnapshot]) -> PolicySnapshot:
         for kind, shown in snap.role_evidence.items():
             have = out.role_evidence.setdefault(kind, [])
             have.extend(v for v in shown if v not in have)
+        out.global_sacls.update(snap.global_sacls)     # later input wins, as for other settings of one rank
+        out.audit_options.update(snap.audit_options)
+        for section, entries in snap.object_sacls.items():
+            out.object_sacls.setdefault(section, []).extend(entries)
         if snap.sysmon is not None:
             if out.sysmon is not None:
                 conflicts.append(f"Sysmon configuration: {out.sysmon.source} and {snap.sysmon.source} both given; "

@@ -88,13 +88,17 @@ def read_auditpol(path: str, data: bytes) -> PolicySnapshot:
         value_text = row[6] if len(row) > 6 else ""
         if subcategory.casefold().startswith("option:"):
             option = subcategory.split(":", 1)[1].strip()
+            flag = _option_value(value_text, inclusion)
             if option.casefold() == FORCE_OPTION:
-                flag = _option_value(value_text, inclusion)
                 if flag is not None:
                     snap.force_subcategory = flag
                     snap.force_subcategory_source = path
+            elif flag is not None and option:
+                snap.audit_options[option.casefold()] = (flag, path)
             continue
         if not guid:
+            if subcategory.casefold().endswith("globalsacl") and value_text.upper().startswith("S:"):
+                snap.global_sacls[subcategory.casefold()] = (one_line(value_text, 400), path)
             continue  # FileGlobalSacl / RegistryGlobalSacl and other rows without a subcategory
         if not GUID_RE.match(guid):
             warn(f"row for {subcategory or '?'} has a malformed GUID {one_line(guid, 60)!r}; skipped")

@@ -3,9 +3,11 @@
 [Event Audit]      AuditLogonEvents = 3           (0 none, 1 success, 2 failure, 3 both)
 [Registry Values]  MACHINE\\...\\Lsa\\Name=4,1      (type, data; 4 = REG_DWORD, 1 = REG_SZ, 7 = REG_MULTI_SZ)
 [Security Log]     MaximumLogSize = 196608        (KB; the section names the classic log)
+[File Security] / [Registry Keys]   "path",mode,"SDDL"   (the SACL part, S:..., is kept for object-access rules)
 """
 from __future__ import annotations
 
+import csv
 import re
 
 from .model import (AuditSetting, ChannelSetting, PolicyInput, PolicyInputError, PolicySnapshot, RegistryValue,
@@ -14,6 +16,8 @@ from .auditpol import decode_text
 from .gpresult import FORCE_VALUE, split_key
 
 _SECTION_RE = re.compile(r"^\[([^\]]+)\]\s*$")
+_OBJECT_SECTIONS = ("file security", "registry keys")
+_SACL_RE = re.compile(r"S:[A-Z]*\(.*$")
 _KNOWN_SECTIONS = {"unicode", "version", "event audit", "registry values", "system access", "privilege rights",
                    "system log", "security log", "application log", "kerberos policy", "service general setting",
                    "registry keys", "file security", "group membership"}
@@ -43,6 +47,9 @@ def read_gpttmpl(path: str, data: bytes) -> PolicySnapshot:
             section_raw = match.group(1).strip()
             section = section_raw.casefold()
             continue
+        if section in _OBJECT_SECTIONS:
+            _object_sacl(snap, section, line, path)
+            continue
         if "=" not in line:
             continue
         key, _, value = line.partition("=")
@@ -64,8 +71,21 @@ def read_gpttmpl(path: str, data: bytes) -> PolicySnapshot:
         elif section.endswith(" log") and key.casefold() == "maximumlogsize" and small_uint(value) is not None:
             snap.channels.append(ChannelSetting(name=section_raw[: -len(" log")], max_size_kb=small_uint(value),
                                                 source=path))
-    if not (snap.legacy_audit or snap.registry_values or snap.channels):
+    if not (snap.legacy_audit or snap.registry_values or snap.channels or snap.object_sacls):
         msg = "no [Event Audit], [Registry Values] or log-size settings in the template"
         inp.warnings.append(msg)
         snap.warnings.append(f"{path}: {msg}")
     return snap
+
+
+def _object_sacl(snap: PolicySnapshot, section: str, line: str, path: str) -> None:
+    """One "path",mode,"SDDL" line: keep the SACL part of the descriptor (nothing when it has none)."""
+    try:
+        fields = next(csv.reader([line]))
+    except (csv.Error, StopIteration):
+        return
+    if len(fields) < 3:
+        return
+    match = _SACL_RE.search(fields[2])
+    if match:
+        snap.object_sacls.setdefault(section, []).append((fields[0].strip(), match.group(0), path))

@@ -103,6 +103,14 @@ class PolicySnapshot:
     # "Audit: Force audit policy subcategory settings ..." (SCENoApplyLegacyAuditPolicy); None = not set.
     force_subcategory: bool | None = None
     force_subcategory_source: str | None = None
+    # Global object access auditing (audit.csv / auditpol /backup rows FileGlobalSacl, RegistryGlobalSacl):
+    # case-folded row name -> (SDDL, input file); and the other Option: rows (AuditBaseObjects, ...):
+    # case-folded option name -> (enabled, input file).
+    global_sacls: dict[str, tuple[str, str]] = field(default_factory=dict)
+    audit_options: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    # SACLs a security template sets on named objects (GptTmpl.inf [File Security] / [Registry Keys]):
+    # case-folded section name -> [(object path, SACL part of the SDDL, input file)].
+    object_sacls: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     registry_policies: list[RegistryPolicySetting] = field(default_factory=list)
     registry_values: list[RegistryValue] = field(default_factory=list)
     channels: list[ChannelSetting] = field(default_factory=list)
