@@ -215,7 +215,23 @@ def rule_coverage(res: RuleResolution, statuses: dict[str, str], checked: bool =
         res.coverage = "unknown"
     else:
         res.coverage = "usable"
+    res.lost_selections = []
+    if res.coverage == "usable":
+        res.lost_selections = _lost_selections(results, statuses)
+        if res.lost_selections:
+            res.coverage = "partial"
+            res.partial = True
     return res.coverage
+
+
+def _lost_selections(results: list[tuple[Need, str]], statuses: dict[str, str]) -> list[str]:
+    """The selections a usable rule loses: those its best met producer cannot see (serving.py)."""
+    lost: dict[str, None] = {}
+    for need, _ in results:
+        met = [o.lost for o in need.options if all(statuses[rid] == "met" for rid in o.requirements)]
+        if met:
+            lost.update(dict.fromkeys(min(met, key=len)))
+    return list(lost)
 
 
 @dataclass
@@ -267,12 +283,13 @@ def rank_missing(resolution: Resolution) -> list[Ranked]:
             res = by_ref.get(ref)
             if res is None or res.coverage not in ("blind", "partial"):
                 continue
-            before = (res.coverage, res.partial, list(res.event_ids_produced), list(res.event_ids_missing))
+            before = (res.coverage, res.partial, list(res.event_ids_produced), list(res.event_ids_missing),
+                      res.lost_selections)
             after = rule_coverage(res, trial)
             if after == "usable" or (after == "partial" and before[0] == "blind"):
                 unblinds += 1
                 unblinds_high += res.rule.level in ("high", "critical")
-            res.coverage, res.partial, res.event_ids_produced, res.event_ids_missing = before
+            res.coverage, res.partial, res.event_ids_produced, res.event_ids_missing, res.lost_selections = before
         high = sum(1 for ref in refs if by_ref[ref].rule.level in ("high", "critical"))
         ranked.append(Ranked(req, len(refs), high, unblinds, unblinds_high))
     ranked.sort(key=lambda r: (-r.unblinds, -r.unblinds_high_critical, -r.rules, r.requirement.id))

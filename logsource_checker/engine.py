@@ -10,7 +10,7 @@ from .diff import PolicyDiff, rank_missing
 from .policy.model import PolicySnapshot
 from .report import CheckResult
 from .resolve import resolve
-from .rules import LEVELS, LoadResult, level_at_least
+from .rules import LEVELS, LoadError, LoadResult, level_at_least
 
 
 @dataclass
@@ -81,6 +81,9 @@ def _check(options: CheckOptions) -> CheckResult:
         wanted = {s.lower() for s in options.statuses}
         rules = [r for r in rules if (r.status or "") in wanted]
     resolution = resolve(rules, kb)
+    # a condition that cannot be read as written is an error in the rule file (counted, exit status 1)
+    loaded.errors.extend(LoadError(res.rule.path, None, f"{res.rule.ref}: {problem}")
+                         for res in resolution.rules for problem in res.condition_problems)
     diff = PolicyDiff(kb, snapshot)
     diff.apply(resolution)
     ranked = rank_missing(resolution)

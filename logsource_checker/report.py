@@ -58,6 +58,8 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool) ->
         "event_ids_missing": res.event_ids_missing,
         "event_ids_unmapped": sorted(set(res.unmapped_event_ids)),
         "notes": res.notes,
+        "lost_selections": res.lost_selections,
+        "unsatisfiable_fields": res.unsatisfiable_fields,
     }
     if verbose:
         entry["fields"] = list(rule.fields)
@@ -66,7 +68,8 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool) ->
             "event_id": need.event_id,
             "status": need_status(need, statuses),
             "options": [{"name": o.name, "primary": o.primary, "requirements": list(o.requirements),
-                         "notes": o.notes} for o in need.options],
+                         "notes": o.notes, "lost_selections": list(o.lost),
+                         "filters_not_applied": list(o.filters_not_applied)} for o in need.options],
         } for need in res.needs]
     return entry
 
@@ -150,6 +153,7 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
                               if lvl in coverage_by_level},
         "requirements_status": dict(Counter(req.status for req in resolution.requirements.values())),
         "missing_requirements": len(missing),
+        "unsatisfiable_field_rules": sum(1 for res in resolution.rules if res.unsatisfiable_fields),
     }
     report: dict[str, Any] = {
         "format_version": FORMAT_VERSION,

@@ -14,6 +14,7 @@ from typing import Iterable
 
 from .knowledge import AuditSubcategory, Guide, Knowledge, RequirementSpec
 from .rules import LogSource, Rule
+from .serving import ProducerFields, decide, selection_signature
 
 
 @dataclass
@@ -42,6 +43,10 @@ class Option:
     primary: bool
     requirements: tuple[str, ...]
     notes: str | None = None
+    # selections of the rule's condition this producer cannot see: lost (used positively) and filters
+    # that cannot apply (used under a negation); see serving.py
+    lost: tuple[str, ...] = ()
+    filters_not_applied: tuple[str, ...] = ()
 
 
 @dataclass
@@ -78,11 +83,14 @@ class RuleResolution:
     notes: list[str] = field(default_factory=list)
     unmapped_event_ids: list[int] = field(default_factory=list)
     always_logged_event_ids: list[int] = field(default_factory=list)
+    unsatisfiable_fields: list[str] = field(default_factory=list)   # no producer of the guide writes them
+    condition_problems: list[str] = field(default_factory=list)     # the condition cannot be read as written
     # filled in by diff
     coverage: str = "not_checked"
     partial: bool = False
     event_ids_produced: list[int] = field(default_factory=list)
     event_ids_missing: list[int] = field(default_factory=list)
+    lost_selections: list[str] = field(default_factory=list)   # partial: what the serving producer cannot see
 
     @property
     def requirement_ids(self) -> list[str]:
@@ -117,6 +125,7 @@ class Resolver:
         self._folded: dict[int, frozenset[str] | None] = {}
         self._event_options: dict[int, tuple[tuple[tuple[str, bool, tuple[str, ...], str | None], ...], str]] = {}
         self._rule_memo: dict[tuple, tuple] = {}
+        self._producers = ProducerFields(kb)
         self._unmapped_calls: list[tuple[int, str, tuple[int, ...]]] | None = None
 
     # -- requirements ------------------------------------------------------------------
@@ -200,25 +209,29 @@ class Resolver:
             res.notes.append(f"no guide for log source {rule.logsource.label()}")
             return res
         rule_fields = frozenset(f.casefold() for f in rule.fields)
-        # What a rule needs depends only on its log source (hence guide), its EventIDs (in order) and
-        # its case-folded fields, which many rules share: the first such rule is resolved, later ones
-        # get fresh copies of its Need/Option objects and the same per-rule bookkeeping.
-        memo_key = (key, rule.event_ids, rule_fields)
+        # What a rule needs depends only on its log source (hence guide), its EventIDs (in order), its
+        # case-folded fields, its condition and the fields each selection tests, which many rules share:
+        # the first such rule is resolved, later ones get fresh copies of its Need/Option objects and the
+        # same per-rule bookkeeping.
+        memo_key = (key, rule.event_ids, rule_fields, rule.condition, selection_signature(rule))
         memo = self._rule_memo.get(memo_key)
         if memo is None:
             self._unmapped_calls = []
             res = self._resolve_rule(rule, guide, rule_fields)
             self._rule_memo[memo_key] = (
-                tuple((need.label, tuple((o.name, o.primary, o.requirements, o.notes) for o in need.options),
+                tuple((need.label, tuple((o.name, o.primary, o.requirements, o.notes, o.lost, o.filters_not_applied)
+                                         for o in need.options),
                        need.event_id) for need in res.needs),
-                tuple(res.notes), tuple(res.always_logged_event_ids), tuple(self._unmapped_calls))
+                tuple(res.notes), tuple(res.always_logged_event_ids), tuple(self._unmapped_calls),
+                tuple(res.unsatisfiable_fields), tuple(res.condition_problems))
             self._unmapped_calls = None
         else:
-            needs, notes, always_logged, unmapped = memo
+            needs, notes, always_logged, unmapped, unsatisfiable, problems = memo
             res = RuleResolution(rule=rule, guide=guide,
                                  needs=[Need(label, [Option(*o) for o in options], event_id)
                                         for label, options, event_id in needs],
-                                 notes=list(notes), always_logged_event_ids=list(always_logged))
+                                 notes=list(notes), always_logged_event_ids=list(always_logged),
+                                 unsatisfiable_fields=list(unsatisfiable), condition_problems=list(problems))
             for call in unmapped:
                 self._unmapped(rule, *call, res)
         ref = rule.ref
@@ -242,8 +255,12 @@ class Resolver:
 
         options: list[Option] = []
         audit_events = False
-        for alt in guide.enablement:
-            if alt.fields is not None and not rule_fields <= self._fold(alt, alt.fields):
+        decision = decide(rule, guide, self._producers)
+        res.notes.extend(decision.notes)
+        res.unsatisfiable_fields = list(decision.unsatisfiable_fields)
+        res.condition_problems = list(decision.problems)
+        for alt, verdict in zip(guide.enablement, decision.alternatives):
+            if not verdict.serves:
                 continue
             req_ids: list[str] = []
             for spec in alt.requires:
@@ -252,14 +269,15 @@ class Resolver:
                     continue
                 if applies(spec):
                     req_ids.extend(self._spec_req_ids(spec, guide))
-            options.append(Option(alt.name, alt.primary, tuple(dict.fromkeys(req_ids)), alt.notes))
+            options.append(Option(alt.name, alt.primary, tuple(dict.fromkeys(req_ids)), alt.notes,
+                                  verdict.lost, verdict.filters_not_applied))
         if not any(o.primary for o in options) and options:
             options[0].primary = True
         if any(o.requirements for o in options):
             # an option without requirements (a source that is on by default) meets the need by itself
             res.needs.append(Need(label=guide.title, options=options))
         elif not options:
-            res.notes.append(f"no enablement of guide {guide.path} fits the fields this rule uses")
+            res.notes.append(f"no producer of guide {guide.path} writes the fields this rule's condition needs")
         if audit_events:
             self._security_events(rule, res)
         else:
