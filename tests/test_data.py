@@ -174,6 +174,8 @@ BROKEN_DATA = [
      "{0CCE9FFF-69AE-11D9-BED3-505054503030}", "not in mappings/auditpol.yaml"),
     ("guides/windows/core/process_creation.yaml", "sysmon_event: 1\n", "sysmon_event: 999\n", "Sysmon event 999"),
     ("mappings/auditpol.yaml", "subcategories:", "subcategories: [\n", "cannot be read"),
+    ("mappings/event_fields.yaml", "common_fields:\n", "common_fields: [EventID]\nold_fields:\n",
+     "common_fields is not a mapping"),
 ]
 
 
@@ -211,3 +213,37 @@ def test_registry_data_emit_would_refuse_is_refused_by_validation(cli, tmp_path,
     result = cli(ROOT / "samples" / "rules", "--emit", tmp_path / "out")
     assert result.exit_code == 2 and "unsafe in registry.reg" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+# (log source, alternative name prefix, fields it must list, fields it must not list). 4688 after the renames of
+# pySigma's windows_audit pipeline (Image -> NewProcessName, ParentImage -> ParentProcessName, LogonId ->
+# SubjectLogonId; https://github.com/SigmaHQ/pySigma-pipeline-windows/blob/main/sigma/pipelines/windows/windows.py);
+# Sysmon event 1 as SigmaHQ's process_creation log-source guide lists its fields.
+PRODUCER_FIELDS = [
+    (("windows", "process_creation", None), "Security event 4688",
+     {"Image", "ParentImage", "CommandLine", "LogonId", "NewProcessName", "ParentProcessName", "SubjectLogonId"},
+     {"OriginalFileName", "Hashes", "ParentCommandLine", "CurrentDirectory", "IntegrityLevel", "ProcessId"}),
+    (("windows", "process_creation", None), "Sysmon event 1",
+     {"Image", "OriginalFileName", "Hashes", "ParentCommandLine", "CurrentDirectory", "IntegrityLevel", "User"},
+     {"GrandParentImage", "EventID"}),
+    (("windows", "network_connection", None), "Security event 5156", {"DestinationIp", "DestinationPort"},
+     {"DestinationHostname", "User"}),
+    (("windows", "network_connection", None), "Sysmon event 3", {"DestinationHostname", "Initiated"},
+     {"CommandLine", "ParentImage"}),
+    (("windows", "registry_set", None), "Sysmon event 13", {"TargetObject", "Details", "EventType"}, {"NewName"}),
+    (("windows", "registry_set", None), "Security event 4657", {"TargetObject", "Details"}, {"EventType"}),
+]
+
+
+@pytest.mark.parametrize("logsource, prefix, listed, unlisted", PRODUCER_FIELDS)
+def test_producer_fields(kb, logsource, prefix, listed, unlisted):
+    (alt,) = [a for a in kb.by_logsource[logsource].enablement if a.name.startswith(prefix)]
+    assert alt.fields is not None and listed <= alt.fields and not unlisted & alt.fields
+
+
+def test_common_fields_are_data_and_never_a_producer_field(kb):
+    common = kb.common_fields["windows"]
+    assert {"EventID", "Channel", "Computer", "Provider_Name", "Security_UserID"} <= common
+    for guide in kb.guides:
+        for alt in guide.enablement:
+            assert not (alt.fields or frozenset()) & common, (guide.path, alt.name)
