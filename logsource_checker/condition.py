@@ -18,12 +18,15 @@ Grammar, after the Sigma rules specification v2.0.0, section "Condition"
 
 Operators are lower-case keywords as in pySigma (``AND`` is an identifier). Parsed trees are tuples:
 ``("id", name)``, ``("not", node)``, ``("and", nodes)``, ``("or", nodes)``,
-``("of", count, text, names)`` where count is the number of members that must hold.
+``("of", count, text, names)`` where count is the number of members that must hold. A text is parsed once
+(cached) into a tree that does not depend on the rule (``x of`` patterns unexpanded), then bound to each rule's
+selection names: rules share few distinct condition texts.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 _TOKEN_RE = re.compile(r"\s*(?:(\()|(\))|([A-Za-z0-9_\-*]+)|(\S))")
@@ -53,13 +56,12 @@ class Verdict:
 
 
 class _Parser:
-    def __init__(self, text: str, names: Sequence[str]) -> None:
+    def __init__(self, text: str) -> None:
         self.tokens = self._tokenize(text)
         self.pos = 0
-        self.names = names
-        self.known = frozenset(names)
-        self.problems: list[str] = []
         self.depth = 0
+        self.identifiers: set[str] = set()
+        self.patterns = False
 
     @staticmethod
     def _tokenize(text: str) -> list[str]:
@@ -131,42 +133,67 @@ class _Parser:
             return self._of(token, self._next("a selection pattern after 'of'"))
         if not _IDENT_RE.match(token):
             raise ConditionError(f"{token!r} is not a selection name")
-        if token not in self.known:
-            self.problems.append(f"condition names selection {token!r}, which the detection does not define")
+        self.identifiers.add(token)
         return ("id", token)
 
     def _of(self, quantifier: str, pattern: str) -> tuple:
         if pattern in ("(", ")") or pattern in _KEYWORDS or not _PATTERN_RE.match(pattern):
             raise ConditionError(f"{pattern!r} after 'of' is not a selection pattern")
-        if pattern == "them":
-            members = tuple(n for n in self.names if not n.startswith("_"))
-        else:
-            regex = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
-            members = tuple(n for n in self.names if regex.fullmatch(n)
-                            and (pattern.startswith("_") or not n.startswith("_")))
         text = f"{quantifier} of {pattern}"
         if quantifier == "all":
-            count = len(members)
+            count = 0  # all members, known once bound
         elif quantifier == "any" or quantifier.isdigit():
             count = 1 if quantifier == "any" else int(quantifier)
             if count < 1:
                 raise ConditionError(f"'{text}': the count must be at least 1")
         else:
             raise ConditionError(f"{quantifier!r} before 'of' is neither a number nor 'all'")
-        if not members:
-            self.problems.append(f"'{text}' matches no selection of the detection")
-        elif count > len(members):
-            self.problems.append(f"'{text}' needs more selections than the {len(members)} it matches")
-        return ("of", count, text, members)
+        self.patterns = True
+        regex = None if pattern == "them" else re.compile(".*".join(re.escape(p) for p in pattern.split("*")))
+        return ("pattern", count, text, regex, pattern.startswith("_"))
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(text: str) -> tuple[tuple, frozenset[str], bool] | str:
+    """A condition text -> (tree with unexpanded patterns, identifiers used, whether it has patterns), or the
+    reason it cannot be parsed."""
+    if len(text) > MAX_CONDITION_LENGTH:
+        return f"longer than {MAX_CONDITION_LENGTH} characters"
+    try:
+        parser = _Parser(text)
+        node = parser.parse()
+    except ConditionError as exc:
+        return str(exc)
+    return node, frozenset(parser.identifiers), parser.patterns
+
+
+def _bind(node: tuple, names: Sequence[str], problems: list[str]) -> tuple:
+    """Expand the ``x of`` patterns of a parsed tree over a rule's selection names."""
+    kind = node[0]
+    if kind == "id":
+        return node
+    if kind == "not":
+        return ("not", _bind(node[1], names, problems))
+    if kind in ("and", "or"):
+        return (kind, tuple(_bind(child, names, problems) for child in node[1]))
+    _, count, text, regex, private = node
+    members = tuple(n for n in names if (regex is None or regex.fullmatch(n)) and (private or not n.startswith("_")))
+    if not members:
+        problems.append(f"'{text}' matches no selection of the detection")
+    elif count > len(members):
+        problems.append(f"'{text}' needs more selections than the {len(members)} it matches")
+    return ("of", count or len(members), text, members)
 
 
 def parse(text: str, names: Sequence[str]) -> tuple[tuple, list[str]]:
     """One condition string -> (tree, problems). Raises ``ConditionError`` when it cannot be parsed."""
-    if len(text) > MAX_CONDITION_LENGTH:
-        raise ConditionError(f"longer than {MAX_CONDITION_LENGTH} characters")
-    parser = _Parser(text, names)
-    node = parser.parse()
-    return node, parser.problems
+    parsed = _parse_text(text)
+    if isinstance(parsed, str):
+        raise ConditionError(parsed)
+    node, identifiers, patterns = parsed
+    problems = [f"condition names selection {name!r}, which the detection does not define"
+                for name in sorted(identifiers.difference(names))]
+    return (_bind(node, names, problems) if patterns else node), problems
 
 
 def parse_conditions(conditions: Iterable[str], names: Sequence[str]) -> ParsedCondition:

@@ -14,7 +14,7 @@ from typing import Iterable
 
 from .knowledge import AuditSubcategory, Guide, Knowledge, RequirementSpec
 from .rules import LogSource, Rule
-from .serving import ProducerFields, decide, selection_signature
+from .serving import Decision, ProducerFields, decide
 
 
 @dataclass
@@ -210,30 +210,34 @@ class Resolver:
             return res
         rule_fields = frozenset(f.casefold() for f in rule.fields)
         # What a rule needs depends only on its log source (hence guide), its EventIDs (in order), its
-        # case-folded fields, its condition and the fields each selection tests, which many rules share:
-        # the first such rule is resolved, later ones get fresh copies of its Need/Option objects and the
-        # same per-rule bookkeeping.
-        memo_key = (key, rule.event_ids, rule_fields, rule.condition, selection_signature(rule))
+        # case-folded fields and which producers serve its condition with which selections lost, which many
+        # rules share: the first such rule is resolved, later ones get fresh copies of its Need/Option
+        # objects and the same per-rule bookkeeping.
+        parsed = self._producers.read_condition(rule)
+        decision = decide(rule, guide, self._producers, parsed, rule_fields)
+        memo_key = (key, rule.event_ids, rule_fields, decision.alternatives)
         memo = self._rule_memo.get(memo_key)
         if memo is None:
             self._unmapped_calls = []
-            res = self._resolve_rule(rule, guide, rule_fields)
+            res = self._resolve_rule(rule, guide, rule_fields, decision)
             self._rule_memo[memo_key] = (
                 tuple((need.label, tuple((o.name, o.primary, o.requirements, o.notes, o.lost, o.filters_not_applied)
                                          for o in need.options),
                        need.event_id) for need in res.needs),
                 tuple(res.notes), tuple(res.always_logged_event_ids), tuple(self._unmapped_calls),
-                tuple(res.unsatisfiable_fields), tuple(res.condition_problems))
+                tuple(res.unsatisfiable_fields))
             self._unmapped_calls = None
         else:
-            needs, notes, always_logged, unmapped, unsatisfiable, problems = memo
+            needs, notes, always_logged, unmapped, unsatisfiable = memo
             res = RuleResolution(rule=rule, guide=guide,
                                  needs=[Need(label, [Option(*o) for o in options], event_id)
                                         for label, options, event_id in needs],
                                  notes=list(notes), always_logged_event_ids=list(always_logged),
-                                 unsatisfiable_fields=list(unsatisfiable), condition_problems=list(problems))
+                                 unsatisfiable_fields=list(unsatisfiable))
             for call in unmapped:
                 self._unmapped(rule, *call, res)
+        res.condition_problems = list(parsed.problems)
+        res.notes.extend(parsed.notes)
         ref = rule.ref
         requirements = self.result.requirements
         for need in res.needs:
@@ -242,7 +246,8 @@ class Resolver:
                     requirements[rid].rules[ref] = None
         return res
 
-    def _resolve_rule(self, rule: Rule, guide: Guide, rule_fields: frozenset[str]) -> RuleResolution:
+    def _resolve_rule(self, rule: Rule, guide: Guide, rule_fields: frozenset[str],
+                      decision: Decision) -> RuleResolution:
         res = RuleResolution(rule=rule, guide=guide)
         event_ids = set(rule.event_ids)
 
@@ -255,10 +260,8 @@ class Resolver:
 
         options: list[Option] = []
         audit_events = False
-        decision = decide(rule, guide, self._producers)
         res.notes.extend(decision.notes)
         res.unsatisfiable_fields = list(decision.unsatisfiable_fields)
-        res.condition_problems = list(decision.problems)
         for alt, verdict in zip(guide.enablement, decision.alternatives):
             if not verdict.serves:
                 continue

@@ -20,15 +20,14 @@ emits every field the rule uses (the decision before conditions were read), neve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import condition as cond
 from .knowledge import Alternative, Guide, Knowledge
 from .rules import Rule
 
 
-@dataclass(frozen=True)
-class AlternativeVerdict:
+class AlternativeVerdict(NamedTuple):   # a tuple: part of the resolver's memo key, hashed per rule
     serves: bool
     lost: tuple[str, ...] = ()
     filters_not_applied: tuple[str, ...] = ()
@@ -38,11 +37,11 @@ class AlternativeVerdict:
 class Decision:
     alternatives: tuple[AlternativeVerdict, ...]   # one per guide.enablement, in order
     unsatisfiable_fields: tuple[str, ...] = ()
-    problems: tuple[str, ...] = ()                 # the condition cannot be read as written
     notes: tuple[str, ...] = ()
 
 
 _SERVES = AlternativeVerdict(True)
+_REFUSED = AlternativeVerdict(False)
 
 
 class ProducerFields:
@@ -53,6 +52,28 @@ class ProducerFields:
         self.kb = kb
         self._emitted: dict[int, frozenset[str] | None] = {}
         self._all_listed: dict[int, bool] = {}
+        self._known: dict[int, tuple[tuple[frozenset[str] | None, ...], frozenset[str] | None]] = {}
+        self._branch_fields: dict[tuple[Any, ...], frozenset[str]] = {}
+        # per-run caches: a rule's condition read once per (condition, selection names), a verdict once per
+        # (that reading, available selections)
+        self._conditions: dict[tuple[Any, ...], cond.ParsedCondition] = {}
+        self._verdicts: dict[tuple[int, frozenset[str]], AlternativeVerdict] = {}
+
+    def read_condition(self, rule: Rule) -> cond.ParsedCondition:
+        key = (rule.condition, tuple([selection[0] for selection in rule.selections]))
+        parsed = self._conditions.get(key)
+        if parsed is None:
+            parsed = self._conditions[key] = cond.parse_conditions(rule.condition, key[1])
+        return parsed
+
+    def verdict(self, parsed: cond.ParsedCondition, available: frozenset[str]) -> AlternativeVerdict:
+        key = (id(parsed), available)  # parsed is kept alive by self._conditions
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            assert parsed.node is not None
+            found = cond.verdict(parsed.node, available)
+            verdict = self._verdicts[key] = AlternativeVerdict(found.serves, found.lost, found.filters_not_applied)
+        return verdict
 
     def emitted(self, guide: Guide, alt: Alternative) -> frozenset[str] | None:
         key = id(alt)
@@ -65,6 +86,16 @@ class ProducerFields:
                 self._emitted[key] = frozenset(f.casefold() for f in alt.fields | common)
         return self._emitted[key]
 
+    def of_guide(self, guide: Guide) -> tuple[tuple[frozenset[str] | None, ...], frozenset[str] | None]:
+        """What each alternative of the guide emits, and every field some producer of it writes (None when an
+        alternative does not list its fields)."""
+        key = id(guide)
+        if key not in self._known:
+            emitted = tuple(self.emitted(guide, alt) for alt in guide.enablement)
+            known = None if any(e is None for e in emitted) else frozenset().union(*emitted)
+            self._known[key] = (emitted, known)
+        return self._known[key]
+
     def field_dependent(self, guide: Guide) -> bool:
         """Whether some alternative of the guide lists its fields (else the condition changes nothing)."""
         key = id(guide)
@@ -73,46 +104,50 @@ class ProducerFields:
         return self._all_listed[key]
 
 
-def selection_signature(rule: Rule) -> tuple[Any, ...]:
-    """What the decision reads of a rule's selections: names and, per branch, the fields tested."""
-    return tuple((name, tuple(tuple(match[0] for match in branch) for branch in branches))
-                 for name, branches in rule.selections)
+    def selection_fields(self, rule: Rule) -> tuple[tuple[str, frozenset[frozenset[str]]], ...]:
+        """What the decision reads of a rule's selections: per selection, the distinct case-folded field sets
+        of its branches (keyword matches test no field)."""
+        cache = self._branch_fields
+        result = []
+        for name, branches in rule.selections:
+            sets = set()
+            for branch in branches:
+                names = tuple(match[0] for match in branch)
+                fields = cache.get(names)
+                if fields is None:
+                    fields = cache[names] = frozenset(f.casefold() for f in names if f is not None)
+                sets.add(fields)
+            result.append((name, frozenset(sets)))
+        return tuple(result)
 
 
-def decide(rule: Rule, guide: Guide, producers: ProducerFields) -> Decision:
-    names = [name for name, _ in rule.selections]
-    parsed = cond.parse_conditions(rule.condition, names)
+def decide(rule: Rule, guide: Guide, producers: ProducerFields, parsed: cond.ParsedCondition,
+           rule_fields: frozenset[str]) -> Decision:
+    """The verdict of every alternative of ``guide`` on ``rule``: ``parsed`` is the rule's condition as
+    ``ProducerFields.read_condition`` read it, ``rule_fields`` its case-folded fields."""
     count = len(guide.enablement)
     if not producers.field_dependent(guide):
-        return Decision((_SERVES,) * count, problems=parsed.problems, notes=parsed.notes)
-    rule_fields = frozenset(f.casefold() for f in rule.fields)
+        return Decision((_SERVES,) * count)
+    selections = None
     verdicts = []
-    emitted_sets = [producers.emitted(guide, alt) for alt in guide.enablement]
+    emitted_sets, known = producers.of_guide(guide)
     for emitted in emitted_sets:
-        if emitted is None:
-            verdicts.append(_SERVES)
+        if emitted is None or rule_fields <= emitted:
+            verdicts.append(_SERVES)   # it sees every selection
         elif parsed.node is None or parsed.problems:
-            verdicts.append(AlternativeVerdict(rule_fields <= emitted))
+            verdicts.append(_REFUSED)  # the condition cannot be read: every field is needed
         else:
-            available = {name for name, branches in rule.selections if _available(branches, emitted)}
-            verdict = cond.verdict(parsed.node, available)
-            verdicts.append(AlternativeVerdict(verdict.serves, verdict.lost, verdict.filters_not_applied))
+            if selections is None:
+                selections = producers.selection_fields(rule)
+            available = frozenset(name for name, sets in selections
+                                  if not sets or any(s <= emitted for s in sets))
+            verdicts.append(producers.verdict(parsed, available))
     unsatisfiable: tuple[str, ...] = ()
-    notes = list(parsed.notes)
-    if all(e is not None for e in emitted_sets):
-        known = frozenset().union(*emitted_sets)
+    notes = []
+    if known is not None and not rule_fields <= known:
         unsatisfiable = tuple(f for f in rule.fields if f.casefold() not in known)
         if unsatisfiable:
             notes.append(f"field{'s' if len(unsatisfiable) > 1 else ''} {', '.join(unsatisfiable)}: no producer "
                          f"of guide {guide.path} writes {'them' if len(unsatisfiable) > 1 else 'it'}, so the "
                          "selections that test them can never match")
-    return Decision(tuple(verdicts), unsatisfiable, parsed.problems, tuple(notes))
-
-
-def _available(branches: tuple[Any, ...], emitted: frozenset[str]) -> bool:
-    if not branches:
-        return True  # an empty selection tests no field
-    for branch in branches:
-        if all(match[0] is None or match[0].casefold() in emitted for match in branch):
-            return True
-    return False
+    return Decision(tuple(verdicts), unsatisfiable, tuple(notes))
