@@ -2,8 +2,16 @@
 from __future__ import annotations
 
 import itertools
+import os
+import tempfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
+
+# Hypothesis's own caches go to the temp folder, not the repository (as in test_properties.py).
+set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "logsource-checker-hypothesis"))
 
 from logsource_checker import condition as cond
 from logsource_checker import knowledge
@@ -301,3 +309,43 @@ def test_json_keys(cli, tmp_path):
     assert report["summary"]["unsatisfiable_field_rules"] == 1
     (security,) = [o for n in rule["needs"] for o in n["options"] if o["name"] == SECURITY]
     assert security["lost_selections"] == ["selection"] and security["filters_not_applied"] == []
+
+
+# -- random conditions against pySigma -------------------------------------------------------------------
+
+_NAMES = ["sel", "sel_a", "sel_b", "filter_x", "_aux"]
+_OPERANDS = st.sampled_from(_NAMES + ["1 of sel*", "all of sel_*", "1 of filter_*", "1 of them", "all of them",
+                                      "any of sel_*", "1 of _a*"])
+_CONDITIONS = st.recursive(
+    _OPERANDS,
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from([" and ", " or "]), inner).map("".join),
+        inner.map(lambda c: f"not {c}"),
+        inner.map(lambda c: f"({c})")),
+    max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(text=_CONDITIONS, true=st.sets(st.sampled_from(_NAMES)))
+def test_random_conditions_agree_with_pysigma(text, true):
+    conditions = pytest.importorskip("sigma.conditions")
+
+    class Detections:
+        detections = dict.fromkeys(_NAMES)
+        policy = None
+
+    def truth(node):
+        if isinstance(node, conditions.ConditionIdentifier):
+            return node.identifier in true
+        if isinstance(node, conditions.ConditionSelector):
+            members = [i.identifier for i in node.resolve_referenced_detections(Detections())]
+            return (any if node.cond_class is conditions.ConditionOR else all)(m in true for m in members)
+        if isinstance(node, conditions.ConditionNOT):
+            return not truth(node.args[0])
+        results = [truth(arg) for arg in node.args]
+        return all(results) if isinstance(node, conditions.ConditionAND) else any(results)
+
+    ours = cond.parse_conditions([text], _NAMES)
+    assert ours.problems == ()
+    theirs = conditions.SigmaCondition(text, Detections()).parse(postprocess=False)
+    assert cond.evaluate(ours.node, true) is truth(theirs), text
