@@ -1,8 +1,9 @@
 """The diff: requirements x effective policy -> status per requirement, coverage per rule.
 
 Statuses: ``met``, ``missing``, ``unknown`` (the inputs cannot show it), ``not_checked`` (no policy
-input). Coverage: ``usable``, ``partial`` (some of the rule's EventIDs are produced, others are not),
-``blind``, ``unknown``, ``not_checked``.
+input). Coverage: ``usable``, ``partial`` (some of the rule's EventIDs are produced, others are not; or
+the producer in place cannot see some selections of the condition: ``lost_selections``), ``blind``,
+``unknown``, ``not_checked``.
 """
 from __future__ import annotations
 
@@ -215,17 +216,15 @@ def rule_coverage(res: RuleResolution, statuses: dict[str, str], checked: bool =
         res.coverage = "unknown"
     else:
         res.coverage = "usable"
-    res.lost_selections = []
-    if res.coverage == "usable":
-        res.lost_selections = _lost_selections(results, statuses)
-        if res.lost_selections:
-            res.coverage = "partial"
-            res.partial = True
+    res.lost_selections = _lost_selections(results, statuses) if res.coverage in ("usable", "partial") else []
+    if res.lost_selections:
+        res.coverage = "partial"
+        res.partial = True
     return res.coverage
 
 
 def _lost_selections(results: list[tuple[Need, str]], statuses: dict[str, str]) -> list[str]:
-    """The selections a usable rule loses: those its best met producer cannot see (serving.py)."""
+    """The selections a rule loses: those the met producer that loses fewest cannot see (serving.py)."""
     lost: dict[str, None] = {}
     for need, _ in results:
         met = [o.lost for o in need.options if all(statuses[rid] == "met" for rid in o.requirements)]
