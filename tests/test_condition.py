@@ -289,13 +289,19 @@ def test_other_guides_with_field_lists(tmp_path, logsource, detection, security_
     assert any(n.startswith("Security") for n in names) is security_serves
 
 
-def test_condition_problem_is_an_error_and_no_producer_is_credited_on_a_guess(cli, tmp_path):
+@pytest.mark.parametrize("condition, message", [
+    ("selection_img or selection_typo", "rule r1: condition names selection 'selection_typo', which the detection"),
+    ("selection_img or (selection_ofn", "rule r1: condition 'selection_img or (selection_ofn' cannot be parsed"),
+    ("1 of sel_*", "rule r1: '1 of sel_*' matches no selection"),
+])
+def test_condition_problem_is_an_error_and_no_producer_is_credited_on_a_guess(cli, tmp_path, condition, message):
     _load(tmp_path, "selection_img:\n    Image|endswith: '\\\\cmd.exe'\nselection_ofn:\n    OriginalFileName: "
-          "Cmd.Exe\ncondition: selection_img or selection_typo")
+          f"Cmd.Exe\ncondition: {condition}")
     result = cli(str(tmp_path), "--format", "json", "-v")
     report = result.json()
     assert result.exit_code == 1 and report["summary"]["errors"] == 1
-    assert "selection_typo" in report["errors"][0]["message"]
+    assert report["errors"][0]["message"].startswith(message)
+    assert report["errors"][0]["path"] == str(tmp_path / "rule.yml")
     (rule,) = report["rules"]
     # read as 'every field must be emitted': 4688 lacks OriginalFileName, so only Sysmon
     assert [o["name"] for n in rule["needs"] for o in n["options"]] == [SYSMON]
