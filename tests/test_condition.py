@@ -196,8 +196,8 @@ RULES = [
      "condition: selection",
      [SYSMON, SECURITY], [], [], []),
     ("unsatisfiable field",
-     "selection:\n    GrandParentImage|endswith: '\\\\rundll32.exe'\nselection_img:\n    Image|endswith: '\\\\cmd.exe'\n"
-     "condition: selection or selection_img",
+     "selection:\n    GrandParentImage|endswith: '\\\\rundll32.exe'\n"
+     "selection_img:\n    Image|endswith: '\\\\cmd.exe'\ncondition: selection or selection_img",
      [SYSMON, SECURITY], ["selection"], [], ["GrandParentImage"]),
     ("unsatisfiable field on every path",
      "selection:\n    GrandParentImage|endswith: '\\\\rundll32.exe'\n    Image|endswith: '\\\\cmd.exe'\n"
