@@ -355,3 +355,34 @@ def test_random_conditions_agree_with_pysigma(text, true):
     assert ours.problems == ()
     theirs = conditions.SigmaCondition(text, Detections()).parse(postprocess=False)
     assert cond.evaluate(ours.node, true) is truth(theirs), text
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_rules_sharing_fields_but_not_conditions_are_decided_apart(tmp_path, order):
+    """The resolver memoizes per signature: the condition's verdicts must be part of it."""
+    selections = "selection_img:\n    Image|endswith: '\\\\cmd.exe'\nselection_ofn:\n    OriginalFileName: Cmd.Exe\n"
+    texts = [selections + "condition: selection_img or selection_ofn",
+             selections + "condition: selection_img and selection_ofn"]
+    rules = []
+    for index in order:
+        folder = tmp_path / str(index)
+        folder.mkdir()
+        rules += _load(folder, texts[index])
+    resolution = resolve(rules, KB)
+    by_condition = {res.rule.condition[0]: [o.name for need in res.needs for o in need.options]
+                    for res in resolution.rules}
+    assert by_condition == {"selection_img or selection_ofn": [SYSMON, SECURITY],
+                            "selection_img and selection_ofn": [SYSMON]}
+
+
+def test_no_unsatisfiable_field_where_a_producer_does_not_list_its_fields(tmp_path):
+    # Linux process_creation: Sysmon for Linux lists no fields, so nothing can be called unsatisfiable
+    detection = "selection:\n    GrandParentImage|endswith: /bash\ncondition: selection"
+    (res,) = resolve(_load(tmp_path, detection, "product: linux\n    category: process_creation"), KB).rules
+    assert res.unsatisfiable_fields == [] and res.needs
+
+
+def test_aggregation_note_reaches_the_rule(tmp_path):
+    detection = "selection:\n    Image|endswith: '\\\\cmd.exe'\ncondition: selection | count() by User > 3"
+    (res,) = resolve(_load(tmp_path, detection), KB).rules
+    assert any("aggregation" in note for note in res.notes) and res.condition_problems == []
