@@ -247,6 +247,21 @@ def evaluate(node: tuple, true: frozenset[str] | set[str]) -> bool:
     return bool(node[3]) and sum(1 for name in node[3] if name in true) >= node[1]
 
 
+def used_positively(node: tuple, positive: bool = True) -> dict[str, None]:
+    """The selection names used outside any negation (or under an even number of them), in order."""
+    kind = node[0]
+    if kind == "id":
+        return {node[1]: None} if positive else {}
+    if kind == "not":
+        return used_positively(node[1], not positive)
+    if kind == "of":
+        return dict.fromkeys(node[3]) if positive else {}
+    found: dict[str, None] = {}
+    for child in node[1]:
+        found.update(used_positively(child, positive))
+    return found
+
+
 def verdict(node: tuple, available: frozenset[str] | set[str]) -> Verdict:
     """Can a producer that only sees the ``available`` selections serve the condition?
 

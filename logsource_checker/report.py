@@ -69,7 +69,8 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool) ->
             "status": need_status(need, statuses),
             "options": [{"name": o.name, "primary": o.primary, "requirements": list(o.requirements),
                          "notes": o.notes, "lost_selections": list(o.lost),
-                         "filters_not_applied": list(o.filters_not_applied)} for o in need.options],
+                         "filters_not_applied": list(o.filters_not_applied),
+                         "narrowed_selections": list(o.narrowed)} for o in need.options],
         } for need in res.needs]
     return entry
 

@@ -47,6 +47,7 @@ class Option:
     # that cannot apply (used under a negation); see serving.py
     lost: tuple[str, ...] = ()
     filters_not_applied: tuple[str, ...] = ()
+    narrowed: tuple[str, ...] = ()   # used positively but seen through only some of their branches
 
 
 @dataclass
@@ -221,8 +222,8 @@ class Resolver:
             self._unmapped_calls = []
             res = self._resolve_rule(rule, guide, rule_fields, decision)
             self._rule_memo[memo_key] = (
-                tuple((need.label, tuple((o.name, o.primary, o.requirements, o.notes, o.lost, o.filters_not_applied)
-                                         for o in need.options),
+                tuple((need.label, tuple((o.name, o.primary, o.requirements, o.notes, o.lost,
+                                          o.filters_not_applied, o.narrowed) for o in need.options),
                        need.event_id) for need in res.needs),
                 tuple(res.notes), tuple(res.always_logged_event_ids), tuple(self._unmapped_calls),
                 tuple(res.unsatisfiable_fields))
@@ -273,7 +274,7 @@ class Resolver:
                 if applies(spec):
                     req_ids.extend(self._spec_req_ids(spec, guide))
             options.append(Option(alt.name, alt.primary, tuple(dict.fromkeys(req_ids)), alt.notes,
-                                  verdict.lost, verdict.filters_not_applied))
+                                  verdict.lost, verdict.filters_not_applied, verdict.narrowed))
         if not any(o.primary for o in options) and options:
             options[0].primary = True
         if any(o.requirements for o in options):

@@ -10,7 +10,8 @@ carries (``mappings/event_fields.yaml``) are added to it. For such a producer:
 - the producer *serves* the rule when the condition can still be true with only the available selections
   (``condition.verdict``), *serves partly* when selections the condition uses positively are lost on the way
   (they are named), and *cannot serve* otherwise. A ``not`` over a selection the producer cannot see does not
-  refuse it: the filter cannot apply.
+  refuse it: the filter cannot apply. A selection used positively that the producer sees through only some of
+  its branches is *narrowed* (reported, not counted as lost).
 
 A producer that lists no fields is credited every field. A field no producer of the guide emits (every
 producer listing its fields) is reported as unsatisfiable. An unparsable condition, or one naming selections
@@ -31,6 +32,7 @@ class AlternativeVerdict(NamedTuple):   # a tuple: part of the resolver's memo k
     serves: bool
     lost: tuple[str, ...] = ()
     filters_not_applied: tuple[str, ...] = ()
+    narrowed: tuple[str, ...] = ()   # used positively, seen through only some of their branches
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class ProducerFields:
         # (that reading, available selections)
         self._conditions: dict[tuple[Any, ...], cond.ParsedCondition] = {}
         self._verdicts: dict[tuple[int, frozenset[str]], AlternativeVerdict] = {}
+        self._positive: dict[int, tuple[str, ...]] = {}
 
     def read_condition(self, rule: Rule) -> cond.ParsedCondition:
         key = (rule.condition, tuple([selection[0] for selection in rule.selections]))
@@ -65,6 +68,14 @@ class ProducerFields:
         if parsed is None:
             parsed = self._conditions[key] = cond.parse_conditions(rule.condition, key[1])
         return parsed
+
+    def narrowed(self, parsed: cond.ParsedCondition, partly: set[str]) -> tuple[str, ...]:
+        """Of the selections seen through only some branches, those the condition uses positively."""
+        key = id(parsed)
+        if key not in self._positive:
+            assert parsed.node is not None
+            self._positive[key] = tuple(cond.used_positively(parsed.node))
+        return tuple(name for name in self._positive[key] if name in partly)
 
     def verdict(self, parsed: cond.ParsedCondition, available: frozenset[str]) -> AlternativeVerdict:
         key = (id(parsed), available)  # parsed is kept alive by self._conditions
@@ -139,9 +150,10 @@ def decide(rule: Rule, guide: Guide, producers: ProducerFields, parsed: cond.Par
         else:
             if selections is None:
                 selections = producers.selection_fields(rule)
-            available = frozenset(name for name, sets in selections
-                                  if not sets or any(s <= emitted for s in sets))
-            verdicts.append(producers.verdict(parsed, available))
+            available, partly = _visibility(selections, emitted)
+            verdict = producers.verdict(parsed, available)
+            narrowed = producers.narrowed(parsed, partly) if partly and verdict.serves else ()
+            verdicts.append(verdict._replace(narrowed=narrowed) if narrowed else verdict)
     unsatisfiable: tuple[str, ...] = ()
     notes = []
     if known is not None and not rule_fields <= known:
@@ -151,3 +163,17 @@ def decide(rule: Rule, guide: Guide, producers: ProducerFields, parsed: cond.Par
                          f"of guide {guide.path} writes {'them' if len(unsatisfiable) > 1 else 'it'}, so the "
                          "selections that test them can never match")
     return Decision(tuple(verdicts), unsatisfiable, tuple(notes))
+
+
+def _visibility(selections: tuple[tuple[str, frozenset[frozenset[str]]], ...],
+                emitted: frozenset[str]) -> tuple[frozenset[str], set[str]]:
+    """(selections with a visible branch, those of them with an invisible branch too)."""
+    available = []
+    partly = set()
+    for name, sets in selections:
+        visible = [s <= emitted for s in sets]
+        if not sets or any(visible):
+            available.append(name)
+            if not all(visible):
+                partly.add(name)
+    return frozenset(available), partly

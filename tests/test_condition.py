@@ -315,6 +315,7 @@ def test_json_keys(cli, tmp_path):
     assert report["summary"]["unsatisfiable_field_rules"] == 1
     (security,) = [o for n in rule["needs"] for o in n["options"] if o["name"] == SECURITY]
     assert security["lost_selections"] == ["selection"] and security["filters_not_applied"] == []
+    assert security["narrowed_selections"] == []
 
 
 # -- random conditions against pySigma -------------------------------------------------------------------
@@ -386,3 +387,33 @@ def test_aggregation_note_reaches_the_rule(tmp_path):
     detection = "selection:\n    Image|endswith: '\\\\cmd.exe'\ncondition: selection | count() by User > 3"
     (res,) = resolve(_load(tmp_path, detection), KB).rules
     assert any("aggregation" in note for note in res.notes) and res.condition_problems == []
+
+
+@pytest.mark.parametrize("text, positive", [
+    ("selection and not filter_main", ["selection"]),
+    ("not (selection_img or not selection_ofn)", ["selection_ofn"]),
+    ("1 of selection_* and not 1 of filter_*", ["selection_img", "selection_ofn"]),
+    ("not not keywords", ["keywords"]),
+])
+def test_used_positively(text, positive):
+    assert list(cond.used_positively(cond.parse_conditions([text], NAMES).node)) == positive
+
+
+# (detection, selections 4688 sees through only some of their branches)
+NARROWED = [
+    ("selection:\n    - OriginalFileName: Rundll32.Exe\n    - Image|endswith: '\\\\rundll32.exe'\ncondition: selection",
+     ["selection"]),
+    # a narrowed filter only applies in part: not named (it widens, never narrows, what the rule sees)
+    ("selection:\n    Image|endswith: '\\\\rundll32.exe'\nfilter:\n    - Company: Microsoft Corporation\n"
+     "    - ParentImage|endswith: '\\\\explorer.exe'\ncondition: selection and not filter", []),
+    ("selection:\n    - Image|endswith: '\\\\rundll32.exe'\n    - CommandLine|contains: rundll32\n"
+     "condition: selection", []),
+]
+
+
+@pytest.mark.parametrize("detection, narrowed", NARROWED)
+def test_narrowed_selections(tmp_path, detection, narrowed):
+    (res,) = resolve(_load(tmp_path, detection), KB).rules
+    options = {o.name: o for need in res.needs for o in need.options}
+    assert list(options[SECURITY].narrowed) == narrowed and options[SYSMON].narrowed == ()
+    assert options[SECURITY].lost == ()

@@ -86,15 +86,18 @@ def test_process_creation_producers_from_conditions(corpus_report, capsys):
     with_4688 = [ref for ref, opts in security.items() if opts]
     fully = [ref for ref, opts in security.items() if opts and not opts[0]["lost_selections"]]
     filters = [ref for ref, opts in security.items() if opts and opts[0]["filters_not_applied"]]
+    narrowed = [ref for ref in fully if security[ref][0]["narrowed_selections"]]
     sysmon_only = len(rules) - len(with_4688)
     with capsys.disabled():
         print(f"\nprocess_creation rules: {len(rules)}; with a 4688 alternative: {len(with_4688)} "
               f"(fully {len(fully)}, partly {len(with_4688) - len(fully)}; with filters 4688 cannot apply: "
-              f"{len(filters)}); Sysmon only: {sysmon_only}")
+              f"{len(filters)}; fully but through only some branches of a selection: {len(narrowed)}); "
+              f"Sysmon only: {sysmon_only}")
     assert len(rules) == 1416
     assert 1230 <= len(with_4688) <= 1330      # 1,286 at the corpus commit of 2026-11
     assert 1180 <= len(fully) <= len(with_4688)
     assert 90 <= sysmon_only <= 180
+    assert 450 <= len(narrowed) <= 750         # 599: `selection: [{Image: ...}, {OriginalFileName: ...}]`
     # every process_creation rule keeps Sysmon
     assert all(any(o["name"].startswith("Sysmon event 1") for o in opts) for opts in options.values())
 
