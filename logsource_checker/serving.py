@@ -61,6 +61,7 @@ class ProducerFields:
         self._conditions: dict[tuple[Any, ...], cond.ParsedCondition] = {}
         self._verdicts: dict[tuple[int, frozenset[str]], AlternativeVerdict] = {}
         self._positive: dict[int, tuple[str, ...]] = {}
+        self._all_serve: dict[int, Decision] = {}
 
     def read_condition(self, rule: Rule) -> cond.ParsedCondition:
         key = (rule.condition, tuple([selection[0] for selection in rule.selections]))
@@ -107,6 +108,13 @@ class ProducerFields:
             self._known[key] = (emitted, known)
         return self._known[key]
 
+    def all_serve(self, guide: Guide) -> Decision:
+        """The decision of a guide whose producers do not list their fields: every one serves."""
+        decision = self._all_serve.get(id(guide))
+        if decision is None:
+            decision = self._all_serve[id(guide)] = Decision((_SERVES,) * len(guide.enablement))
+        return decision
+
     def field_dependent(self, guide: Guide) -> bool:
         """Whether some alternative of the guide lists its fields (else the condition changes nothing)."""
         key = id(guide)
@@ -136,9 +144,8 @@ def decide(rule: Rule, guide: Guide, producers: ProducerFields, parsed: cond.Par
            rule_fields: frozenset[str]) -> Decision:
     """The verdict of every alternative of ``guide`` on ``rule``: ``parsed`` is the rule's condition as
     ``ProducerFields.read_condition`` read it, ``rule_fields`` its case-folded fields."""
-    count = len(guide.enablement)
     if not producers.field_dependent(guide):
-        return Decision((_SERVES,) * count)
+        return producers.all_serve(guide)
     selections = None
     verdicts = []
     emitted_sets, known = producers.of_guide(guide)
