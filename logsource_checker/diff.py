@@ -1,8 +1,9 @@
 """The diff: requirements x effective policy -> status per requirement, coverage per rule.
 
 Statuses: ``met``, ``missing``, ``unknown`` (the inputs cannot show it), ``not_checked`` (no policy
-input). Coverage: ``usable``, ``partial`` (some of the rule's EventIDs are produced, others are not),
-``blind``, ``unknown``, ``not_checked``.
+input). Coverage: ``usable``, ``partial`` (some of the rule's EventIDs are produced, others are not; or
+the producer in place cannot see some selections of the condition: ``lost_selections``), ``blind``,
+``unknown``, ``not_checked``.
 """
 from __future__ import annotations
 
@@ -309,6 +310,10 @@ def rule_coverage(res: RuleResolution, statuses: dict[str, str], checked: bool =
         res.coverage = "unknown"
     else:
         res.coverage = "usable"
+    res.lost_selections = _lost_selections(results, statuses) if res.coverage in ("usable", "partial") else []
+    if res.lost_selections:
+        res.coverage = "partial"
+        res.partial = True
     return res.coverage
 
 
@@ -316,7 +321,8 @@ def coverage_key(res: RuleResolution) -> tuple:
     """Everything ``rule_coverage`` reads of a rule: two rules with the same key get the same coverage
     under any statuses. (Extend it whenever ``rule_coverage`` starts reading something else.)"""
     return (res.guide is None, bool(res.unmapped_event_ids), bool(res.notes), bool(res.always_logged_event_ids),
-            tuple((need.event_id, tuple(option.requirements for option in need.options)) for need in res.needs))
+            tuple((need.event_id, tuple((option.requirements, option.lost) for option in need.options))
+                  for need in res.needs))
 
 
 class WhatIf:
@@ -363,6 +369,16 @@ def coverage_if(rules: Sequence[RuleResolution], statuses: Mapping[str, str],
 def improves(before: str, after: str) -> bool:
     """A rule is unblinded when it becomes usable, or goes from blind to partial."""
     return (after == "usable" and before != "usable") or (before == "blind" and after == "partial")
+
+
+def _lost_selections(results: list[tuple[Need, str]], statuses: dict[str, str]) -> list[str]:
+    """The selections a rule loses: those the met producer that loses fewest cannot see (serving.py)."""
+    lost: dict[str, None] = {}
+    for need, _ in results:
+        met = [o.lost for o in need.options if all(statuses[rid] == "met" for rid in o.requirements)]
+        if met:
+            lost.update(dict.fromkeys(min(met, key=len)))
+    return list(lost)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from .policy.model import PolicySnapshot
 from .report import CheckResult
 from .resolve import resolve
 from .roles import apply_role_volumes, decide_role
-from .rules import LEVELS, LoadResult, level_at_least
+from .rules import LEVELS, LoadError, LoadResult, Rule, level_at_least
 
 
 @dataclass
@@ -75,6 +75,13 @@ def load_knowledge(options: CheckOptions) -> knowledge_mod.Knowledge:
     return kb
 
 
+def _where(rule: Rule) -> str:
+    """How an error names a rule within its file: its id, else its document number in a multi-document file."""
+    if rule.id:
+        return f"rule {rule.id}: "
+    return f"document {rule.document + 1}: " if rule.document else ""
+
+
 def _check(options: CheckOptions) -> CheckResult:
     kb = load_knowledge(options)
     snapshot = read_policies(options, kb)   # bad policy input fails before the rules are read
@@ -87,6 +94,9 @@ def _check(options: CheckOptions) -> CheckResult:
         wanted = {s.lower() for s in options.statuses}
         rules = [r for r in rules if (r.status or "") in wanted]
     resolution = resolve(rules, kb)
+    # a condition that cannot be read as written is an error in the rule file (counted, exit status 1)
+    loaded.errors.extend(LoadError(res.rule.path, None, _where(res.rule) + problem)
+                         for res in resolution.rules for problem in res.condition_problems)
     role = decide_role(snapshot, kb, options.role)
     apply_role_volumes(resolution.requirements, kb, role)
     diff = PolicyDiff(kb, snapshot, role.role)

@@ -229,6 +229,8 @@ class Knowledge:
     object_access: ObjectAccess = field(default_factory=ObjectAccess)
     guides: list[Guide] = field(default_factory=list)
     by_logsource: dict[LogSourceKey, Guide] = field(default_factory=dict)
+    # fields every event of a product carries (mappings/event_fields.yaml), by product
+    common_fields: dict[str, frozenset[str]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # schema problems found while loading
 
     def channel(self, name: str) -> Channel | None:
@@ -337,6 +339,7 @@ def _load_files(base: Path, files: tuple[list[Path], list[Path], list[Path]]) ->
         _load_channels(kb, path)
     _load_sysmon(kb, mappings / "sysmon.yaml")
     object_data.load_object_access(kb, mappings / "object_access.yaml", _read_yaml)
+    _load_event_fields(kb, mappings / "event_fields.yaml")
     guide_dir = base / "guides"
     for path in guide_files:
         _load_guide(kb, path, guide_dir)
@@ -345,7 +348,7 @@ def _load_files(base: Path, files: tuple[list[Path], list[Path], list[Path]]) ->
 
 # --------------------------------------------------------------------------- on-disk cache
 
-KB_CACHE_FORMAT = 1
+KB_CACHE_FORMAT = 2
 
 
 def _kb_cache_path(base: Path) -> str:
@@ -359,8 +362,8 @@ def _kb_cache_key(base: Path, files: tuple[list[Path], list[Path], list[Path]]) 
     parsers (``rules.parser_fingerprint``), the package version and the Python version. None when a
     file cannot be stat'ed (then no cache is used)."""
     mappings = base / "mappings"
-    paths = [mappings / "auditpol.yaml", mappings / "sysmon.yaml", mappings / "object_access.yaml", Path(__file__),
-             Path(object_data.__file__), Path(rules.__file__),
+    paths = [mappings / "auditpol.yaml", mappings / "sysmon.yaml", mappings / "object_access.yaml",
+             mappings / "event_fields.yaml", Path(__file__), Path(object_data.__file__), Path(rules.__file__),
              *files[0], *files[1], *files[2]]
     entries = []
     try:
@@ -509,6 +512,22 @@ def _load_sysmon(kb: Knowledge, path: Path) -> None:
         kb.sysmon_events[int(ev["id"])] = SysmonEvent(
             id=int(ev["id"]), name=str(ev.get("name", "")), element=_opt_str(ev.get("element")),
             filterable=bool(ev.get("filterable", ev.get("element") is not None)))
+
+
+def _load_event_fields(kb: Knowledge, path: Path) -> None:
+    if not path.is_file():
+        kb.problems.append(f"{path.name}: missing")
+        return
+    data = _read_yaml(path) or {}
+    common = data.get("common_fields")
+    if not isinstance(common, dict):
+        kb.problems.append(f"{path.name}: common_fields is not a mapping of product to field names")
+        return
+    for product, names in common.items():
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            kb.problems.append(f"{path.name}: common_fields.{product} is not a list of field names")
+            continue
+        kb.common_fields[str(product).lower()] = frozenset(names)
 
 
 def _parse_spec(raw: Any, where: str, kb: Knowledge) -> RequirementSpec | None:

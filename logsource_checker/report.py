@@ -75,6 +75,8 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool, kb
         # EventIDs whose subcategory or outcome no Microsoft page states (mappings/auditpol.yaml inferred: true)
         "event_ids_inferred": sorted({n.event_id for n in res.needs if n.event_id is not None and n.inferred}),
         "notes": res.notes,
+        "lost_selections": res.lost_selections,
+        "unsatisfiable_fields": res.unsatisfiable_fields,
     }
     if verbose:
         entry["fields"] = list(rule.fields)
@@ -84,8 +86,10 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool, kb
             "status": need_status(need, statuses),
             "inferred": need.inferred,
             "options": [{"name": o.name, "primary": o.primary, "requirements": list(o.requirements),
-                         "notes": o.notes, "inferred": o.basis is not None, "basis": o.basis}
-                        for o in need.options],
+                         "notes": o.notes, "inferred": o.basis is not None, "basis": o.basis,
+                         "lost_selections": list(o.lost),
+                         "filters_not_applied": list(o.filters_not_applied),
+                         "narrowed_selections": list(o.narrowed)} for o in need.options],
         } for need in res.needs]
     return entry
 
@@ -169,6 +173,7 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
                               if lvl in coverage_by_level},
         "requirements_status": dict(Counter(req.status for req in resolution.requirements.values())),
         "missing_requirements": len(missing),
+        "unsatisfiable_field_rules": sum(1 for res in resolution.rules if res.unsatisfiable_fields),
     }
     report: dict[str, Any] = {
         "format_version": FORMAT_VERSION,

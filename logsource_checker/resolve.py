@@ -15,6 +15,7 @@ from typing import Iterable
 from .knowledge import AuditEvent, AuditSubcategory, Guide, Knowledge, RequirementSpec
 from .objects import ObjectHint, producer_options, rule_objects, sacl_of
 from .rules import LogSource, Rule
+from .serving import Decision, ProducerFields, decide
 
 
 @dataclass
@@ -45,6 +46,11 @@ class Option:
     requirements: tuple[str, ...]
     notes: str | None = None
     basis: str | None = None   # set when the mapping behind this option is inferred (no Microsoft page states it)
+    # selections of the rule's condition this producer cannot see: lost (used positively) and filters
+    # that cannot apply (used under a negation); see serving.py
+    lost: tuple[str, ...] = ()
+    filters_not_applied: tuple[str, ...] = ()
+    narrowed: tuple[str, ...] = ()   # used positively but seen through only some of their branches
 
 
 @dataclass
@@ -86,11 +92,14 @@ class RuleResolution:
     notes: list[str] = field(default_factory=list)
     unmapped_event_ids: list[int] = field(default_factory=list)
     always_logged_event_ids: list[int] = field(default_factory=list)
+    unsatisfiable_fields: list[str] = field(default_factory=list)   # no producer of the guide writes them
+    condition_problems: list[str] = field(default_factory=list)     # the condition cannot be read as written
     # filled in by diff
     coverage: str = "not_checked"
     partial: bool = False
     event_ids_produced: list[int] = field(default_factory=list)
     event_ids_missing: list[int] = field(default_factory=list)
+    lost_selections: list[str] = field(default_factory=list)   # partial: what the serving producer cannot see
 
     @property
     def requirement_ids(self) -> list[str]:
@@ -124,6 +133,7 @@ class Resolver:
         self._spec_ids: dict[tuple[int, int], tuple[str, ...]] = {}
         self._folded: dict[int, frozenset[str] | None] = {}
         self._rule_memo: dict[tuple, tuple] = {}
+        self._producers = ProducerFields(kb)
         self._unmapped_calls: list[tuple[int, str, tuple[int, ...]]] | None = None
         self._objects: dict[int, ObjectHint] = {}   # the rule being resolved: object hint per EventID
         self._object_events = kb.object_access.events
@@ -210,30 +220,38 @@ class Resolver:
             res.notes.append(f"no guide for log source {rule.logsource.label()}")
             return res
         rule_fields = frozenset(f.casefold() for f in rule.fields)
-        # What a rule needs depends only on its log source (hence guide), its EventIDs (in order) and
-        # its case-folded fields, which many rules share: the first such rule is resolved, later ones
-        # get fresh copies of its Need/Option objects and the same per-rule bookkeeping.
-        # Object-access events also depend on the object the rule names (ObjectType / ObjectName values).
+        # What a rule needs depends only on its log source (hence guide), its EventIDs (in order), its
+        # case-folded fields and which producers serve its condition with which selections lost, which many
+        # rules share: the first such rule is resolved, later ones get fresh copies of its Need/Option
+        # objects and the same per-rule bookkeeping. Object-access events also depend on the object the
+        # rule names (ObjectType / ObjectName values).
+        parsed = self._producers.read_condition(rule)
+        decision = decide(rule, guide, self._producers, parsed, rule_fields)
         objects = () if self._object_events.isdisjoint(rule.event_ids) else rule_objects(rule, self.kb.object_access)
-        memo_key = (key, rule.event_ids, rule_fields, objects)
+        memo_key = (key, rule.event_ids, rule_fields, decision.alternatives, objects)
         memo = self._rule_memo.get(memo_key)
         if memo is None:
             self._unmapped_calls = []
             self._objects = dict(objects)
-            res = self._resolve_rule(rule, guide, rule_fields)
+            res = self._resolve_rule(rule, guide, rule_fields, decision)
             self._rule_memo[memo_key] = (
-                tuple((need.label, tuple((o.name, o.primary, o.requirements, o.notes, o.basis) for o in need.options),
+                tuple((need.label, tuple((o.name, o.primary, o.requirements, o.notes, o.basis, o.lost,
+                                          o.filters_not_applied, o.narrowed) for o in need.options),
                        need.event_id) for need in res.needs),
-                tuple(res.notes), tuple(res.always_logged_event_ids), tuple(self._unmapped_calls))
+                tuple(res.notes), tuple(res.always_logged_event_ids), tuple(self._unmapped_calls),
+                tuple(res.unsatisfiable_fields))
             self._unmapped_calls = None
         else:
-            needs, notes, always_logged, unmapped = memo
+            needs, notes, always_logged, unmapped, unsatisfiable = memo
             res = RuleResolution(rule=rule, guide=guide,
                                  needs=[Need(label, [Option(*o) for o in options], event_id)
                                         for label, options, event_id in needs],
-                                 notes=list(notes), always_logged_event_ids=list(always_logged))
+                                 notes=list(notes), always_logged_event_ids=list(always_logged),
+                                 unsatisfiable_fields=list(unsatisfiable))
             for call in unmapped:
                 self._unmapped(rule, *call, res)
+        res.condition_problems = list(parsed.problems)
+        res.notes.extend(parsed.notes)
         ref = rule.ref
         requirements = self.result.requirements
         for need in res.needs:
@@ -242,7 +260,8 @@ class Resolver:
                     requirements[rid].rules[ref] = None
         return res
 
-    def _resolve_rule(self, rule: Rule, guide: Guide, rule_fields: frozenset[str]) -> RuleResolution:
+    def _resolve_rule(self, rule: Rule, guide: Guide, rule_fields: frozenset[str],
+                      decision: Decision) -> RuleResolution:
         res = RuleResolution(rule=rule, guide=guide)
         event_ids = set(rule.event_ids)
 
@@ -255,8 +274,10 @@ class Resolver:
 
         options: list[Option] = []
         audit_events = False
-        for alt in guide.enablement:
-            if alt.fields is not None and not rule_fields <= self._fold(alt, alt.fields):
+        res.notes.extend(decision.notes)
+        res.unsatisfiable_fields = list(decision.unsatisfiable_fields)
+        for alt, verdict in zip(guide.enablement, decision.alternatives):
+            if not verdict.serves:
                 continue
             req_ids: list[str] = []
             for spec in alt.requires:
@@ -265,14 +286,16 @@ class Resolver:
                     continue
                 if applies(spec):
                     req_ids.extend(self._spec_req_ids(spec, guide))
-            options.append(Option(alt.name, alt.primary, tuple(dict.fromkeys(req_ids)), alt.notes))
+            options.append(Option(alt.name, alt.primary, tuple(dict.fromkeys(req_ids)), alt.notes,
+                                  lost=verdict.lost, filters_not_applied=verdict.filters_not_applied,
+                                  narrowed=verdict.narrowed))
         if not any(o.primary for o in options) and options:
             options[0].primary = True
         if any(o.requirements for o in options):
             # an option without requirements (a source that is on by default) meets the need by itself
             res.needs.append(Need(label=guide.title, options=options))
         elif not options:
-            res.notes.append(f"no enablement of guide {guide.path} fits the fields this rule uses")
+            res.notes.append(f"no producer of guide {guide.path} writes the fields this rule's condition needs")
         if audit_events:
             self._security_events(rule, res)
         else:

@@ -201,6 +201,8 @@ BROKEN_DATA = [
      "{0CCE9FFF-69AE-11D9-BED3-505054503030}", "not in mappings/auditpol.yaml"),
     ("guides/windows/core/process_creation.yaml", "sysmon_event: 1\n", "sysmon_event: 999\n", "Sysmon event 999"),
     ("mappings/auditpol.yaml", "subcategories:", "subcategories: [\n", "cannot be read"),
+    ("mappings/event_fields.yaml", "common_fields:\n", "common_fields: [EventID]\nold_fields:\n",
+     "common_fields is not a mapping"),
 ]
 
 
@@ -298,3 +300,37 @@ def test_inferred_events_listed_in_comment_are_marked(kb):
     inferred = {ev.id for sub in kb.subcategories.values() for ev in sub.events if ev.inferred}
     assert {5379, 4825, 4899, 4900, 4868, 4888, 5150, 5151, 6273, 4671, 4666, 6400} <= inferred
     assert not {4624, 4625, 4688, 4720, 4768, 4769, 5145, 4663} & inferred
+
+
+# (log source, alternative name prefix, fields it must list, fields it must not list). 4688 after the renames of
+# pySigma's windows_audit pipeline (Image -> NewProcessName, ParentImage -> ParentProcessName, LogonId ->
+# SubjectLogonId; https://github.com/SigmaHQ/pySigma-pipeline-windows/blob/main/sigma/pipelines/windows/windows.py);
+# Sysmon event 1 as SigmaHQ's process_creation log-source guide lists its fields.
+PRODUCER_FIELDS = [
+    (("windows", "process_creation", None), "Security event 4688",
+     {"Image", "ParentImage", "CommandLine", "LogonId", "NewProcessName", "ParentProcessName", "SubjectLogonId"},
+     {"OriginalFileName", "Hashes", "ParentCommandLine", "CurrentDirectory", "IntegrityLevel", "ProcessId"}),
+    (("windows", "process_creation", None), "Sysmon event 1",
+     {"Image", "OriginalFileName", "Hashes", "ParentCommandLine", "CurrentDirectory", "IntegrityLevel", "User"},
+     {"GrandParentImage", "EventID"}),
+    (("windows", "network_connection", None), "Security event 5156", {"DestinationIp", "DestinationPort"},
+     {"DestinationHostname", "User"}),
+    (("windows", "network_connection", None), "Sysmon event 3", {"DestinationHostname", "Initiated"},
+     {"CommandLine", "ParentImage"}),
+    (("windows", "registry_set", None), "Sysmon event 13", {"TargetObject", "Details", "EventType"}, {"NewName"}),
+    (("windows", "registry_set", None), "Security event 4657", {"TargetObject", "Details"}, {"EventType"}),
+]
+
+
+@pytest.mark.parametrize("logsource, prefix, listed, unlisted", PRODUCER_FIELDS)
+def test_producer_fields(kb, logsource, prefix, listed, unlisted):
+    (alt,) = [a for a in kb.by_logsource[logsource].enablement if a.name.startswith(prefix)]
+    assert alt.fields is not None and listed <= alt.fields and not unlisted & alt.fields
+
+
+def test_common_fields_are_data_and_never_a_producer_field(kb):
+    common = kb.common_fields["windows"]
+    assert {"EventID", "Channel", "Computer", "Provider_Name", "Security_UserID"} <= common
+    for guide in kb.guides:
+        for alt in guide.enablement:
+            assert not (alt.fields or frozenset()) & common, (guide.path, alt.name)

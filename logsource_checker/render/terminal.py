@@ -107,6 +107,10 @@ def print_report(report: dict[str, Any], console: Any, verbose: bool = False) ->
             rules.add_column(col, overflow="fold")
         for rule in report["rules"]:
             needs = "; ".join(f"{n['status']}: {n['label']}" + _inferred_text(n) for n in rule.get("needs") or [])
+            if rule.get("lost_selections"):
+                needs += f"; loses {', '.join(rule['lost_selections'])}"
+            if rule.get("unsatisfiable_fields"):
+                needs += f"; no producer writes {', '.join(rule['unsatisfiable_fields'])}"
             rules.add_row(Text(rule["coverage"], style=_COVERAGE_STYLE.get(rule["coverage"], "")),
                           rule["level"] or "", _t(rule["title"]), _t(rule["path"]), _t(needs))
         console.print(rules)
@@ -118,6 +122,8 @@ def print_report(report: dict[str, Any], console: Any, verbose: bool = False) ->
     line = (f"{s['rules_checked']} rules checked ({s['files']} files), {s['errors']} errors, "
             f"{s['logsources']} log sources, {s['unmapped_logsources']} unmapped log sources, "
             f"{s['unmapped_event_ids']} unmapped event IDs")
+    if s.get("unsatisfiable_field_rules"):
+        line += f", {s['unsatisfiable_field_rules']} rules testing a field no producer writes"
     if s["policy_checked"]:
         c = s["coverage"]
         line += (f"; usable {c['usable']}, partial {c['partial']}, blind {c['blind']}, unknown {c['unknown']}; "

@@ -1,0 +1,186 @@
+"""Which producers of a guide can serve a rule, decided from the rule's condition.
+
+A guide alternative (producer) may list the fields its events carry (``enablement[].fields``, under the
+names Sigma rules use after the conversion pipeline's renames); the fields every event of the product
+carries (``mappings/event_fields.yaml``) are added to it. For such a producer:
+
+- a *branch* of a selection (one map: the AND of its matches) is visible when every field it tests is
+  emitted (case-insensitive); keyword matches (no field) are visible to every producer;
+- a *selection* is available when at least one of its branches is visible;
+- the producer *serves* the rule when the condition can still be true with only the available selections
+  (``condition.verdict``), *serves partly* when selections the condition uses positively are lost on the way
+  (they are named), and *cannot serve* otherwise. A ``not`` over a selection the producer cannot see does not
+  refuse it: the filter cannot apply. A selection used positively that the producer sees through only some of
+  its branches is *narrowed* (reported, not counted as lost).
+
+A producer that lists no fields is credited every field. A field no producer of the guide emits (every
+producer listing its fields) is reported as unsatisfiable. An unparsable condition, or one naming selections
+the detection does not define, is reported as a problem; the producer then serves the rule only when it
+emits every field the rule uses (the decision before conditions were read), never on a guess.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from . import condition as cond
+from .knowledge import Alternative, Guide, Knowledge
+from .rules import Rule
+
+
+class AlternativeVerdict(NamedTuple):   # a tuple: part of the resolver's memo key, hashed per rule
+    serves: bool
+    lost: tuple[str, ...] = ()
+    filters_not_applied: tuple[str, ...] = ()
+    narrowed: tuple[str, ...] = ()   # used positively, seen through only some of their branches
+
+
+@dataclass(frozen=True)
+class Decision:
+    alternatives: tuple[AlternativeVerdict, ...]   # one per guide.enablement, in order
+    unsatisfiable_fields: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+_SERVES = AlternativeVerdict(True)
+_REFUSED = AlternativeVerdict(False)
+
+
+class ProducerFields:
+    """The case-folded fields each alternative emits (its list plus the product's common fields),
+    computed once per alternative for a run."""
+
+    def __init__(self, kb: Knowledge) -> None:
+        self.kb = kb
+        self._emitted: dict[int, frozenset[str] | None] = {}
+        self._all_listed: dict[int, bool] = {}
+        self._known: dict[int, tuple[tuple[frozenset[str] | None, ...], frozenset[str] | None]] = {}
+        self._branch_fields: dict[tuple[Any, ...], frozenset[str]] = {}
+        # per-run caches: a rule's condition read once per (condition, selection names), a verdict once per
+        # (that reading, available selections)
+        self._conditions: dict[tuple[Any, ...], cond.ParsedCondition] = {}
+        self._verdicts: dict[tuple[int, frozenset[str]], AlternativeVerdict] = {}
+        self._positive: dict[int, tuple[str, ...]] = {}
+        self._all_serve: dict[int, Decision] = {}
+
+    def read_condition(self, rule: Rule) -> cond.ParsedCondition:
+        key = (rule.condition, tuple([selection[0] for selection in rule.selections]))
+        parsed = self._conditions.get(key)
+        if parsed is None:
+            parsed = self._conditions[key] = cond.parse_conditions(rule.condition, key[1])
+        return parsed
+
+    def narrowed(self, parsed: cond.ParsedCondition, partly: set[str]) -> tuple[str, ...]:
+        """Of the selections seen through only some branches, those the condition uses positively."""
+        key = id(parsed)
+        if key not in self._positive:
+            assert parsed.node is not None
+            self._positive[key] = tuple(cond.used_positively(parsed.node))
+        return tuple(name for name in self._positive[key] if name in partly)
+
+    def verdict(self, parsed: cond.ParsedCondition, available: frozenset[str]) -> AlternativeVerdict:
+        key = (id(parsed), available)  # parsed is kept alive by self._conditions
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            assert parsed.node is not None
+            found = cond.verdict(parsed.node, available)
+            verdict = self._verdicts[key] = AlternativeVerdict(found.serves, found.lost, found.filters_not_applied)
+        return verdict
+
+    def emitted(self, guide: Guide, alt: Alternative) -> frozenset[str] | None:
+        key = id(alt)
+        if key not in self._emitted:
+            if alt.fields is None:
+                self._emitted[key] = None
+            else:
+                products = {ls[0] for ls in guide.logsources if ls[0]}
+                common = frozenset().union(*(self.kb.common_fields.get(p, frozenset()) for p in products))
+                self._emitted[key] = frozenset(f.casefold() for f in alt.fields | common)
+        return self._emitted[key]
+
+    def of_guide(self, guide: Guide) -> tuple[tuple[frozenset[str] | None, ...], frozenset[str] | None]:
+        """What each alternative of the guide emits, and every field some producer of it writes (None when an
+        alternative does not list its fields)."""
+        key = id(guide)
+        if key not in self._known:
+            emitted = tuple(self.emitted(guide, alt) for alt in guide.enablement)
+            known = None if any(e is None for e in emitted) else frozenset().union(*emitted)
+            self._known[key] = (emitted, known)
+        return self._known[key]
+
+    def all_serve(self, guide: Guide) -> Decision:
+        """The decision of a guide whose producers do not list their fields: every one serves."""
+        decision = self._all_serve.get(id(guide))
+        if decision is None:
+            decision = self._all_serve[id(guide)] = Decision((_SERVES,) * len(guide.enablement))
+        return decision
+
+    def field_dependent(self, guide: Guide) -> bool:
+        """Whether some alternative of the guide lists its fields (else the condition changes nothing)."""
+        key = id(guide)
+        if key not in self._all_listed:
+            self._all_listed[key] = any(alt.fields is not None for alt in guide.enablement)
+        return self._all_listed[key]
+
+
+    def selection_fields(self, rule: Rule) -> tuple[tuple[str, frozenset[frozenset[str]]], ...]:
+        """What the decision reads of a rule's selections: per selection, the distinct case-folded field sets
+        of its branches (keyword matches test no field)."""
+        cache = self._branch_fields
+        result = []
+        for name, branches in rule.selections:
+            sets = set()
+            for branch in branches:
+                names = tuple(match[0] for match in branch)
+                fields = cache.get(names)
+                if fields is None:
+                    fields = cache[names] = frozenset(f.casefold() for f in names if f is not None)
+                sets.add(fields)
+            result.append((name, frozenset(sets)))
+        return tuple(result)
+
+
+def decide(rule: Rule, guide: Guide, producers: ProducerFields, parsed: cond.ParsedCondition,
+           rule_fields: frozenset[str]) -> Decision:
+    """The verdict of every alternative of ``guide`` on ``rule``: ``parsed`` is the rule's condition as
+    ``ProducerFields.read_condition`` read it, ``rule_fields`` its case-folded fields."""
+    if not producers.field_dependent(guide):
+        return producers.all_serve(guide)
+    selections = None
+    verdicts = []
+    emitted_sets, known = producers.of_guide(guide)
+    for emitted in emitted_sets:
+        if emitted is None or rule_fields <= emitted:
+            verdicts.append(_SERVES)   # it sees every selection
+        elif parsed.node is None or parsed.problems:
+            verdicts.append(_REFUSED)  # the condition cannot be read: every field is needed
+        else:
+            if selections is None:
+                selections = producers.selection_fields(rule)
+            available, partly = _visibility(selections, emitted)
+            verdict = producers.verdict(parsed, available)
+            narrowed = producers.narrowed(parsed, partly) if partly and verdict.serves else ()
+            verdicts.append(verdict._replace(narrowed=narrowed) if narrowed else verdict)
+    unsatisfiable: tuple[str, ...] = ()
+    notes = []
+    if known is not None and not rule_fields <= known:
+        unsatisfiable = tuple(f for f in rule.fields if f.casefold() not in known)
+        if unsatisfiable:
+            notes.append(f"field{'s' if len(unsatisfiable) > 1 else ''} {', '.join(unsatisfiable)}: no producer "
+                         f"of guide {guide.path} writes {'them' if len(unsatisfiable) > 1 else 'it'}, so the "
+                         "selections that test them can never match")
+    return Decision(tuple(verdicts), unsatisfiable, tuple(notes))
+
+
+def _visibility(selections: tuple[tuple[str, frozenset[frozenset[str]]], ...],
+                emitted: frozenset[str]) -> tuple[frozenset[str], set[str]]:
+    """(selections with a visible branch, those of them with an invisible branch too)."""
+    available = []
+    partly = set()
+    for name, sets in selections:
+        visible = [s <= emitted for s in sets]
+        if not sets or any(visible):
+            available.append(name)
+            if not all(visible):
+                partly.add(name)
+    return frozenset(available), partly
