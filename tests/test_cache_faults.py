@@ -293,3 +293,20 @@ def test_a_cache_in_use_is_kept_by_pruning(report, rules_copy):
     assert report(rules_copy) == reference          # read from both caches
     for path in (rules_cache, kb_cache):
         assert time.time() - path.stat().st_mtime < 3600
+
+
+def test_every_entry_the_loader_writes_passes_the_shape_check(corpus_rules):
+    """Guard for the shape check itself: if ``rules.pack_result`` changes, ``loader._entry_ok`` must follow
+    (else every cached entry would be parsed again on every run, silently slow)."""
+    from logsource_checker import loader, rules
+
+    result = loader.load_rules_fast([str(corpus_rules)], use_cache=False)
+    by_file: dict[str, rules.LoadResult] = {}
+    for rule in result.rules:
+        by_file.setdefault(rule.path, rules.LoadResult()).rules.append(rule)
+    for error in result.errors:
+        by_file.setdefault(error.path, rules.LoadResult()).errors.append(error)
+    for other in result.others:
+        by_file.setdefault(other.path, rules.LoadResult()).others.append(other)
+    assert len(by_file) > 3000
+    assert all(loader._entry_ok(rules.pack_result(part)) for part in by_file.values())
