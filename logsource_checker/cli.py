@@ -276,7 +276,7 @@ def main(
     code, reason = verdict(report, fail_on.value)
     # with --emit / --docs a short summary replaces the terminal report; a report format asked for with
     # --format still goes to standard output (the summary then goes to standard error)
-    asked = ctx.get_parameter_source("fmt") not in (None, click_default())
+    asked = getattr(ctx.get_parameter_source("fmt"), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
     _output(report, fmt.value, output, verbose, guard, summary=bool(outputs) and not asked)
     if outputs:
         from .templating import render as render_template
@@ -285,12 +285,6 @@ def main(
                                report_file=str(output) if output else None, code=code, reason=reason)
         (sys.stderr if asked and output is None else sys.stdout).write(text)
     raise typer.Exit(code)
-
-
-def click_default():  # noqa: ANN201
-    from click.core import ParameterSource
-
-    return ParameterSource.DEFAULT
 
 
 def _write_error(target: Path, exc: Exception) -> "typer.Exit":

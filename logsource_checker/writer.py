@@ -120,6 +120,7 @@ def write_tree(directory: Path, files: dict[str, bytes | str], guard: Guard | No
         if current is not None and manifest.get(rel) != current and not guard.force:
             refused.append(rel)
         staged.append((rel, content))
+    _check_rule_folders(directory, guard, data)
     new_manifest = {k: v for k, v in manifest.items() if k not in data}
     new_manifest.update({rel: sha256(content) for rel, content in data.items()})
     manifest_bytes = _manifest_bytes(new_manifest)
@@ -155,6 +156,9 @@ def _check_folder(directory: Path, guard: Guard, own_folder: bool, data: dict[st
             raise WriteRefused(f"{directory}: exists and is not a folder")
         if guard.is_input(os.stat(directory)):
             raise WriteRefused(f"{directory}: is an input of this run (a rule folder); write elsewhere")
+
+
+def _check_rule_folders(directory: Path, guard: Guard, data: dict[str, bytes]) -> None:
     real = os.path.realpath(directory)
     if any(rel.endswith((".yml", ".yaml")) for rel in data):
         for folder in guard.rule_folders():
