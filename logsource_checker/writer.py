@@ -49,22 +49,45 @@ class Guard:
     inputs: Iterable[str] = ()                                  # rule paths as given, policy input files
     rule_files: Callable[[], Iterable[str]] = lambda: ()        # every rule file read (listed when needed)
     force: bool = False
-    _identities: set[tuple[int, int]] | None = field(default=None, repr=False)
+    _folders: list[str] | None = field(default=None, repr=False)
+    _given: set[tuple[int, int]] | None = field(default=None, repr=False)
+    _rules: set[tuple[int, int]] | None = field(default=None, repr=False)
 
     def rule_folders(self) -> list[str]:
-        return [os.path.realpath(p) for p in self.inputs if os.path.isdir(p)]
+        if self._folders is None:
+            self._folders = [os.path.realpath(p) for p in self.inputs if os.path.isdir(p)]
+        return self._folders
 
-    def is_input(self, st: os.stat_result) -> bool:
-        if self._identities is None:
-            found = set()
-            for path in [*self.inputs, *self.rule_files()]:
-                try:
-                    info = os.stat(path)
-                except OSError:
-                    continue
-                found.add((info.st_dev, info.st_ino))
-            self._identities = found
-        return (st.st_dev, st.st_ino) in self._identities
+    def is_input(self, st: os.stat_result, path: Path | None = None) -> bool:
+        """Whether ``st`` is the same file as an input: a given path, or a rule file read from a given
+        folder. The rule files (thousands) are stat'ed only when they could be it: when the file has
+        other names (hard links) or lies inside a rule folder."""
+        if self._given is None:
+            self._given = _identities(self.inputs)
+        ident = (st.st_dev, st.st_ino)
+        if ident in self._given:
+            return True
+        if path is None or (st.st_nlink < 2 and not _inside(path, self.rule_folders())):
+            return False
+        if self._rules is None:
+            self._rules = _identities(set(self.rule_files()))
+        return ident in self._rules
+
+
+def _identities(paths: Iterable[str]) -> set[tuple[int, int]]:
+    found = set()
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        found.add((info.st_dev, info.st_ino))
+    return found
+
+
+def _inside(path: Path, folders: list[str]) -> bool:
+    real = os.path.realpath(path)
+    return any(real == folder or real.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders)
 
 
 class Written(list):
@@ -159,10 +182,9 @@ def _check_folder(directory: Path, guard: Guard, own_folder: bool, data: dict[st
 
 
 def _check_rule_folders(directory: Path, guard: Guard, data: dict[str, bytes]) -> None:
-    real = os.path.realpath(directory)
     if any(rel.endswith((".yml", ".yaml")) for rel in data):
         for folder in guard.rule_folders():
-            if real == folder or real.startswith(folder.rstrip(os.sep) + os.sep):
+            if _inside(directory, [folder]):
                 raise WriteRefused(f"{directory}: is inside the rule folder {folder}; the next run would read "
                                    "the YAML files written there as rules")
 
@@ -189,7 +211,7 @@ def _current(directory: Path, rel: str, guard: Guard) -> str | None:
             raise WriteRefused(f"{path}: is a folder")
         if not stat.S_ISREG(st.st_mode):
             raise WriteRefused(f"{path}: is not a regular file")
-        if guard.is_input(st):
+        if guard.is_input(st, path):
             raise WriteRefused(f"{path}: is an input of this run (a rule file or policy input); write elsewhere")
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
