@@ -86,6 +86,10 @@ def _emit_into_rule_folder(work, cli):  # noqa: ANN001, ANN202
     return ["--emit", work / "rules"]
 
 
+def _emit_into_rule_folder_by_another_name(work, cli):  # noqa: ANN001, ANN202
+    return ["--emit", work / "rules" / "windows" / ".." / ".." / "rules", "--force"]
+
+
 def _emit_over_sysmon_input(work, cli):  # noqa: ANN001, ANN202
     (work / "out").mkdir()
     shutil.copy(SYSMON, work / "out" / "sysmon.xml")
@@ -182,6 +186,7 @@ REFUSALS = {
     "-o a policy input": (_o_policy_input, "input of this run"),
     "-o a hard link to a rule file": (_o_hard_link_to_rule, "input of this run"),
     "--emit the rule folder": (_emit_into_rule_folder, "rule folder"),
+    "--emit the rule folder by another name, --force": (_emit_into_rule_folder_by_another_name, "rule folder"),
     "--emit over the --sysmon-config input": (_emit_over_sysmon_input, "input of this run"),
     "--emit over the --auditpol input": (_emit_over_auditpol_input, "input of this run"),
     "--emit over a hard link to a rule file, --force": (_emit_hard_link_of_rule, "input of this run"),
