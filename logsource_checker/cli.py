@@ -246,11 +246,35 @@ def main(
     from .report import build
 
     report = build(result, verbose=verbose or emit is not None)
-    from .writer import Guard, WriteRefused
+    guard = _guard(result, paths, [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else [])], force)
+    outputs = _write_outputs(result, report, emit, docs, guard)
+    code, reason = verdict(report, fail_on.value)
+    # with --emit / --docs a short summary replaces the terminal report; a report format asked for with
+    # --format still goes to standard output (the summary then goes to standard error)
+    asked = getattr(ctx.get_parameter_source("fmt"), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
+    _output(report, fmt.value, output, verbose, guard, summary=bool(outputs) and not asked)
+    if outputs:
+        from .templating import render as render_template
+
+        text = render_template("summary.txt.j2", "text", outputs=outputs, s=report["summary"],
+                               report_file=str(output) if output else None, code=code, reason=reason)
+        (sys.stderr if asked and output is None else sys.stdout).write(text)
+    raise typer.Exit(code)
+
+
+def _guard(result, paths: List[Path], policy_inputs: List[Path], force: bool):  # noqa: ANN001, ANN202
+    """What every output must respect: the run's inputs (never written over) and --force."""
+    from .writer import Guard
 
     loaded = result.loaded
-    guard = Guard(inputs=[str(p) for p in [*paths, *gpresult, *auditpol, *([sysmon_config] if sysmon_config else [])]],
-                  rule_files=lambda: [x.path for x in [*loaded.rules, *loaded.errors, *loaded.others]], force=force)
+    return Guard(inputs=[str(p) for p in [*paths, *policy_inputs]], force=force,
+                 rule_files=lambda: [x.path for x in [*loaded.rules, *loaded.errors, *loaded.others]])
+
+
+def _write_outputs(result, report: dict, emit: Optional[Path], docs: Optional[Path], guard) -> list:  # noqa: ANN001
+    """Write --emit and --docs through the writer; one summary entry per output written."""
+    from .writer import WriteRefused
+
     outputs = []
     if emit is not None:
         from .emit import UnsafeValue, emit_all
@@ -272,19 +296,7 @@ def main(
             raise _write_error(docs, exc)
         outputs.append(_written("the docs site", written, f"{len(written) - 3} guide pages, index, audit policy, "
                                 "mkdocs.yml"))
-
-    code, reason = verdict(report, fail_on.value)
-    # with --emit / --docs a short summary replaces the terminal report; a report format asked for with
-    # --format still goes to standard output (the summary then goes to standard error)
-    asked = getattr(ctx.get_parameter_source("fmt"), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
-    _output(report, fmt.value, output, verbose, guard, summary=bool(outputs) and not asked)
-    if outputs:
-        from .templating import render as render_template
-
-        text = render_template("summary.txt.j2", "text", outputs=outputs, s=report["summary"],
-                               report_file=str(output) if output else None, code=code, reason=reason)
-        (sys.stderr if asked and output is None else sys.stdout).write(text)
-    raise typer.Exit(code)
+    return outputs
 
 
 def _write_error(target: Path, exc: Exception) -> "typer.Exit":
