@@ -1,10 +1,11 @@
 """The one way this tool writes files (``--emit DIR``, ``--docs DIR``, ``-o FILE``): safely, all or nothing.
 
 - **Atomic.** Every file is first written to a temporary file in its own folder (``.NAME.XXXX.tmp``),
-  flushed and fsynced; only when every file of the output is staged are they renamed into place. If
-  anything fails (a full disk, a read-only folder, a rename refused), the files already renamed are
-  put back from hard-linked backups, every temporary file is removed and folders this run created
-  are removed again: the previous files stay exactly as they were.
+  flushed and fsynced, and each file it replaces gets a backup (a hard link, else a copy); only when
+  every file of the output is staged are they renamed into place. If anything fails (a full disk, a
+  read-only folder, a rename refused), the files already renamed are put back from their backups,
+  every temporary file is removed and folders this run created are removed again: the previous files
+  stay exactly as they were.
 - **Never someone else's file.** The tool knows which files it wrote from a manifest,
   ``.logsource-checker-manifest.json``, kept in the folder it writes into (the ``--emit``/``--docs``
   folder; for ``-o`` the output file's folder): each file's path and SHA-256. An existing file is
@@ -274,7 +275,7 @@ class _Staged:
     target: Path
     temp: str
     existed: bool
-    backup: str | None = None
+    backup: str | None = None     # the replaced file's backup (removed once every rename succeeded)
     done: bool = False
 
 
@@ -294,9 +295,9 @@ def _commit(directory: Path, files: list[tuple[str, bytes]]) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        for item in staged:
-            if item.existed:
-                item.backup = _backup(item.target)
+            if staged[-1].existed:
+                staged[-1].backup = _backup(target)
+        for item in staged:   # nothing can run out of space from here on: only renames
             _replace(item.temp, str(item.target))
             item.done = True
     except BaseException:
@@ -309,15 +310,28 @@ def _commit(directory: Path, files: list[tuple[str, bytes]]) -> None:
         _fsync_folder(folder)
 
 
-def _backup(target: Path) -> str | None:
-    """A hard link to the file about to be replaced, to put it back if a later rename fails."""
-    name = os.path.join(str(target.parent), f".{target.name}.{os.getpid()}.bak")
+def _backup(target: Path) -> str:
+    """A copy of the file about to be replaced (a hard link, else a real copy), made before anything is
+    renamed, to put it back if a later rename fails. Raises when neither can be made (then nothing has
+    been replaced yet)."""
+    fd, name = _create_temp(str(target.parent), target.name + ".bak")
+    os.close(fd)
     try:
+        os.unlink(name)
+        try:
+            _link(target, name)
+        except OSError:   # a file system without hard links (FAT, some network shares): copy it
+            import shutil
+
+            shutil.copy2(target, name)
+    except BaseException:
         _unlink(name)
-        os.link(target, name)
-        return name
-    except OSError:
-        return None   # a file system without hard links: no rollback for this one file
+        raise
+    return name
+
+
+def _link(source: Path, name: str) -> None:
+    os.link(source, name)
 
 
 def _roll_back(staged: list[_Staged], created: list[Path]) -> None:

@@ -292,6 +292,21 @@ def test_a_failed_write_leaves_the_previous_files(cli, work, monkeypatch, fault,
     assert snapshot(work) == before
 
 
+def test_rollback_without_hard_links(cli, work, monkeypatch):
+    """On a file system without hard links the backups are copies: a failed rename still restores all."""
+    extra = ["--emit", work / "out"]
+    assert cli(work / "rules", *extra).exit_code == 0
+    before = snapshot(work)
+
+    def no_link(source, name):  # noqa: ANN001, ANN202
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(writer, "_link", no_link)
+    monkeypatch.setattr(writer, "_replace", _failing(5, OSError(errno.EACCES, "Permission denied"), writer._replace))
+    refused(cli(work / "rules", "--gpresult", work / "gpresult.xml", *extra))
+    assert snapshot(work) == before
+
+
 @pytest.mark.parametrize("fault", list(FAULTS), ids=list(FAULTS))
 def test_a_failed_first_write_leaves_nothing(cli, work, monkeypatch, fault):
     name, after, exc = FAULTS[fault]
