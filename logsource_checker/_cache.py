@@ -82,9 +82,11 @@ def _folder_usable(folder: str, create: bool) -> bool:
             st = os.lstat(folder)
         except OSError:
             return False
-    if not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o077:
+    if not stat.S_ISDIR(st.st_mode):
         return False
-    return not hasattr(os, "geteuid") or st.st_uid == os.geteuid()
+    if not hasattr(os, "geteuid"):
+        return True   # Windows: the temporary folder is the user's own, and modes do not apply
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o077
 
 
 def _trusted(handle: Any) -> bool:
