@@ -16,8 +16,6 @@ import re
 from pathlib import Path
 
 import pytest
-
-from logsource_checker.writer import MANIFEST
 from lxml import etree
 
 from conftest import SAMPLES
@@ -26,6 +24,7 @@ from logsource_checker.emit import emit_all, merge_sysmon_config, plan_changes
 from logsource_checker.engine import CheckOptions, check
 from logsource_checker.policy import read_policy
 from logsource_checker.report import build
+from logsource_checker.writer import MANIFEST
 
 RULES = SAMPLES / "rules"
 GPRESULT = SAMPLES / "gpresult" / "advanced-audit.xml"
