@@ -1,8 +1,9 @@
 """Thin command-line layer: options -> engine -> renderers, and exit codes.
 
 Exit codes: 0 every file read, every log source and EventID known and (with a policy) nothing
-missing; 1 rule files with errors, unmapped log sources / EventIDs, or missing requirements (see
-``--fail-on``); 2 wrong invocation, a path that does not exist, or a policy input that cannot be used.
+missing, or ``--fail-on never`` and the run completed; 1 rule files with errors, unmapped log sources /
+EventIDs, or missing requirements (see ``--fail-on``); 2 wrong invocation, a path that does not exist, a
+policy input that cannot be used, or an output the writer refuses (``writer.WriteRefused``).
 """
 from __future__ import annotations
 
@@ -200,6 +201,7 @@ class _Progress:
 
 @app.command(cls=_Command)
 def main(
+    ctx: typer.Context,
     paths: List[Path] = typer.Argument(..., metavar="RULES",
                                        help="Sigma rule files or folders (searched recursively).",
                                        show_default=False),
@@ -231,6 +233,8 @@ def main(
     hold_unknown_volume: bool = typer.Option(False, "--hold-unknown-volume", help="Hold back changes whose event "
                                              "volume is unknown too."),
     docs: Optional[Path] = typer.Option(None, "--docs", metavar="DIR", help="Write Markdown guides and mkdocs.yml into this folder."),
+    force: bool = typer.Option(False, "--force", help="Replace existing files in the --emit/--docs folder or the "
+                               "-o file that check-logsources did not write (or that were edited since)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Per-rule detail."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the caches (parsed rules, guide data)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
@@ -271,32 +275,75 @@ def main(
     from .report import build
 
     report = build(result, verbose=verbose or emit is not None)
-    if emit is not None:
-        from .emit import emit_all
+    guard = _guard(result, paths, [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else [])], force)
+    outputs = _write_outputs(result, report, emit, docs, guard)
+    code, reason = verdict(report, fail_on.value)
+    # with --emit / --docs a short summary replaces the terminal report; a report format asked for with
+    # --format still goes to standard output (the summary then goes to standard error)
+    asked = getattr(ctx.get_parameter_source("fmt"), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
+    _output(report, fmt.value, output, verbose, guard, summary=bool(outputs) and not asked)
+    if outputs:
+        from .templating import render as render_template
 
-        from .emit import UnsafeValue
+        text = render_template("summary.txt.j2", "text", outputs=outputs, s=report["summary"],
+                               report_file=str(output) if output else None, code=code, reason=reason)
+        (sys.stderr if asked and output is None else sys.stdout).write(text)
+    raise typer.Exit(code)
+
+
+def _guard(result, paths: List[Path], policy_inputs: List[Path], force: bool):  # noqa: ANN001, ANN202
+    """What every output must respect: the run's inputs (never written over) and --force."""
+    from .writer import Guard
+
+    loaded = result.loaded
+    return Guard(inputs=[str(p) for p in [*paths, *policy_inputs]], force=force,
+                 rule_files=lambda: [x.path for x in [*loaded.rules, *loaded.errors, *loaded.others]])
+
+
+def _write_outputs(result, report: dict, emit: Optional[Path], docs: Optional[Path], guard) -> list:  # noqa: ANN001
+    """Write --emit and --docs through the writer; one summary entry per output written."""
+    from .writer import WriteRefused
+
+    outputs = []
+    if emit is not None:
+        from .emit import UnsafeValue, emit_all
 
         try:
-            written = emit_all(result, report, emit)
-        except OSError as exc:
-            raise _die(f"{emit}: cannot write: {exc.strerror or exc}")
+            written = emit_all(result, report, emit, guard)
+        except (OSError, WriteRefused) as exc:
+            raise _write_error(emit, exc)
         except UnsafeValue as exc:  # our own data holds a value unfit for a command: refuse to emit
             raise _die(f"guide data: {exc}")
-        sys.stderr.write(f"check-logsources: wrote {len(written)} files to {emit}\n")
+        outputs.append(_written("the changes", written, f"{len(report['recommendations'])} changes to apply"
+                                if report["summary"]["policy_checked"] else "everything the rules need"))
     if docs is not None:
         from .docs import write_docs
 
         try:
-            written = write_docs(result, docs)
-        except OSError as exc:
-            raise _die(f"{docs}: cannot write: {exc.strerror or exc}")
-        sys.stderr.write(f"check-logsources: wrote {len(written)} files to {docs}\n")
+            written = write_docs(result, docs, guard)
+        except (OSError, WriteRefused) as exc:
+            raise _write_error(docs, exc)
+        outputs.append(_written("the docs site", written, f"{len(written) - 3} guide pages, index, audit policy, "
+                                "mkdocs.yml"))
+    return outputs
 
-    _output(report, fmt.value, output, verbose)
-    raise typer.Exit(exit_code(report, fail_on.value))
+
+def _write_error(target: Path, exc: Exception) -> "typer.Exit":
+    if isinstance(exc, OSError):
+        return _die(f"{exc.filename or target}: cannot write: {exc.strerror or exc}; nothing was changed")
+    return _die(str(exc))
 
 
-def _output(report: dict, fmt: str, output: Optional[Path], verbose: bool) -> None:
+def _written(what: str, written: list, detail: str) -> dict:
+    return {"what": what, "directory": str(written.directory), "files": len(written),  # type: ignore[attr-defined]
+            "changed": written.changed, "unchanged": written.unchanged, "detail": detail}  # type: ignore[attr-defined]
+
+
+def _output(report: dict, fmt: str, output: Optional[Path], verbose: bool, guard=None,  # noqa: ANN001
+            summary: bool = False) -> None:
+    """The report: to ``output`` when given, else to standard output unless a summary replaces it."""
+    if output is None and summary:
+        return
     if fmt == "terminal" and output is None:
         from rich.console import Console
 
@@ -310,23 +357,40 @@ def _output(report: dict, fmt: str, output: Optional[Path], verbose: bool) -> No
     if output is None:
         sys.stdout.write(text)
         return
+    from .writer import WriteRefused, write_file
+
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8", errors="backslashreplace")
-    except OSError as exc:
-        raise _die(f"{output}: cannot write: {exc.strerror or exc}")
+        write_file(output, text.encode("utf-8", errors="backslashreplace"), guard)
+    except (OSError, WriteRefused) as exc:
+        raise _write_error(output, exc)
 
 
 def exit_code(report: dict, fail_on: str) -> int:
+    return verdict(report, fail_on)[0]
+
+
+def verdict(report: dict, fail_on: str) -> tuple[int, str]:
+    """The exit status of a completed run and why (see the module docstring and README, Exit status)."""
     summary = report["summary"]
-    if summary["errors"] or summary["unmapped_logsources"] or summary["unmapped_event_ids"]:
-        return 1
-    if not summary["policy_checked"] or fail_on == "never":
-        return 0
+    problems = [f"{summary[key]} {label}" for key, label in (
+        ("errors", "rule file errors"), ("unmapped_logsources", "unmapped log sources"),
+        ("unmapped_event_ids", "unmapped event IDs")) if summary[key]]
+    if fail_on == "never":
+        listed = f"; listed: {', '.join(problems)}" if problems else ""
+        return 0, f"the run completed (--fail-on never){listed}"
+    if problems:
+        return 1, ", ".join(problems)
+    if not summary["policy_checked"]:
+        return 0, "every file read, every log source and EventID known (no policy input to compare)"
     if fail_on == "critical":
-        return 1 if any(r["coverage"] in ("blind", "partial") and r["level"] in ("high", "critical")
-                        for r in report["rules"]) else 0
-    return 1 if summary["missing_requirements"] else 0
+        weak = sum(1 for r in report["rules"] if r["coverage"] in ("blind", "partial")
+                   and r["level"] in ("high", "critical"))
+        if weak:
+            return 1, f"{weak} high or critical rules are blind or partial (--fail-on critical)"
+        return 0, "no high or critical rule is blind or partial (--fail-on critical)"
+    if summary["missing_requirements"]:
+        return 1, f"{summary['missing_requirements']} recommended changes are missing (--fail-on missing)"
+    return 0, "nothing required is missing"
 
 
 def run() -> None:

@@ -95,20 +95,20 @@ def _page_path(guide: Guide) -> str:
     return "sources/" + rel.rsplit(".", 1)[0] + ".md"
 
 
-def write_docs(result: CheckResult, directory: Path) -> list[Path]:
+def write_docs(result: CheckResult, directory: Path, guard: Any = None) -> list[Path]:
+    """Write the site's sources into ``directory`` through ``writer.write_tree`` (all or nothing, never
+    over a file the tool did not write unless ``guard.force``); the paths written (a ``writer.Written``)."""
+    from .writer import write_tree
+
     kb = result.knowledge
-    docs_dir = directory / "docs"
     by_guide: dict[str, list[Any]] = {}
     for res in result.resolution.rules:
         if res.guide is not None:
             by_guide.setdefault(res.guide.id, []).append(res)
-    written: list[Path] = []
+    files: dict[str, str] = {}
 
     def write(rel: str, text: str) -> None:
-        path = directory / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
+        files[rel] = text
 
     pages = []
     inferred = _inferred_events(kb)
@@ -150,7 +150,7 @@ def write_docs(result: CheckResult, directory: Path) -> list[Path]:
             "pages": section} for folder, section in sections.items()]
     write("mkdocs.yml", render("docs/mkdocs.yml.j2", "text", sections=nav,
                                site_name=Trusted(json.dumps("Log-source guides"))))
-    return written
+    return write_tree(directory, files, guard)
 
 
 __all__ = ["write_docs"]

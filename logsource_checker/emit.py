@@ -398,12 +398,13 @@ def _crlf(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\n", "\r\n")
 
 
-def emit_all(result: CheckResult, report: dict[str, Any], directory: Path) -> list[Path]:
+def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard: Any = None) -> list[Path]:
+    """Write the changes into ``directory`` through ``writer.write_tree`` (all or nothing, never over a
+    file the tool did not write unless ``guard.force``); the paths written (a ``writer.Written``)."""
     from .render import render as render_report
 
     kb = result.knowledge
     plan = plan_changes(result)
-    directory.mkdir(parents=True, exist_ok=True)
     audit = sorted(plan.audit.values(), key=lambda c: (c.order, c.guid))
     for change in audit:
         if not GUID_RE.match(change.guid):
@@ -456,9 +457,6 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path) -> li
         files["sysmon.xml"] = merge_sysmon_config(original, sysmon_elements)
     else:
         files["sysmon.xml"] = render("emit/sysmon.xml.j2", "xml", **context)
-    written = []
-    for name, content in files.items():
-        path = directory / name
-        path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
-        written.append(path)
-    return written
+    from .writer import write_tree
+
+    return write_tree(directory, files, guard)

@@ -63,12 +63,15 @@ class KnowledgeError(Exception):
 
 
 def load_knowledge(options: CheckOptions) -> knowledge_mod.Knowledge:
+    kb = _read_knowledge(options, refresh=False)
     try:
-        kb = knowledge_mod.load(options.data_root, use_cache=options.use_cache)
-    except Exception as exc:  # noqa: BLE001 - any failure to read our own data is one clear message
-        raise KnowledgeError(f"guide data in {options.data_root or knowledge_mod.data_root()} cannot be read: "
-                             f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from exc
-    problems = knowledge_mod.validate(kb)
+        problems = knowledge_mod.validate(kb)
+    except Exception:  # noqa: BLE001 - only a cached copy can be of a shape validate cannot read
+        problems = ["cannot be validated"]
+    if problems and options.use_cache:
+        # the cached copy may be what is wrong (the data files are the truth): read them and recache
+        kb = _read_knowledge(options, refresh=True)
+        problems = knowledge_mod.validate(kb)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise KnowledgeError(f"guide data in {kb.root} is inconsistent: {problems[0]}{more}")
@@ -80,6 +83,14 @@ def _where(rule: Rule) -> str:
     if rule.id:
         return f"rule {rule.id}: "
     return f"document {rule.document + 1}: " if rule.document else ""
+
+
+def _read_knowledge(options: CheckOptions, refresh: bool) -> knowledge_mod.Knowledge:
+    try:
+        return knowledge_mod.load(options.data_root, use_cache=options.use_cache, refresh=refresh)
+    except Exception as exc:  # noqa: BLE001 - any failure to read our own data is one clear message
+        raise KnowledgeError(f"guide data in {options.data_root or knowledge_mod.data_root()} cannot be read: "
+                             f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from exc
 
 
 def _check(options: CheckOptions) -> CheckResult:

@@ -6,7 +6,9 @@ name. ``validate`` checks the data against the schema in docs/DATA.md (used by t
 Parsing the ~130 data files takes tens of milliseconds, so the loaded ``Knowledge`` is kept in the
 user's cache directory (next to the rule cache) and reused only while every data file, the set of
 data files, this module, the package version and the Python version are all unchanged. The cache is
-safe to delete; a corrupt one, one from another version or one not owned by the user is ignored.
+safe to delete; a corrupt one, one from another version or one not owned by the user is ignored, and
+so is one whose content does not have the shape of ``Knowledge`` (``_cache.conforms``) or that
+``validate`` finds fault with (``load(..., refresh=True)``, see engine.load_knowledge): it is rebuilt.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, object_data, rules
-from ._cache import cache_dir, read_trusted_pickle, write_pickle_atomically
+from ._cache import cache_dir, conforms, read_trusted_pickle, write_pickle_atomically
 from .object_data import ObjectAccess, ObjectClass, ObjectProducer, SaclKind  # noqa: F401 (re-exported)
 
 _Loader: Any = None
@@ -293,25 +295,28 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def load(root: str | None = None, use_cache: bool = True) -> Knowledge:
+def load(root: str | None = None, use_cache: bool = True, refresh: bool = False) -> Knowledge:
     """The guide data and mappings below ``root`` (default: ``data_root()``, which honours
     ``LOGSOURCE_CHECKER_DATA``), loaded once per process and folder.
 
     With ``use_cache`` the result is read from / written to the on-disk cache (see the module
-    docstring); without it no cache file is read or written.
+    docstring); without it no cache file is read or written. ``refresh`` reads the data files and
+    rewrites the cache (for a cached copy that turned out unusable).
     """
-    return _load(str(Path(root) if root else data_root()), use_cache)
+    if refresh:
+        _load.cache_clear()   # the memo may hold the unusable copy
+    return _load(str(Path(root) if root else data_root()), use_cache, refresh)
 
 
 @lru_cache(maxsize=4)
-def _load(root: str, use_cache: bool) -> Knowledge:
+def _load(root: str, use_cache: bool, refresh: bool = False) -> Knowledge:
     base = Path(root)
     if not use_cache:
         return _load_files(base, _data_files(base))
     files = _data_files(base)
     cache_file = _kb_cache_path(base)
     key = _kb_cache_key(base, files)
-    if key is not None:
+    if key is not None and not refresh:
         cached = _read_kb_cache(cache_file, key)
         if cached is not None:
             return cached
@@ -385,7 +390,7 @@ def _read_kb_cache(path: str, key: tuple[Any, ...]) -> Knowledge | None:
     if not isinstance(data, dict) or data.get("key") != key:
         return None
     kb = data.get("knowledge")
-    return kb if isinstance(kb, Knowledge) else None
+    return kb if conforms(kb, Knowledge) else None   # a pickle of the wrong shape is rebuilt
 
 
 def _write_kb_cache(path: str, key: tuple[Any, ...], kb: Knowledge) -> None:

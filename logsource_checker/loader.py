@@ -2,7 +2,8 @@
 
 The cache lives in the user's cache directory (``$XDG_CACHE_HOME/logsource-checker``, else
 ``~/.cache/logsource-checker``). It is safe to delete; a corrupt cache or one written by another
-version is ignored and rewritten. A cache file not owned by the current user, or writable by
+version is ignored and rewritten, and so is an entry whose content does not have the shape of what
+``rules.pack_result`` writes (``_entry_ok``): that file is parsed again. A cache file not owned by the current user, or writable by
 others, is never unpickled (unpickling runs code), and an entry is reused only while the file's
 size, modification time, change time and inode are all unchanged (a chmod that makes an unreadable
 file readable changes its change time).
@@ -65,6 +66,77 @@ def _read_cache(path: str) -> dict[str, tuple[StatKey, Packed]]:
         return entries
     except Exception:  # a cache of a foreign shape is simply not used
         return {}
+
+
+def _texts(values: Any, optional: bool = False) -> bool:
+    if type(values) is not tuple:
+        return False
+    for value in values:
+        if type(value) is not str and not (optional and value is None):
+            return False
+    return True
+
+
+def _selections_ok(selections: Any) -> bool:
+    """The shape ``Rule.selections`` has: ((name, branches), ...), a branch a tuple of matches, a match
+    (field or None, (modifier, ...), (value text or None, ...))."""
+    if type(selections) is not tuple:
+        return False
+    for selection in selections:
+        if type(selection) is not tuple or len(selection) != 2 or type(selection[0]) is not str \
+                or type(selection[1]) is not tuple:
+            return False
+        for branch in selection[1]:
+            if type(branch) is not tuple:
+                return False
+            for match in branch:
+                if type(match) is not tuple or len(match) != 3:
+                    return False
+                name, modifiers, values = match
+                if (name is not None and type(name) is not str) or not _texts(modifiers) \
+                        or not _texts(values, optional=True):
+                    return False
+    return True
+
+
+def _rule_ok(packed_rule: Any) -> bool:
+    """One rule as ``rules.pack_result`` packs it (the field order of ``Rule``, the log source flattened)."""
+    if type(packed_rule) is not tuple or len(packed_rule) != 17:
+        return False
+    (path, document, rule_id, title, level, status, product, category, service, definition, event_ids,
+     channels, providers, fields, has_keywords, condition, selections) = packed_rule
+    if type(path) is not str or type(document) is not int or type(has_keywords) is not bool:
+        return False
+    for text in (rule_id, title, level, status, product, category, service, definition):
+        if text is not None and type(text) is not str:
+            return False
+    if type(event_ids) is not tuple or not all(type(e) is int for e in event_ids):
+        return False
+    return _texts(channels) and _texts(providers) and _texts(fields) and _texts(condition) \
+        and _selections_ok(selections)
+
+
+def _entry_ok(packed: Any) -> bool:
+    """Whether a cached entry has exactly the shape ``rules.pack_result`` writes: a pickle of the right
+    version whose values have the wrong shape or type (damage, or an edit) is parsed again, never used.
+    tests/test_cache_faults.py checks that every entry the loader writes passes."""
+    if type(packed) is not tuple or len(packed) != 4:
+        return False
+    rules, errors, others, files = packed
+    if type(rules) is not tuple or type(errors) is not tuple or type(others) is not tuple or type(files) is not int:
+        return False
+    for error in errors:
+        if type(error) is not tuple or len(error) != 3 or type(error[0]) is not str \
+                or not (error[1] is None or type(error[1]) is int) or type(error[2]) is not str:
+            return False
+    for other in others:
+        if type(other) is not tuple or len(other) != 5 or type(other[0]) is not str or type(other[1]) is not int \
+                or type(other[2]) is not str or not _texts(other[3:], optional=True):
+            return False
+    for packed_rule in rules:
+        if not _rule_ok(packed_rule):
+            return False
+    return True
 
 
 def _write_cache(path: str, entries: dict[str, tuple[StatKey, Packed]]) -> None:
@@ -191,7 +263,12 @@ def load_rules_fast(paths: list[str], use_cache: bool = True, progress: Any = No
 def _load(stats: dict[str, StatKey], walk_errors: list[LoadError], cached: dict[str, tuple[StatKey, Packed]],
           cache_file: str | None, progress: Any) -> LoadResult:
     result = LoadResult(errors=list(walk_errors))
-    todo = [p for p, key in stats.items() if not (p in cached and cached[p][0] == key)]
+    usable: dict[str, Packed] = {}
+    for path, key in stats.items():
+        if path in cached and cached[path][0] == key:
+            if _entry_ok(cached[path][1]):
+                usable[path] = cached[path][1]
+    todo = [p for p in stats if p not in usable]
     if progress is not None:
         progress.start(len(todo))
     try:
@@ -201,7 +278,12 @@ def _load(stats: dict[str, StatKey], walk_errors: list[LoadError], cached: dict[
             progress.finish()
     entries: dict[str, tuple[StatKey, Packed]] = {}
     for path, key in stats.items():
-        item = fresh[path] if path in fresh else cached[path][1]
+        if path in usable:
+            unpack_result(usable[path], result)
+            if cache_file:
+                entries[path] = (key, usable[path])
+            continue
+        item = fresh[path]
         if type(item) is LoadResult:
             result.extend(item)
             if cache_file:

@@ -24,6 +24,7 @@ from logsource_checker.emit import emit_all, merge_sysmon_config, plan_changes
 from logsource_checker.engine import CheckOptions, check
 from logsource_checker.policy import read_policy
 from logsource_checker.report import build
+from logsource_checker.writer import MANIFEST
 
 RULES = SAMPLES / "rules"
 GPRESULT = SAMPLES / "gpresult" / "advanced-audit.xml"
@@ -263,7 +264,8 @@ def emit(cli, out: Path, *args) -> dict[str, bytes]:
     # the samples are all mapped: exit 1 exactly when a policy input leaves a recommended change missing
     assert result.exit_code == (1 if summary["policy_checked"] and summary["missing_requirements"] else 0), \
         result.stderr
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    # the writer's manifest (tests/test_writer.py) is not an artefact
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != MANIFEST}
 
 
 def texts(files: dict[str, bytes]) -> dict[str, str]:

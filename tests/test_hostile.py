@@ -536,7 +536,7 @@ def _run(cli, tmp_path: Path, hostile: bool, fmt: str) -> dict:
     outputs = {f"stdout.{fmt}": result.stdout}
     for label, folder in (("emit", emit), ("docs", docs)):
         for path in sorted(folder.rglob("*")):
-            if path.is_file():
+            if path.is_file() and path.name != ".logsource-checker-manifest.json":  # the writer's, not an output
                 outputs[f"{label}/{path.relative_to(folder)}"] = path.read_bytes().decode("utf-8")
     return {"exit": result.exit_code, "outputs": outputs, "stderr": result.stderr}
 
