@@ -63,12 +63,14 @@ class Conditions:
     table: dict[str, dict[str, str | None]]
     ignored: frozenset[str]
     known_unsupported: frozenset[str]
+    windash: frozenset[str]
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> "Conditions":
         return cls(table=dict(meta.get("filter_conditions") or {}),
                    ignored=frozenset(meta.get("ignored_modifiers") or ()),
-                   known_unsupported=frozenset(meta.get("widened_modifiers") or ()))
+                   known_unsupported=frozenset(meta.get("widened_modifiers") or ()),
+                   windash=frozenset(str(c) for c in meta.get("windash_characters") or ()))
 
 
 # --------------------------------------------------------------------------- condition -> DNF
@@ -242,6 +244,13 @@ def value_conds(fieldname: str, base: str, value: str, table: dict[str, dict[str
                (True, False): "endswith"}[(lead, trail)]
         return [_edge_safe(Cond(fieldname, str(table[mod]["one"]), pieces[0]), contains)]
     conds = []
+    pieces_kept = [p for p in pieces if p.strip()]  # a blank piece may be trimmed away by XML readers: dropped
+    if not pieces_kept:
+        return []
+    if len(pieces_kept) != len(pieces):
+        lead = lead or not pieces[0].strip()
+        trail = trail or not pieces[-1].strip()
+        pieces = pieces_kept
     for index, piece in enumerate(pieces):
         if index == 0 and not lead:
             conds.append(_edge_safe(Cond(fieldname, str(table["startswith"]["one"]), piece), contains))
@@ -273,7 +282,8 @@ def _match_alternatives(match: Any, fields: frozenset[str], conds: Conditions,
         return None
     mods = [m for m in modifiers if m not in conds.ignored]
     want_all = "all" in mods
-    mods = [m for m in mods if m != "all"]
+    windash = "windash" in mods and bool(conds.windash)
+    mods = [m for m in mods if m not in ("all", "windash")] if windash else [m for m in mods if m != "all"]
     base = mods[0] if len(mods) == 1 and mods[0] in conds.table and mods[0] != "equals" else ""
     if (mods and not base) or len(mods) > 1:
         bad = ", ".join(m for m in mods if m not in conds.table) or "|".join(mods)
@@ -285,6 +295,8 @@ def _match_alternatives(match: Any, fields: frozenset[str], conds: Conditions,
     table = conds.table
     specs = []
     for value in dict.fromkeys(values):
+        if windash:  # any dash variant may stand where the rule has one: read each as a wildcard (wider)
+            value = "".join("?" if ch in conds.windash else ch for ch in value)
         spec = value_conds(fieldname, base, value, table)
         if spec is None:
             out.note(f"{where}: a value Sysmon cannot carry (empty, line break or control character)")

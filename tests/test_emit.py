@@ -74,7 +74,9 @@ NO_POLICY_AUDIT = [  # in the data's order (by category)
 EXPECTED = {
     # The gpresult forces subcategory settings, enables Script Block Logging, audits Logon, Other Object
     # Access and Security System Extension; it sets File Share to failure only and lacks Detailed File Share.
-    # It sets no Sysmon config: Sysmon (recommended for process_creation and registry_set) is emitted.
+    # It sets no Sysmon config: Sysmon (recommended for process_creation and registry_set) is emitted, with
+    # include filters built from the rules (two Image values x one CommandLine list, one OriginalFileName
+    # list; one TargetObject + Details rule).
     # The TaskScheduler channel is off by default and the gpresult does not enable it.
     "gpresult": {
         "args": ["--gpresult", GPRESULT],
@@ -82,7 +84,7 @@ EXPECTED = {
         "audit_csv": GPRESULT_AUDIT,
         "registry": MODULE_LOGGING,
         "channels": {TASKS: None},
-        "sysmon": [("ProcessCreate", "exclude", 0), ("RegistryEvent", "exclude", 0)],
+        "sysmon": [("ProcessCreate", "include", 3), ("RegistryEvent", "include", 1)],
         "force": False,
     },
     # No policy: everything the rules need, except channels on by default (System, PowerShell/Operational).
@@ -93,7 +95,7 @@ EXPECTED = {
         "audit_csv": NO_POLICY_AUDIT,
         "registry": {**FORCE, **MODULE_LOGGING, **SCRIPT_BLOCK},
         "channels": {TASKS: None},
-        "sysmon": [("ProcessCreate", "exclude", 0), ("RegistryEvent", "exclude", 0)],
+        "sysmon": [("ProcessCreate", "include", 3), ("RegistryEvent", "include", 1)],
         "force": True,
     },
     # A Sysmon config alone: every audit and registry setting is missing, as without a policy; the config
@@ -107,7 +109,7 @@ EXPECTED = {
         "channels": {TASKS: None},
         "sysmon": [("ProcessCreate", "exclude", 1), ("NetworkConnect", "include", 3),
                    ("ProcessAccess", "include", 0), ("FileCreate", "include", 2), ("DnsQuery", "exclude", 0),
-                   ("ImageLoad", "include", 0), ("RegistryEvent", "exclude", 0)],
+                   ("ImageLoad", "include", 0), ("RegistryEvent", "include", 1)],
         "force": True,
     },
 }
@@ -558,4 +560,8 @@ def test_corpus_artefacts_parse(cli, tmp_path, corpus_rules, policy_samples, pol
                             for name in channels)
     _, filters = parse_sysmon(files["sysmon.xml"].encode())
     elements = {e.element for e in KB.sysmon_events.values() if e.element}
-    assert filters and all(tag in elements and onmatch == "exclude" for tag, onmatch, _ in filters)
+    blocking = {e.element for e in KB.sysmon_events.values() if e.blocking}
+    assert filters and all(tag in elements - blocking for tag, _, _ in filters)
+    # an exclude is only ever an empty one (collect everything); includes carry the rules' conditions
+    assert all(count == 0 if onmatch == "exclude" else onmatch == "include" and count > 0
+               for _, onmatch, count in filters)
