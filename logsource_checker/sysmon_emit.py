@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .knowledge import SAFE_FIELD_RE, Knowledge
-from .sysmon_filters import Conditions, translate_rule
+from .sysmon_filters import XML_INVALID_RE, Conditions, translate_rule
 from .templating import Trusted, escape_xml_comment, nrules, render
 
 MAX_NAMED_RULES = 50   # rule names listed in one comment before "and N more"
@@ -39,7 +39,7 @@ class Blocked:
 
 
 def _comment(text: str) -> Trusted:
-    return Trusted(escape_xml_comment(text))
+    return Trusted(escape_xml_comment(XML_INVALID_RE.sub("", text)))
 
 
 def _names(refs: list[str]) -> str:

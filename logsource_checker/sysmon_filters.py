@@ -26,6 +26,9 @@ from typing import Any, Iterable
 
 from .templating import one_line
 
+# characters XML 1.0 cannot carry at all (outside its Char production): such a value cannot be written
+XML_INVALID_RE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
 MAX_RULES_PER_BRANCH = 16   # combinations of one branch before its longest value lists are folded
 MAX_RULES_PER_TERM = 64     # combinations of one conjunction before its selections are dropped
 MAX_TERMS = 256             # conjunctions of one condition before it is read as "any selection"
@@ -231,7 +234,7 @@ _FORM = {"": (False, False), "contains": (True, True), "startswith": (False, Tru
 
 def value_conds(fieldname: str, base: str, value: str, table: dict[str, dict[str, str | None]]) -> list[Cond] | None:
     """The AND'ed conditions one Sigma value needs, or None when it cannot be written (widen)."""
-    if one_line(value) != value or not value.strip():
+    if one_line(value) != value or not value.strip() or XML_INVALID_RE.search(value):
         return None  # line breaks, control or bidi characters are not kept in XML text; empty: no condition
     pieces, lead, trail, wild = sigma_pieces(value)
     before, after = _FORM[base]

@@ -380,6 +380,7 @@ def test_one_selection_translates(match, want):
     ((None, (), ("evil",)), "keyword"),
     (("TargetObject", (), ("x",)), "not a field"),
     (("Image", (), ("a\nb",)), "cannot carry"),
+    (("Image", (), ("a\ufffeb",)), "cannot carry"),     # not an XML character at all
 ])
 def test_what_sysmon_cannot_express_collects_everything_here(match, note):
     rule = type("R", (), {"ref": "r", "condition": ("sel",), "selections": (("sel", ((match,),)),)})
@@ -398,3 +399,19 @@ def test_sample_rules_translate_without_widening():
     for rule in rules:
         out = translate_rule(rule, frozenset(KB.sysmon_events[1].fields), CONDS)
         assert not out.collect_all and not out.notes and out.rules
+
+
+def test_rule_text_that_xml_cannot_carry_never_breaks_the_file():
+    from logsource_checker.templating import Trusted
+
+    group = {"element": Trusted("ProcessCreate"), "event_ids": [1], "rules": 1, "unblinds": 0, "unblinds_all": 0,
+             "refs": ["id\ufffe-->x\ud800"], "collect_all": False, "notes": ["rule id\ufffe: -- <b>"],
+             "filters": [{"conds": [{"field": Trusted("Image"), "condition": Trusted("is"), "value": "a & <b>"}],
+                          "served": ["id\ufffe-->x"]}]}
+    config = b'<Sysmon schemaversion="4.90">\n  <EventFiltering>\n    <ProcessCreate onmatch="include"/>\n' \
+             b'  </EventFiltering>\n</Sysmon>\n'
+    merged = merge_sysmon_config(config, [group])
+    root = etree.fromstring(merged)
+    assert [n.text for n in root.iter("Image")] == ["a & <b>"]
+    assert all("--" not in c.text for c in root.iter(etree.Comment))
+    assert SysmonConfig(merged, ELEMENTS).logs(1, {"Image": "A & <B>"}) is True
