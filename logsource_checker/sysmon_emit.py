@@ -158,14 +158,16 @@ def group_context(group: dict[str, Any], indent: str, merged: bool = False) -> d
 
 
 def blocked_comment(kb: Knowledge, blocked: Blocked) -> Trusted | None:
-    if not blocked.event_ids:
-        return None
+    return _comment(blocked_text(kb, blocked)) if blocked.event_ids else None
+
+
+def blocked_text(kb: Knowledge, blocked: Blocked) -> str:
     names = ", ".join(f"{i} ({kb.sysmon_events[i].element})" for i in blocked.event_ids)
     text = (f"Not written: Sysmon event {names}. A filter for these event types makes Sysmon block what it "
             f"matches (an empty exclude would block every executable written to disk), so it is a protection "
             f"policy, not a log setting. The {nrules(len(blocked.refs))} on them ({_names(blocked.refs)}) detect "
             f"blocks a site configured on purpose; no recommendation can switch them on.")
-    return _comment(text)
+    return text
 
 
 def render_config(kb: Knowledge, context: dict[str, Any], groups: list[dict[str, Any]], blocked: Blocked) -> str:
@@ -180,116 +182,13 @@ def render_config(kb: Knowledge, context: dict[str, Any], groups: list[dict[str,
 
 def merge_sysmon_config(data: bytes, groups: list[dict[str, Any]], blocked: Blocked | None = None,
                         kb: Knowledge | None = None) -> bytes:
-    """The given Sysmon config with what the rules miss added; everything else kept, comments included.
+    """The given Sysmon config with what the rules miss added; every other byte kept (sysmon_merge).
 
     ``groups`` come from ``tailor`` (entries without ``collect_all`` are read as collect-all, without
-    ``missing`` as missing). See the module docstring for when a group is added.
-    """
-    from lxml import etree
-
-    from .policy.xmlsafe import local_name, parse_xml_bytes
+    ``missing`` as missing)."""
+    from .policy.xmlsafe import parse_xml_bytes
+    from .sysmon_merge import merge_text
 
     root = parse_xml_bytes("sysmon config", data)
-    filtering = next((n for n in root if local_name(n) == "EventFiltering"), None)
-    notes: list[str] = []
-    additions: list[dict[str, Any]] = []
-    for group in groups:
-        name = str(group["element"])
-        nodes = [n for n in filtering.iter() if local_name(n) == name] if filtering is not None else []
-        missing = group.get("missing", True)
-        if not nodes and not missing:
-            continue  # not mentioned: Sysmon's default for the type applies, left as it is
-        for node in [n for n in nodes if _onmatch(n) == "include" and not _conditions(n)]:
-            _remove_filter(node, filtering)
-        rest = [n for n in nodes if n.getparent() is not None]
-        single_exclude = len(rest) == 1 and _onmatch(rest[0]) == "exclude"
-        if single_exclude:
-            if missing:
-                notes.append(f"{name}: its one exclude filter now logs every event it does not exclude")
-            continue
-        if group.get("collect_all", True) and rest:
-            notes.append(f"{name}: the rules need every event of this type, but this configuration logs only what "
-                         f"its include filters match; left as it is (replace them with <{name} onmatch=\"exclude\"/> "
-                         f"to log them all)")
-            continue
-        additions.append(group)
-    if not additions and not notes:
-        text = " logsource_checker: nothing to add, this configuration already collects every Sysmon event type " \
-               "the rules need "
-        root.addprevious(etree.Comment(text))
-        if blocked is not None and kb is not None and blocked.event_ids:
-            root.addprevious(etree.Comment(f" {blocked_comment(kb, blocked)} "))
-        return etree.tostring(root.getroottree(), encoding="utf-8", xml_declaration=False) + b"\n"
-    if filtering is None:
-        filtering = etree.SubElement(root, "EventFiltering")
-        filtering.text = "\n" + _indent_of(root, 1)
-        filtering.tail = "\n"
-    child_indent = _indent_of(filtering, 1)
-    closing_indent = _indent_of(filtering, 0)
-    comments = [f"logsource_checker: {n}" for n in notes]
-    if blocked is not None and kb is not None and blocked.event_ids:
-        comments.append(str(blocked_comment(kb, blocked)))
-    items: list[Any] = [etree.Comment(" " + str(_comment(c)) + " ") for c in comments]
-    for group in additions:
-        fragment = render("emit/sysmon_group.xml.j2", "xml", **group_context(group, child_indent, merged=True))
-        items.append(etree.fromstring(fragment.strip().encode("utf-8")))
-    last = filtering[-1] if len(filtering) else None
-    if last is not None:
-        last.tail = "\n" + child_indent
-    else:
-        filtering.text = "\n" + child_indent
-    for i, item in enumerate(items):
-        filtering.append(item)
-        item.tail = "\n" + (child_indent if i + 1 < len(items) else closing_indent)
-    return etree.tostring(root.getroottree(), encoding="utf-8", xml_declaration=False) + b"\n"
-
-
-def _onmatch(node) -> str:
-    return (node.get("onmatch") or "").strip().casefold()
-
-
-def _conditions(node) -> bool:
-    from .policy.xmlsafe import local_name
-
-    return any(local_name(child) for child in node)
-
-
-def _remove_filter(node, filtering) -> None:
-    """Remove an include filter with no condition, and its RuleGroup when nothing else is left in it."""
-    from .policy.xmlsafe import local_name
-
-    parent = node.getparent()
-    _remove(node)
-    if parent is not filtering and local_name(parent) == "RuleGroup" and not any(local_name(c) for c in parent):
-        _remove(parent)   # a RuleGroup left with comments only
-
-
-def _remove(node) -> None:
-    """Remove a node; the whitespace after it replaces the whitespace before it, so lines stay aligned."""
-    parent = node.getparent()
-    previous = node.getprevious()
-    tail = node.tail or ""
-    if previous is not None:
-        previous.tail = tail if not tail.strip() else (previous.tail or "") + tail
-    else:
-        parent.text = tail if not tail.strip() else (parent.text or "") + tail
-    parent.remove(node)
-
-
-def _indent_of(node, extra: int) -> str:
-    """The indentation of ``node``'s children (extra=1) or of the node itself (extra=0), from the file."""
-    parent = node.getparent()
-    own = ""
-    if parent is not None:
-        previous = node.getprevious()
-        before = (previous.tail if previous is not None else parent.text) or ""
-        own = before.rsplit("\n", 1)[-1] if "\n" in before else ""
-    own = "".join(ch for ch in own if ch in " \t")
-    if extra == 0:
-        return own
-    for child in node:
-        previous = child.getprevious()
-        before = (previous.tail if previous is not None else node.text) or ""
-        if "\n" in before:
-            return "".join(ch for ch in before.rsplit("\n", 1)[-1] if ch in " \t")
-    return own + "  "
+    extra = [blocked_text(kb, blocked)] if blocked is not None and kb is not None and blocked.event_ids else []
+    return merge_text(data, root, groups, lambda group, indent: group_context(group, indent, merged=True), extra)

@@ -415,3 +415,29 @@ def test_rule_text_that_xml_cannot_carry_never_breaks_the_file():
     assert [n.text for n in root.iter("Image")] == ["a & <b>"]
     assert all("--" not in c.text for c in root.iter(etree.Comment))
     assert SysmonConfig(merged, ELEMENTS).logs(1, {"Image": "A & <B>"}) is True
+
+
+@pytest.mark.parametrize("encoding, bom", [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("utf-16-le", b"\xff\xfe"),
+                                           ("utf-16-be", b"\xfe\xff")])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_merge_keeps_every_other_byte(cli, tmp_path, encoding, bom, newline):
+    declared = "UTF-8" if encoding == "utf-8" else "UTF-16"
+    lines = [f'<?xml version="1.0" encoding="{declared}"?>', "<!-- theirs: é -->", '<Sysmon schemaversion="4.90">',
+             "\t<HashAlgorithms>sha256</HashAlgorithms>", "\t<EventFiltering>",
+             "\t\t<RegistryEvent onmatch = 'include' ></RegistryEvent>",
+             "\t\t<ProcessCreate onmatch='include' >", "\t\t\t<Image condition='end with'>\\cmd.exe</Image>",
+             "\t\t</ProcessCreate>", "\t</EventFiltering>", "</Sysmon>", ""]
+    data = bom + newline.join(lines).encode(encoding)
+    user = tmp_path / "user.xml"
+    user.write_bytes(data)
+    merged = emitted(cli, tmp_path, "--sysmon-config", user)
+    assert merged.startswith(bom)
+    text = merged[len(bom):].decode(encoding)
+    assert "\n" not in text.replace("\r\n", "") if newline == "\r\n" else "\r" not in text
+    kept = [line for line in lines if "RegistryEvent" not in line]
+    got = text.split(newline)
+    assert [line for line in got if line in kept] == kept                # their lines, unchanged and in order
+    assert got.index("\t</EventFiltering>") > got.index("\t\t</ProcessCreate>") + 1   # ours before the close
+    filters = filters_of(merged)
+    assert [m for m, _ in filters["RegistryEvent"]] == ["include"] and filters["ProcessCreate"][0] == ("include", 1)
+    assert [m for m, _ in filters["ProcessCreate"]] == ["include", "include"]   # theirs, and ours added
