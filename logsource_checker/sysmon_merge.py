@@ -77,18 +77,34 @@ def _decode(data: bytes, root) -> tuple[str, str, bytes]:
     return data[skip:].decode(encoding), encoding, data[:skip]
 
 
+_MARKUP_RE = re.compile(r"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>", re.S)
+
+
 class _Text:
-    """The configuration's text, with element spans found from lxml's line numbers."""
+    """The configuration's text, with element spans found from lxml's line numbers (never inside a
+    comment, CDATA section or processing instruction)."""
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self.masked = [(m.start(), m.end()) for m in _MARKUP_RE.finditer(text)]
+
+    def search(self, pattern: re.Pattern[str], start: int) -> re.Match[str] | None:
+        position = start
+        while True:
+            match = pattern.search(self.text, position)
+            if match is None:
+                return None
+            inside = next((e for s, e in self.masked if s <= match.start() < e), None)
+            if inside is None:
+                return match
+            position = inside
 
     def start_of(self, node) -> int:
         local = node.tag.split("}")[-1]
         qname = f"{node.prefix}:{local}" if node.prefix else local
         line = min(max(0, (node.sourceline or 1) - 1), len(self.line_starts) - 1)
-        match = re.compile(r"<" + re.escape(qname) + r"(?=[\s/>])").search(self.text, self.line_starts[line])
+        match = self.search(re.compile(r"<" + re.escape(qname) + r"(?=[\s/>])"), self.line_starts[line])
         if match is None:
             raise ValueError(f"cannot find <{qname}> in the text")
         return match.start()
@@ -101,7 +117,7 @@ class _Text:
         if self.text[end_of_tag - 2:end_of_tag] == "/>":
             end = end_of_tag
         else:
-            close = re.compile(r"</" + re.escape(qname) + r"\s*>").search(self.text, end_of_tag)
+            close = self.search(re.compile(r"</" + re.escape(qname) + r"\s*>"), end_of_tag)
             if close is None:
                 raise ValueError(f"cannot find </{qname}> in the text")
             end = close.end()
@@ -133,11 +149,65 @@ def _indent(text: str, position: int) -> str:
     return head if not head.strip() else ""
 
 
-def merge_text(data: bytes, root, groups: list[dict[str, Any]], context_of, extra_comments: list[str]) -> bytes:
-    """The user's bytes with the decided edits; ``context_of(group, indent)`` gives the template context."""
+def _signature(root, skip: list[Any] = ()) -> list[tuple[str, str, int]]:
+    """The filter elements of a configuration in document order: (name, onmatch, entries)."""
     from .policy.xmlsafe import local_name
 
+    out = []
+    for filtering in (n for n in root if local_name(n) == "EventFiltering"):
+        for node in filtering:
+            inner = [c for c in node if local_name(c)] if local_name(node) == "RuleGroup" else [node]
+            out += [(local_name(f), _onmatch(f), len([c for c in f if local_name(c)]))
+                    for f in inner if local_name(f) and f not in skip]
+    return out
+
+
+def merge_text(data: bytes, root, groups: list[dict[str, Any]], context_of, extra_comments: list[str]) -> bytes:
+    """The user's bytes with the decided edits; ``context_of(group, indent)`` gives the template context.
+
+    The result is parsed back and its filter elements compared with what the edits must give; should the
+    text edits miss (a file this locator does not follow), the edits are made on the parsed tree instead,
+    which keeps the content but not every byte of the layout."""
+    from .policy.xmlsafe import parse_xml_bytes
+
     cut, additions, notes = decide(root, groups)
+    expected = _signature(root, cut) + [(str(g["element"]), "exclude" if g.get("collect_all", True) else "include",
+                                         0 if g.get("collect_all", True) else len(g.get("filters") or []))
+                                        for g in additions]
+    try:
+        merged = _edit_text(data, root, cut, additions, notes, context_of, extra_comments)
+        if _signature(parse_xml_bytes("merged sysmon config", merged)) == expected:
+            return merged
+    except (ValueError, UnicodeError):
+        pass
+    return _edit_tree(root, cut, additions, notes, context_of, extra_comments)
+
+
+def _edit_tree(root, cut, additions, notes, context_of, extra_comments) -> bytes:
+    from lxml import etree
+
+    from .policy.xmlsafe import local_name
+
+    for node in cut:
+        parent = node.getparent()
+        parent.remove(node)
+        if local_name(parent) == "RuleGroup" and not any(local_name(c) for c in parent):
+            parent.getparent().remove(parent)
+    filtering = next((n for n in root if local_name(n) == "EventFiltering"), None)
+    if filtering is None:
+        filtering = etree.SubElement(root, "EventFiltering")
+    for text in [f"logsource_checker: {n}" for n in notes] + extra_comments:
+        filtering.append(etree.Comment(f" {_comment_text(text)} "))
+    for group in additions:
+        fragment = render("emit/sysmon_group.xml.j2", "xml", **context_of(group, ""))
+        filtering.append(etree.fromstring(fragment.strip().encode("utf-8")))
+    etree.indent(root, space="  ")
+    return etree.tostring(root.getroottree(), encoding="utf-8", xml_declaration=False) + b"\n"
+
+
+def _edit_text(data: bytes, root, cut, additions, notes, context_of, extra_comments) -> bytes:
+    from .policy.xmlsafe import local_name
+
     text, encoding, bom = _decode(data, root)
     newline = "\r\n" if "\r\n" in text else "\n"
     doc = _Text(text)
@@ -157,7 +227,7 @@ def merge_text(data: bytes, root, groups: list[dict[str, Any]], context_of, extr
         end = text.rstrip()
         return bom + (end + newline + closing + newline).encode(encoding, errors="xmlcharrefreplace")
     if filtering is not None:
-        close = re.compile(r"</(?:[\w.-]+:)?EventFiltering\s*>").search(text, doc.start_of(filtering))
+        close = doc.search(re.compile(r"</(?:[\w.-]+:)?EventFiltering\s*>"), doc.start_of(filtering))
         if close is None:
             raise ValueError("cannot find </EventFiltering> in the text")
         at = close.start()
@@ -168,7 +238,7 @@ def merge_text(data: bytes, root, groups: list[dict[str, Any]], context_of, extr
         prefix = "" if text[insert_at - 1:insert_at] == "\n" else newline
         insertion = prefix + block
     else:
-        close = re.compile(r"</(?:[\w.-]+:)?Sysmon\s*>").search(text)
+        close = doc.search(re.compile(r"</(?:[\w.-]+:)?Sysmon\s*>"), 0)
         if close is None:
             raise ValueError("cannot find </Sysmon> in the text")
         at = close.start()

@@ -441,3 +441,21 @@ def test_merge_keeps_every_other_byte(cli, tmp_path, encoding, bom, newline):
     filters = filters_of(merged)
     assert [m for m, _ in filters["RegistryEvent"]] == ["include"] and filters["ProcessCreate"][0] == ("include", 1)
     assert [m for m, _ in filters["ProcessCreate"]] == ["include", "include"]   # theirs, and ours added
+
+
+@pytest.mark.parametrize("body", [
+    # two filters on one line: the line-based text locator finds the first twice; the tree edit takes over
+    '<RegistryEvent onmatch="include"/><RegistryEvent onmatch="include"/>',
+    # a comment that looks like the element, before it on its line
+    '<!-- <RegistryEvent onmatch="exclude"/> --><RegistryEvent onmatch="include"/>',
+    '<![CDATA[</EventFiltering>]]><RegistryEvent onmatch="include"/>',
+])
+def test_merge_of_unusual_layouts_is_still_right(cli, tmp_path, body):
+    xml = f'<Sysmon schemaversion="4.90"><EventFiltering>{body}</EventFiltering></Sysmon>'.encode()
+    user = tmp_path / "user.xml"
+    user.write_bytes(xml)
+    merged = emitted(cli, tmp_path, "--sysmon-config", user)
+    filters = filters_of(merged)
+    assert [m for m, _ in filters["RegistryEvent"]] == ["include"] and filters["RegistryEvent"][0][1] > 0
+    event = RULES["run_key_public"][3][0]
+    assert SysmonConfig(merged, ELEMENTS).logs(13, event) is True
