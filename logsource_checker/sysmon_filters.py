@@ -289,8 +289,12 @@ def _match_alternatives(match: Any, fields: frozenset[str], conds: Conditions,
     mods = [m for m in mods if m not in ("all", "windash")] if windash else [m for m in mods if m != "all"]
     base = mods[0] if len(mods) == 1 and mods[0] in conds.table and mods[0] != "equals" else ""
     if (mods and not base) or len(mods) > 1:
-        bad = ", ".join(m for m in mods if m not in conds.table) or "|".join(mods)
-        out.note(f"{where}: modifier {bad} cannot be written as a Sysmon condition")
+        bad = [m for m in mods if m not in conds.table]
+        unknown = [m for m in bad if m not in conds.known_unsupported]
+        if unknown:
+            out.note(f"{where}: unknown modifier {', '.join(unknown)}; the match is not written")
+        else:
+            out.note(f"{where}: modifier {', '.join(bad) or '|'.join(mods)} cannot be written as a Sysmon condition")
         return None
     if not values or any(v is None for v in values):
         out.note(f"{where}: null or empty value list is not a Sysmon condition")

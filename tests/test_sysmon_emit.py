@@ -459,3 +459,9 @@ def test_merge_of_unusual_layouts_is_still_right(cli, tmp_path, body):
     assert [m for m, _ in filters["RegistryEvent"]] == ["include"] and filters["RegistryEvent"][0][1] > 0
     event = RULES["run_key_public"][3][0]
     assert SysmonConfig(merged, ELEMENTS).logs(13, event) is True
+
+
+def test_an_unknown_modifier_is_named_as_such():
+    rule = type("R", (), {"ref": "r", "condition": ("sel",), "selections": (("sel", ((("Image", ("sparkle",), ("x",)),),)),)})
+    out = translate_rule(rule, frozenset(KB.sysmon_events[1].fields), CONDS)
+    assert out.collect_all and any("unknown modifier sparkle" in n for n in out.notes)
