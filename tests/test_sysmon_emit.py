@@ -465,3 +465,17 @@ def test_an_unknown_modifier_is_named_as_such():
     rule = type("R", (), {"ref": "r", "condition": ("sel",), "selections": (("sel", ((("Image", ("sparkle",), ("x",)),),)),)})
     out = translate_rule(rule, frozenset(KB.sysmon_events[1].fields), CONDS)
     assert out.collect_all and any("unknown modifier sparkle" in n for n in out.notes)
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"filter_conditions": {"equals": {"one": "is"}, "endswith": {"one": "ends with"}}}, "'ends with' is not a Sysmon condition"),
+    ({"filter_conditions": {"contains": {"one": "contains"}}}, "no 'equals' entry"),
+    ({"filter_conditions": {"equals": {"one": "is", "some": "is any"}}}, "unknown form 'some'"),
+    ({"conditions": ["is", "contains</x>"], "filter_conditions": {"equals": {"one": "is"}}}, "not a plain name"),
+])
+def test_the_condition_table_is_validated(change, problem):
+    from logsource_checker.knowledge import _sysmon_condition_problems
+
+    assert not _sysmon_condition_problems(KB.sysmon_meta)
+    problems = _sysmon_condition_problems({**KB.sysmon_meta, **change})
+    assert any(problem in p for p in problems), problems
