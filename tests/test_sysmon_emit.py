@@ -479,3 +479,23 @@ def test_the_condition_table_is_validated(change, problem):
     assert not _sysmon_condition_problems(KB.sysmon_meta)
     problems = _sysmon_condition_problems({**KB.sysmon_meta, **change})
     assert any(problem in p for p in problems), problems
+
+
+def test_a_blocking_type_the_config_does_not_collect_is_unknown_never_recommended(cli, tmp_path):
+    user = tmp_path / "user.xml"
+    user.write_bytes(b'<Sysmon schemaversion="4.90"><EventFiltering><FileBlockExecutable onmatch="include"/>'
+                     b'</EventFiltering></Sysmon>')
+    rules = write_rules(tmp_path / "rules")
+    report = cli(rules, "--sysmon-config", user, "--format", "json", "--no-cache").json()
+    req = next(r for r in report["requirements"] if r["id"] == "sysmon:27")
+    assert req["status"] == "unknown" and "blocking" in req["reason"]
+    assert "sysmon:27" not in json_ids(report["recommendations"])
+
+
+def json_ids(value) -> set[str]:
+    """Every string anywhere in a JSON value (requirement ids included)."""
+    if isinstance(value, dict):
+        return set().union(*(json_ids(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(json_ids(v) for v in value)) if value else set()
+    return {value} if isinstance(value, str) else set()
