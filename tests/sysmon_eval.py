@@ -45,9 +45,10 @@ def _cond(condition: str, value: str, data: str) -> bool:
 
 
 class SysmonConfig:
-    def __init__(self, xml: bytes, elements: dict[int, str]) -> None:
+    def __init__(self, xml: bytes, elements: dict[int, str], trim: bool = False) -> None:
         self.root = etree.fromstring(xml, etree.XMLParser(resolve_entities=False, no_network=True))
         self.elements = elements  # event id -> filter element name
+        self.trim = trim  # read condition texts as an XML reader that trims outer blanks would
 
     def _filters(self, element: str) -> list[tuple[etree._Element, str]]:
         found = []
@@ -63,15 +64,15 @@ class SysmonConfig:
         excludes = [f for f in found if (f[0].get("onmatch") or "").lower() == "exclude"]
         return excludes + [f for f in found if f not in excludes]
 
-    @staticmethod
-    def _entry(node: etree._Element, event: dict[str, str]) -> bool:
+    def _entry(self, node: etree._Element, event: dict[str, str]) -> bool:
         if node.tag == "Rule":
             parts = [c for c in node if isinstance(c.tag, str)]
-            results = [SysmonConfig._entry(c, event) for c in parts]
+            results = [self._entry(c, event) for c in parts]
             return all(results) if (node.get("groupRelation") or "and").lower() == "and" else any(results)
         if node.tag not in event:
             return False
-        return _cond(node.get("condition") or "is", node.text or "", event[node.tag])
+        text = (node.text or "").strip() if self.trim else node.text or ""
+        return _cond(node.get("condition") or "is", text, event[node.tag])
 
     def _matches(self, node: etree._Element, relation: str, event: dict[str, str]) -> bool:
         entries = [c for c in node if isinstance(c.tag, str)]

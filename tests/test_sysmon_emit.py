@@ -364,6 +364,7 @@ def test_sigma_pieces(value, want):
     (("CommandLine", ("contains",), ("a;b", "c")),
      {(("CommandLine", "contains", "a;b"),), (("CommandLine", "contains", "c"),)}),
     (("Image", ("startswith",), (" C:\\x",)), {(("Image", "contains", "C:\\x"),)}),   # outer blank: wider
+    (("Image", (), (" a ",)), {(("Image", "contains", "a"),)}),                   # 'is' would break if trimmed
     (("Image", ("cased",), ("C:\\a.exe",)), {(("Image", "is", "C:\\a.exe"),)}),
 ])
 def test_one_selection_translates(match, want):
@@ -499,3 +500,60 @@ def json_ids(value) -> set[str]:
     if isinstance(value, list):
         return set().union(*(json_ids(v) for v in value)) if value else set()
     return {value} if isinstance(value, str) else set()
+
+
+# --------------------------------------------------------------------------- property: never narrower than the rule
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from logsource_checker.sysmon_emit import group_context  # noqa: E402
+from logsource_checker.templating import Trusted, render  # noqa: E402
+
+_VALUE = st.text(alphabet="ab-/\\*? ;", min_size=1, max_size=4)
+_DATA = st.text(alphabet="ab-/\\*? ;\u2013", max_size=6)
+_MODS = st.sampled_from([(), ("contains",), ("startswith",), ("endswith",), ("contains", "all"),
+                         ("contains", "windash"), ("windash",), ("endswith", "windash"), ("cased",), ("re",)])
+_FIELDS = ("Image", "CommandLine", "ParentImage")
+
+
+@st.composite
+def _selection(draw):
+    keys = draw(st.lists(st.sampled_from(_FIELDS), min_size=1, max_size=2, unique=True))
+    return {k: (draw(_MODS), draw(st.lists(_VALUE, min_size=1, max_size=3))) for k in keys}
+
+
+def _sysmon_xml(rule) -> bytes:
+    out = translate_rule(rule, frozenset(KB.sysmon_events[1].fields), CONDS)
+    group = {"element": Trusted("ProcessCreate"), "event_ids": [1], "rules": 1, "unblinds": 0, "unblinds_all": 0,
+             "refs": ["r"], "notes": out.notes, "collect_all": out.collect_all,
+             "filters": [] if out.collect_all else [{"conds": [{"field": Trusted(c.field), "condition": Trusted(c.condition),
+                                                               "value": c.value} for c in r], "served": ["r"]}
+                                                    for r in sorted(out.rules)]}
+    fragment = render("emit/sysmon_group.xml.j2", "xml", **group_context(group, "    "))
+    return f'<Sysmon schemaversion="4.90">\n  <EventFiltering>\n{fragment}  </EventFiltering>\n</Sysmon>\n'.encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(sel_a=_selection(), sel_b=_selection(),
+       condition=st.sampled_from(["sel_a", "sel_a and sel_b", "sel_a or sel_b", "sel_a and not sel_b",
+                                  "1 of sel_*", "all of sel_*", "(sel_a or sel_b) and sel_a"]),
+       data=st.data())
+def test_whatever_a_rule_matches_is_logged(sel_a, sel_b, condition, data):
+    values = [v for sel in (sel_a, sel_b) for _, vs in sel.values() for v in vs]
+    near = st.builds(lambda pre, v, post: pre + v.replace("*", "").replace("?", "") + post,
+                     st.sampled_from(["", " ", "x", "-"]), st.sampled_from(values), st.sampled_from(["", " ", "b"]))
+    event = data.draw(st.fixed_dictionaries({f: st.one_of(_DATA, near) for f in _FIELDS}))
+    selections = tuple((name, (tuple((f, mods, tuple(values)) for f, (mods, values) in sel.items()),))
+                       for name, sel in (("sel_a", sel_a), ("sel_b", sel_b)))
+    rule = type("R", (), {"ref": "r", "condition": (condition,), "selections": selections})
+    detection = {name: {"|".join((f, *mods)): values for f, (mods, values) in sel.items()}
+                 for name, sel in (("sel_a", sel_a), ("sel_b", sel_b))}
+    detection["condition"] = condition
+    try:
+        matched = sigma_matches(detection, event)
+    except re.error:
+        return  # a drawn value that is not a valid regular expression: the rule matches nothing
+    if matched:  # whether or not Sysmon's XML reader trims the blanks around a condition's text
+        xml = _sysmon_xml(rule)
+        assert SysmonConfig(xml, ELEMENTS).logs(1, event) is True
+        assert SysmonConfig(xml, ELEMENTS, trim=True).logs(1, event) is True
