@@ -198,11 +198,11 @@ class _Parser:
 
 # --------------------------------------------------------------------------- values
 
-def sigma_pieces(value: str) -> tuple[list[str], bool, bool, bool]:
+def sigma_pieces(value: str, wild_chars: frozenset[str] = frozenset()) -> tuple[list[str], bool, bool, bool]:
     """A Sigma value as (literal pieces between wildcards, leading wildcard, trailing wildcard, any wildcard).
 
     ``\\*``, ``\\?`` and ``\\\\`` are escapes (a literal ``*``, ``?``, ``\\``); any other backslash is
-    literal; ``?`` is read like ``*`` (wider).
+    literal; ``?`` is read like ``*`` (wider), and so is any unescaped character of ``wild_chars``.
     """
     pieces: list[str] = []
     current: list[str] = []
@@ -214,7 +214,7 @@ def sigma_pieces(value: str) -> tuple[list[str], bool, bool, bool]:
             current.append(value[i + 1])
             i += 2
             continue
-        if ch in "*?":
+        if ch in "*?" or ch in wild_chars:
             wild = True
             if not pieces and not current:
                 lead = True
@@ -232,11 +232,12 @@ def sigma_pieces(value: str) -> tuple[list[str], bool, bool, bool]:
 _FORM = {"": (False, False), "contains": (True, True), "startswith": (False, True), "endswith": (True, False)}
 
 
-def value_conds(fieldname: str, base: str, value: str, table: dict[str, dict[str, str | None]]) -> list[Cond] | None:
+def value_conds(fieldname: str, base: str, value: str, table: dict[str, dict[str, str | None]],
+                wild_chars: frozenset[str] = frozenset()) -> list[Cond] | None:
     """The AND'ed conditions one Sigma value needs, or None when it cannot be written (widen)."""
     if one_line(value) != value or not value.strip() or XML_INVALID_RE.search(value):
         return None  # line breaks, control or bidi characters are not kept in XML text; empty: no condition
-    pieces, lead, trail, wild = sigma_pieces(value)
+    pieces, lead, trail, wild = sigma_pieces(value, wild_chars)
     before, after = _FORM[base]
     lead, trail = lead or before, trail or after
     if not pieces:
@@ -302,9 +303,8 @@ def _match_alternatives(match: Any, fields: frozenset[str], conds: Conditions,
     table = conds.table
     specs = []
     for value in dict.fromkeys(values):
-        if windash:  # any dash variant may stand where the rule has one: read each as a wildcard (wider)
-            value = "".join("?" if ch in conds.windash else ch for ch in value)
-        spec = value_conds(fieldname, base, value, table)
+        # windash: any dash variant may stand where the rule has one: each is read as a wildcard (wider)
+        spec = value_conds(fieldname, base, value, table, conds.windash if windash else frozenset())
         if spec is None:
             out.note(f"{where}: a value Sysmon cannot carry (empty, line break or control character)")
             return None

@@ -557,3 +557,11 @@ def test_whatever_a_rule_matches_is_logged(sel_a, sel_b, condition, data):
         xml = _sysmon_xml(rule)
         assert SysmonConfig(xml, ELEMENTS).logs(1, event) is True
         assert SysmonConfig(xml, ELEMENTS, trim=True).logs(1, event) is True
+
+
+def test_an_escaped_backslash_before_a_windash_character_stays_a_backslash():
+    # found by the property test: '\/' under windash is a backslash then a dash character, not an escape
+    rule = type("R", (), {"ref": "r", "condition": ("s",), "selections": (
+        ("s", ((("CommandLine", ("contains", "windash"), ("\\/x",)),),)),)})
+    out = translate_rule(rule, frozenset(KB.sysmon_events[1].fields), CONDS)
+    assert {tuple((c.condition, c.value) for c in r) for r in out.rules} == {(("contains", "\\"), ("contains", "x"))}
