@@ -285,6 +285,8 @@ def _match_alternatives(match: Any, fields: frozenset[str], conds: Conditions,
         out.note(f"{where}: field {fieldname} is not a field of this Sysmon event type")
         return None
     mods = [m for m in modifiers if m not in conds.ignored]
+    if "re" in mods and set(mods) <= {"re", "i", "m", "s"} and values and None not in values:
+        return _regex_alternatives(fieldname, values, conds, out, where)
     want_all = "all" in mods
     windash = "windash" in mods and bool(conds.windash)
     mods = [m for m in mods if m not in ("all", "windash")] if windash else [m for m in mods if m != "all"]
@@ -314,6 +316,51 @@ def _match_alternatives(match: Any, fields: frozenset[str], conds: Conditions,
     if any(not s for s in specs):
         return [()]  # one value matches anything
     return _group_any(fieldname, specs, table)
+
+
+def _regex_alternatives(fieldname: str, values: tuple[str, ...], conds: Conditions, out: Translation,
+                        where: str) -> list[SysmonRule] | None:
+    """A regular expression becomes 'contains' of a literal every match of it must contain (wider)."""
+    specs = []
+    for value in dict.fromkeys(values):
+        literal = regex_literal(value)
+        if literal is None or value_conds(fieldname, "contains", literal, conds.table) is None:
+            out.note(f"{where}: modifier re with no literal text every match must contain")
+            return None
+        specs.append((Cond(fieldname, str(conds.table["contains"]["one"]), literal),))
+    out.note(f"{where}: regular expression read as the literal text it requires (wider)")
+    return _group_any(fieldname, specs, conds.table)
+
+
+def regex_literal(pattern: str) -> str | None:
+    """The longest run of plain characters at the top level of a regular expression: text every match
+    contains (outside any alternation, group, repetition or class). None when there is none, or when
+    Python's regular-expression parser does not read the pattern."""
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                from re import _parser as sre  # type: ignore[attr-defined]  # Python 3.11+
+            except ImportError:  # pragma: no cover - Python 3.10
+                import sre_parse as sre  # type: ignore[no-redef]
+            parsed = sre.parse(pattern)
+        literal_op = sre.LITERAL if hasattr(sre, "LITERAL") else None
+        if literal_op is None:
+            from re import _constants as constants  # type: ignore[attr-defined]
+            literal_op = constants.LITERAL
+    except Exception:  # noqa: BLE001 - any pattern Python cannot read: no literal, the match is dropped
+        return None
+    best, run = "", []
+    for op, arg in list(parsed) + [(None, None)]:
+        if op == literal_op:
+            run.append(chr(arg))
+            continue
+        if len(run) > len(best):
+            best = "".join(run)
+        run = []
+    return best.strip() or None
 
 
 def _merge_list(fieldname: str, cond_list: list[Cond], table: dict[str, Any], form: str) -> SysmonRule:

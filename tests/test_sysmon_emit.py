@@ -182,7 +182,7 @@ def test_shape_of_the_new_configuration(cli, tmp_path):
     comments = " ".join(c.text for c in root.iter(etree.Comment))
     assert "Not written: Sysmon event 27 (FileBlockExecutable)" in comments
     assert "00000000-0000-4000-8000-000000000000" in comments   # blocked_exe is the first rule, named
-    assert "modifier re cannot be written" in comments and "keyword search" in comments
+    assert "regular expression read as the literal text it requires" in comments and "keyword search" in comments
     # rule text only in escaped comments: the hostile value is one CommandLine text, nothing more
     values = [n.text for n in root.iter("CommandLine")]
     assert "a</CommandLine>--><b & \"c\" 'd'" in values
@@ -366,6 +366,8 @@ def test_sigma_pieces(value, want):
     (("Image", ("startswith",), (" C:\\x",)), {(("Image", "contains", "C:\\x"),)}),   # outer blank: wider
     (("Image", (), (" a ",)), {(("Image", "contains", "a"),)}),                   # 'is' would break if trimmed
     (("Image", ("cased",), ("C:\\a.exe",)), {(("Image", "is", "C:\\a.exe"),)}),
+    (("Image", ("re", "i"), ("^C:\\\\Temp\\\\[a-z]+\\.exe$", "(?i)evil")),
+     {(("Image", "contains any", "C:\\Temp\\;evil"),)}),
 ])
 def test_one_selection_translates(match, want):
     rule = type("R", (), {"ref": "r", "condition": ("sel",), "selections": (("sel", ((match,),)),)})
@@ -375,7 +377,8 @@ def test_one_selection_translates(match, want):
 
 
 @pytest.mark.parametrize("match, note", [
-    (("Image", ("re",), ("a.*",)), "modifier re"),
+    (("Image", ("re",), ("[ab]+",)), "modifier re with no literal text"),
+    (("Image", ("re",), ("foo|bar",)), "modifier re with no literal text"),
     (("Image", ("base64offset", "contains"), ("a",)), "modifier base64offset"),
     (("Image", (), (None,)), "null"),
     ((None, (), ("evil",)), "keyword"),
