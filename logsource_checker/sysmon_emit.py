@@ -125,7 +125,26 @@ def _fill(group: dict[str, Any], kb: Knowledge, conds: Conditions, reliance: dic
 def _safe(cond: Any) -> dict[str, Any]:
     if not SAFE_FIELD_RE.match(cond.field) or not all(part.isalpha() for part in cond.condition.split(" ")):
         raise UnsafeSysmonValue(f"Sysmon field {cond.field!r} / condition {cond.condition!r} not safe in XML")
-    return {"field": Trusted(cond.field), "condition": Trusted(cond.condition), "value": cond.value}
+    return {"field": Trusted(cond.field), "condition": Trusted(cond.condition), "value": xml_text(cond.value)}
+
+
+_XML_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
+
+
+def xml_text(value: str) -> Trusted:
+    """A match value as XML element text that reads back as exactly the same characters: markup escaped,
+    and line breaks, tabs, control and bidirectional-format characters as character references (a
+    literal line break could be normalised, a bidi override would reorder how the file displays). The
+    caller has dropped values with characters XML cannot carry at all (sysmon_filters.XML_INVALID_RE)."""
+    out = []
+    for ch in value:
+        if ch in _XML_ESCAPES:
+            out.append(_XML_ESCAPES[ch])
+        elif not ch.isprintable():  # line breaks, tabs, controls, format (bidi) and non-ASCII spaces
+            out.append(f"&#x{ord(ch):X};")
+        else:
+            out.append(ch)
+    return Trusted("".join(out))
 
 
 def _counts(group: dict[str, Any]) -> str:

@@ -29,6 +29,8 @@ from .templating import one_line
 # characters XML 1.0 cannot carry at all (outside its Char production): such a value cannot be written
 XML_INVALID_RE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
+XML_BLANKS = " \t\r\n"  # the only characters an XML reader may trim around a text (XML 1.0 S production)
+
 MAX_RULES_PER_BRANCH = 16   # combinations of one branch before its longest value lists are folded
 MAX_RULES_PER_TERM = 64     # combinations of one conjunction before its selections are dropped
 MAX_TERMS = 256             # conjunctions of one condition before it is read as "any selection"
@@ -235,8 +237,8 @@ _FORM = {"": (False, False), "contains": (True, True), "startswith": (False, Tru
 def value_conds(fieldname: str, base: str, value: str, table: dict[str, dict[str, str | None]],
                 wild_chars: frozenset[str] = frozenset()) -> list[Cond] | None:
     """The AND'ed conditions one Sigma value needs, or None when it cannot be written (widen)."""
-    if one_line(value) != value or not value.strip() or XML_INVALID_RE.search(value):
-        return None  # line breaks, control or bidi characters are not kept in XML text; empty: no condition
+    if not value.strip(XML_BLANKS) or XML_INVALID_RE.search(value):
+        return None  # blank (an XML reader may trim it away) or a character XML cannot carry at all
     pieces, lead, trail, wild = sigma_pieces(value, wild_chars)
     before, after = _FORM[base]
     lead, trail = lead or before, trail or after
@@ -248,12 +250,12 @@ def value_conds(fieldname: str, base: str, value: str, table: dict[str, dict[str
                (True, False): "endswith"}[(lead, trail)]
         return [_edge_safe(Cond(fieldname, str(table[mod]["one"]), pieces[0]), contains)]
     conds = []
-    pieces_kept = [p for p in pieces if p.strip()]  # a blank piece may be trimmed away by XML readers: dropped
+    pieces_kept = [p for p in pieces if p.strip(XML_BLANKS)]  # a blank piece may be trimmed away by XML readers: dropped
     if not pieces_kept:
         return []
     if len(pieces_kept) != len(pieces):
-        lead = lead or not pieces[0].strip()
-        trail = trail or not pieces[-1].strip()
+        lead = lead or not pieces[0].strip(XML_BLANKS)
+        trail = trail or not pieces[-1].strip(XML_BLANKS)
         pieces = pieces_kept
     for index, piece in enumerate(pieces):
         if index == 0 and not lead:
@@ -267,8 +269,8 @@ def value_conds(fieldname: str, base: str, value: str, table: dict[str, dict[str
 
 def _edge_safe(cond: Cond, contains: str) -> Cond:
     """An XML reader may trim a value's outer blanks: anchored conditions fall back to contains (wider)."""
-    if cond.value != cond.value.strip() and cond.condition != contains:
-        return Cond(cond.field, contains, cond.value.strip())
+    if cond.value != cond.value.strip(XML_BLANKS) and cond.condition != contains:
+        return Cond(cond.field, contains, cond.value.strip(XML_BLANKS))
     return cond
 
 
@@ -360,7 +362,7 @@ def regex_literal(pattern: str) -> str | None:
         if len(run) > len(best):
             best = "".join(run)
         run = []
-    return best.strip() or None
+    return best.strip(XML_BLANKS) or None
 
 
 def _merge_list(fieldname: str, cond_list: list[Cond], table: dict[str, Any], form: str) -> SysmonRule:
