@@ -71,7 +71,7 @@ class SysmonConfig:
             return all(results) if (node.get("groupRelation") or "and").lower() == "and" else any(results)
         if node.tag not in event:
             return False
-        text = (node.text or "").strip() if self.trim else node.text or ""
+        text = (node.text or "").strip(" \t\r\n") if self.trim else node.text or ""
         return _cond(node.get("condition") or "is", text, event[node.tag])
 
     def _matches(self, node: etree._Element, relation: str, event: dict[str, str]) -> bool:
