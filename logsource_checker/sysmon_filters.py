@@ -289,6 +289,8 @@ def _match_alternatives(match: Any, fields: frozenset[str], conds: Conditions,
     mods = [m for m in modifiers if m not in conds.ignored]
     if "re" in mods and set(mods) <= {"re", "i", "m", "s"} and values and None not in values:
         return _regex_alternatives(fieldname, values, conds, out, where)
+    if sorted(mods) in (["base64offset", "contains"], ["base64", "contains"]) and values and None not in values:
+        return _base64_alternatives(fieldname, values, "base64offset" in mods, conds, out, where)
     want_all = "all" in mods
     windash = "windash" in mods and bool(conds.windash)
     mods = [m for m in mods if m not in ("all", "windash")] if windash else [m for m in mods if m != "all"]
@@ -332,6 +334,39 @@ def _regex_alternatives(fieldname: str, values: tuple[str, ...], conds: Conditio
         specs.append((Cond(fieldname, str(conds.table["contains"]["one"]), literal),))
     out.note(f"{where}: regular expression read as the literal text it requires (wider)")
     return _group_any(fieldname, specs, conds.table)
+
+
+_B64_START = (0, 2, 3)         # pySigma SigmaBase64OffsetModifier: the text shifted by 0, 1, 2 bytes,
+_B64_END = (None, -3, -2)      # less the characters the shift and the padding touch
+
+
+def base64_forms(text: str, offsets: bool) -> list[str]:
+    """The base64 texts a |base64 (one) or |base64offset (three) modifier matches for ``text`` (UTF-8)."""
+    import base64
+
+    data = text.encode("utf-8")
+    if not offsets:
+        return [base64.b64encode(data).decode()]
+    return [base64.b64encode(i * b" " + data)[_B64_START[i]:_B64_END[(len(data) + i) % 3]].decode()
+            for i in range(3)]
+
+
+def _base64_alternatives(fieldname: str, values: tuple[str, ...], offsets: bool, conds: Conditions,
+                         out: Translation, where: str) -> list[SysmonRule] | None:
+    """|base64|contains and |base64offset|contains: 'contains' of each encoded form (Sysmon ignores the
+    case base64 keeps: wider)."""
+    specs: list[SysmonRule] = []
+    contains = str(conds.table["contains"]["one"])
+    for value in dict.fromkeys(values):
+        pieces, _, _, wild = sigma_pieces(value)
+        if wild:
+            out.note(f"{where}: base64 of a value with wildcards is not defined; the match is not written")
+            return None
+        for form in base64_forms(pieces[0] if pieces else "", offsets):
+            specs.append((Cond(fieldname, contains, form),) if form else ())
+    if any(not spec for spec in specs):
+        return [()]
+    return _group_any(fieldname, list(dict.fromkeys(specs)), conds.table)
 
 
 def regex_literal(pattern: str) -> str | None:

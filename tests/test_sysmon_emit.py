@@ -381,7 +381,8 @@ def test_one_selection_translates(match, want):
 @pytest.mark.parametrize("match, note", [
     (("Image", ("re",), ("[ab]+",)), "modifier re with no literal text"),
     (("Image", ("re",), ("foo|bar",)), "modifier re with no literal text"),
-    (("Image", ("base64offset", "contains"), ("a",)), "modifier base64offset"),
+    (("Image", ("base64offset", "contains"), ("a*b",)), "base64 of a value with wildcards"),
+    (("Image", ("base64", "utf16le", "contains"), ("ab",)), "utf16le cannot be written"),
     (("Image", (), (None,)), "null"),
     ((None, (), ("evil",)), "keyword"),
     (("TargetObject", (), ("x",)), "not a field"),
@@ -570,3 +571,21 @@ def test_an_escaped_backslash_before_a_windash_character_stays_a_backslash():
         ("s", ((("CommandLine", ("contains", "windash"), ("\\/x",)),),)),)})
     out = translate_rule(rule, frozenset(KB.sysmon_events[1].fields), CONDS)
     assert {tuple((c.condition, c.value) for c in r) for r in out.rules} == {(("contains", "\\"), ("contains", "x"))}
+
+
+
+@pytest.mark.parametrize("prefix", ["", "z", "zz", "zzz"])
+@pytest.mark.parametrize("mods", [("base64offset", "contains"), ("contains", "base64offset")])
+def test_base64offset_finds_the_text_at_every_alignment(prefix, mods):
+    import base64
+
+    rule = type("R", (), {"ref": "r", "condition": ("s",), "selections": (
+        ("s", ((("CommandLine", mods, ("IEX (New", "::FromBase64String")),),)),)})
+    out = translate_rule(rule, frozenset(KB.sysmon_events[1].fields), CONDS)
+    assert not out.collect_all
+    config = SysmonConfig(_sysmon_xml(rule), ELEMENTS)
+    for text in ("IEX (New-Object Net.WebClient)", "[Convert]::FromBase64String($x)"):
+        encoded = base64.b64encode((prefix + "p " + text + " q").encode()).decode()
+        event = {"Image": "C:\\w\\powershell.exe", "CommandLine": f"powershell -e {encoded}", "ParentImage": "x"}
+        assert config.logs(1, event) is True, (prefix, text)
+    assert config.logs(1, {"Image": "a", "CommandLine": "powershell -e SQBFAFgA", "ParentImage": "x"}) is False
