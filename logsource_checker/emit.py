@@ -26,8 +26,6 @@ from .resolve import Requirement
 from .sysmon_emit import merge_sysmon_config, render_config, split_blocking, tailor
 from .templating import Trusted, nrules, render
 
-__all__ = ["emit_all", "merge_sysmon_config", "plan_changes"]
-
 _INCLUSION = {0: "No Auditing", 1: "Success", 2: "Failure", 3: "Success and Failure"}
 _ACTIONABLE = ("audit_subcategory", "registry_policy", "event_channel", "sysmon_event")
 
