@@ -589,3 +589,18 @@ def test_base64offset_finds_the_text_at_every_alignment(prefix, mods):
         event = {"Image": "C:\\w\\powershell.exe", "CommandLine": f"powershell -e {encoded}", "ParentImage": "x"}
         assert config.logs(1, event) is True, (prefix, text)
     assert config.logs(1, {"Image": "a", "CommandLine": "powershell -e SQBFAFgA", "ParentImage": "x"}) is False
+
+
+def test_rules_without_id_are_named_by_path_in_escaped_comments(cli, tmp_path):
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    doc = {"title": "t", "logsource": {"product": "windows", "category": "process_creation"},
+           "detection": {"s": {"Image|endswith": "\\x.exe"}, "condition": "s"}}
+    (folder / "odd--><!-- name.yml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    result = cli(folder, "--emit", tmp_path / "out", "--format", "json", "--no-cache")
+    assert result.exit_code in (0, 1), result.stderr
+    xml = (tmp_path / "out" / "sysmon.xml").read_bytes()
+    root = etree.fromstring(xml)
+    comments = [c.text for c in root.iter(etree.Comment)]
+    assert any("odd- -&gt;&lt;!- - name.yml#0" in c for c in comments), comments
+    assert [n.text for n in root.iter("Image")] == ["\\x.exe"]
