@@ -6,11 +6,13 @@ the OR of its branches, each branch the AND of its matches; every (branch, ...) 
 conjunction becomes one Sysmon ``<Rule groupRelation="and">`` (a tuple of ``Cond``), and the rules of an
 event type are OR'ed by the include filter.
 
-What Sysmon cannot express makes the filter wider, never narrower: a match it cannot express (regular
-expression, unknown or unsupported modifier, a field the event type does not have, keywords, null
-values, a value with characters an XML text cannot carry) is dropped from its branch; a value with inner
-wildcards becomes conditions on its literal pieces; too many combinations are folded into a looser
-``contains any``. When a rule comes down to a rule with no condition at all, the whole event type is
+What Sysmon cannot express makes the filter wider, never narrower: a match it cannot express (unknown
+or unsupported modifier, a field the event type does not have, keywords, null values, a regular
+expression without literal text, a value with characters XML cannot carry) is dropped from its branch;
+a value with inner wildcards becomes conditions on its literal pieces (``|windash`` dashes count as
+wildcards); a regular expression becomes ``contains`` of the literal text every match of it has;
+``|base64|contains`` / ``|base64offset|contains`` become ``contains`` of the encoded forms; too many
+combinations are folded into a looser ``contains any``. When a rule comes down to a rule with no condition at all, the whole event type is
 collected. Every widening is recorded as a note for the generated file and the report.
 
 Sysmon compares every condition without regard to case, as Sigma does (Sysinternals/SysmonCommon rules.c);
