@@ -143,6 +143,10 @@ class PolicyDiff:
                 return "unknown", "no Sysmon configuration given (--sysmon-config)"
             if sysmon.collected.get(req.event_id or -1):
                 return "met", sysmon.reasons.get(req.event_id or -1, "collected by the Sysmon configuration")
+            event = self.kb.sysmon_events.get(req.event_id or -1)
+            if event is not None and event.blocking:  # a protection policy, never a recommendation
+                return "unknown", (f"{event.element} is a blocking Sysmon event type: it is logged only where a "
+                                   "site configured blocking on purpose, so no change is recommended")
             return "missing", sysmon.reasons.get(req.event_id or -1, "not collected by the Sysmon configuration")
         if kind == "sacl":
             sacl_kind = self.kb.object_access.sacl_kinds[req.sacl or ""]

@@ -25,6 +25,7 @@ from .knowledge import (GUID_RE, SAFE_CHANNEL_RE, SAFE_ELEMENT_RE, SAFE_REGISTRY
 from .objects import sacl_entries
 from .report import CheckResult
 from .resolve import Requirement
+from .sysmon_emit import merge_sysmon_config, render_config, split_blocking, tailor
 from .templating import Trusted, nrules, render
 
 
@@ -306,94 +307,6 @@ def change_label(change: Change) -> str:
     return ""
 
 
-def _counts(entry: dict[str, Any]) -> str:
-    """The same wording as the templates' ``counts`` macro (templates/emit/_counts.j2)."""
-    return (f"unblinds {nrules(entry['unblinds'])} on its own, {entry['unblinds_all']} with every change here; "
-            f"needed by {nrules(entry['rules'])}")
-
-
-def merge_sysmon_config(data: bytes, elements: list[dict[str, Any]]) -> bytes:
-    """The given Sysmon config with the missing event types added (an empty exclude collects all).
-
-    Everything else is kept as it is, comments included. An include filter with no conditions
-    (it collects nothing) for a missing type is removed, with its RuleGroup when nothing else is left
-    in it; an empty exclude filter in its own RuleGroup is appended for each missing type.
-    """
-    from lxml import etree
-
-    from .policy.xmlsafe import local_name, parse_xml_bytes
-
-    root = parse_xml_bytes("sysmon config", data)
-    if not elements:
-        root.addprevious(etree.Comment(" logsource_checker: nothing to add, this configuration already collects "
-                                       "every Sysmon event type the rules need "))
-        return etree.tostring(root.getroottree(), encoding="utf-8", xml_declaration=False) + b"\n"
-    filtering = next((n for n in root if local_name(n) == "EventFiltering"), None)
-    if filtering is None:
-        filtering = etree.SubElement(root, "EventFiltering")
-        filtering.text = "\n" + _indent_of(root, 1)
-        filtering.tail = "\n"
-    for entry in elements:
-        name = str(entry["element"])
-        for node in [n for n in filtering.iter() if local_name(n) == name]:
-            if (node.get("onmatch") or "").strip().casefold() == "include" and not any(
-                    local_name(child) for child in node):
-                parent = node.getparent()
-                _remove(node)
-                if (parent is not filtering and local_name(parent) == "RuleGroup"
-                        and not any(local_name(child) for child in parent)):
-                    _remove(parent)   # a RuleGroup left with comments only
-    child_indent = _indent_of(filtering, 1)
-    closing_indent = _indent_of(filtering, 0)
-    last = filtering[-1] if len(filtering) else None
-    if last is not None:
-        last.tail = "\n" + child_indent
-    else:
-        filtering.text = "\n" + child_indent
-    for i, entry in enumerate(elements):
-        group = etree.SubElement(filtering, "RuleGroup", name="", groupRelation="or")
-        group.text = "\n" + child_indent + "  "
-        comment = etree.Comment(
-            f" added by logsource_checker: Sysmon event {', '.join(map(str, entry['event_ids']))}; "
-            f"{_counts(entry)} ")
-        comment.tail = "\n" + child_indent + "  "
-        group.append(comment)
-        element = etree.SubElement(group, str(entry["element"]), onmatch="exclude")
-        element.tail = "\n" + child_indent
-        group.tail = "\n" + (child_indent if i + 1 < len(elements) else closing_indent)
-    return etree.tostring(root.getroottree(), encoding="utf-8", xml_declaration=False) + b"\n"
-
-
-def _remove(node) -> None:
-    """Remove a node; the whitespace after it replaces the whitespace before it, so lines stay aligned."""
-    parent = node.getparent()
-    previous = node.getprevious()
-    tail = node.tail or ""
-    if previous is not None:
-        previous.tail = tail if not tail.strip() else (previous.tail or "") + tail
-    else:
-        parent.text = tail if not tail.strip() else (parent.text or "") + tail
-    parent.remove(node)
-
-
-def _indent_of(node, extra: int) -> str:
-    """The indentation of ``node``'s children (extra=1) or of the node itself (extra=0), from the file."""
-    parent = node.getparent()
-    own = ""
-    if parent is not None:
-        previous = node.getprevious()
-        before = (previous.tail if previous is not None else parent.text) or ""
-        own = before.rsplit("\n", 1)[-1] if "\n" in before else ""
-    if extra == 0:
-        return own
-    for child in node:
-        previous = child.getprevious()
-        before = (previous.tail if previous is not None else node.text) or ""
-        if "\n" in before:
-            return before.rsplit("\n", 1)[-1]
-    return own + "  "
-
-
 def _crlf(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\n", "\r\n")
 
@@ -419,7 +332,7 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard
                          "size_mb": Trusted(str(int(size))) if size else None,
                          "rules": change.rules, "unblinds": change.unblinds, "unblinds_all": change.unblinds_all,
                          "volume": change.volume, "warning": change.warning})
-    sysmon_elements = _sysmon_elements(kb, plan)
+    sysmon_elements, sysmon_blocked = split_blocking(kb, result, _sysmon_elements(kb, plan))
     force = kb.registry_policies.get(kb.force_subcategory_policy) if kb.force_subcategory_policy else None
     need_force = bool(audit) and (result.snapshot is None or result.snapshot.force_subcategory is not True)
     if need_force and force is not None:
@@ -452,11 +365,12 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard
         "report.json": render_report(report, "json", True),
     }
     sysmon_source = result.snapshot.sysmon.source if result.snapshot and result.snapshot.sysmon else None
+    sysmon_groups = tailor(result, plan, sysmon_elements)
     if sysmon_source:
         original = Path(sysmon_source).read_bytes()
-        files["sysmon.xml"] = merge_sysmon_config(original, sysmon_elements)
+        files["sysmon.xml"] = merge_sysmon_config(original, sysmon_groups, sysmon_blocked, kb)
     else:
-        files["sysmon.xml"] = render("emit/sysmon.xml.j2", "xml", **context)
+        files["sysmon.xml"] = render_config(kb, context, sysmon_groups, sysmon_blocked)
     from .writer import write_tree
 
     return write_tree(directory, files, guard)

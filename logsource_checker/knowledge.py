@@ -45,6 +45,8 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[
 SAFE_CHANNEL_RE = re.compile(r"^[A-Za-z0-9 ._/\-]+$")
 SAFE_REGISTRY_RE = re.compile(r"^[A-Za-z0-9 ._\\\-*]+$")
 SAFE_ELEMENT_RE = re.compile(r"^[A-Za-z]+$")
+# Sysmon event field names (filter condition elements in sysmon.xml): letters and digits.
+SAFE_FIELD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 VOLUMES = ("low", "medium", "high", "unknown")
 DEFAULTS = ("none", "success", "failure", "success_and_failure", "unknown")
 ROLES = ("client", "server", "dc")   # machine roles whose audit defaults and volumes differ
@@ -166,6 +168,9 @@ class SysmonEvent:
     name: str
     element: str | None
     filterable: bool
+    fields: tuple[str, ...] = ()         # data fields a filter condition can name (empty: not known)
+    blocking: bool = False               # Sysmon blocks on a match: never written by the tool
+    blocking_reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -516,7 +521,32 @@ def _load_sysmon(kb: Knowledge, path: Path) -> None:
     for ev in data.get("events") or []:
         kb.sysmon_events[int(ev["id"])] = SysmonEvent(
             id=int(ev["id"]), name=str(ev.get("name", "")), element=_opt_str(ev.get("element")),
-            filterable=bool(ev.get("filterable", ev.get("element") is not None)))
+            filterable=bool(ev.get("filterable", ev.get("element") is not None)),
+            fields=tuple(str(f) for f in _as_list(ev.get("fields"))), blocking=bool(ev.get("blocking", False)),
+            blocking_reference=_opt_str(ev.get("blocking_reference")))
+
+
+_SAFE_CONDITION_RE = re.compile(r"^[a-z]+( [a-z]+)*$")
+
+
+def _sysmon_condition_problems(meta: dict[str, Any]) -> list[str]:
+    """The modifier -> condition table of mappings/sysmon.yaml names only conditions Sysmon accepts."""
+    known = set(_as_list(meta.get("conditions")))
+    problems = [f"sysmon condition {c!r} is not a plain name" for c in sorted(map(str, known))
+                if not _SAFE_CONDITION_RE.match(c)]
+    table = meta.get("filter_conditions") or {}
+    if not isinstance(table, dict) or "equals" not in table:
+        return problems + ["sysmon filter_conditions: missing, or no 'equals' entry"]
+    for modifier, forms in table.items():
+        if not isinstance(forms, dict) or not forms.get("one"):
+            problems.append(f"sysmon filter_conditions {modifier}: needs at least a 'one' condition")
+            continue
+        for form, condition in forms.items():
+            if form not in ("one", "any", "all"):
+                problems.append(f"sysmon filter_conditions {modifier}: unknown form {form!r}")
+            elif condition is not None and condition not in known:
+                problems.append(f"sysmon filter_conditions {modifier}.{form}: {condition!r} is not a Sysmon condition")
+    return problems
 
 
 def _load_event_fields(kb: Knowledge, path: Path) -> None:
@@ -700,6 +730,12 @@ def validate(kb: Knowledge) -> list[str]:
             problems.append(f"sysmon event {ev.id}: filterable but no element")
         if ev.element and not SAFE_ELEMENT_RE.match(ev.element):
             problems.append(f"sysmon event {ev.id}: element {ev.element!r} is not a plain XML name")
+        for name in ev.fields:
+            if not SAFE_FIELD_RE.match(name):
+                problems.append(f"sysmon event {ev.id}: field {name!r} is not a plain XML name")
+        if ev.blocking and not (ev.blocking_reference or "").startswith("https://"):
+            problems.append(f"sysmon event {ev.id}: blocking without an https blocking_reference")
+    problems.extend(_sysmon_condition_problems(kb.sysmon_meta))
     ids_seen: dict[str, str] = {}
     for guide in kb.guides:
         where = guide.path

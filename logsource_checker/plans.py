@@ -21,7 +21,7 @@ Every figure comes from ``diff.coverage_if``: nothing here changes the resolver'
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
+from typing import Any, TYPE_CHECKING, Iterable
 
 from .diff import WhatIf, improves, need_status
 from .resolve import Need, Option, Requirement
@@ -62,12 +62,19 @@ def baseline_statuses(result: CheckResult) -> dict[str, str]:
             if req.kind == "event_channel":
                 channel = kb.channel(req.channel or "")
                 status = "met" if channel is not None and channel.enabled_by_default else "missing"
+            elif req.kind == "sysmon_event" and _blocking(kb, req):
+                status = "unknown"   # a blocking type is never switched on by a plan (it would block files)
             elif req.kind in PLAN_KINDS["sysmon"]:
                 status = "missing"
             else:
                 status = "unknown"
         statuses[rid] = status
     return statuses
+
+
+def _blocking(kb: Any, req: Requirement) -> bool:
+    event = kb.sysmon_events.get(req.event_id)
+    return bool(event is not None and event.blocking)
 
 
 @dataclass

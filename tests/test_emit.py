@@ -135,7 +135,7 @@ EXPECTED = {
         "channels": {TASKS: None},
         "sysmon": [("ProcessCreate", "exclude", 1), ("NetworkConnect", "include", 3),
                    ("ProcessAccess", "include", 0), ("FileCreate", "include", 2), ("DnsQuery", "exclude", 0),
-                   ("ImageLoad", "include", 0), ("RegistryEvent", "exclude", 0)],
+                   ("ImageLoad", "include", 0), ("RegistryEvent", "include", 1)],
         "force": True,
     },
 }
@@ -661,7 +661,11 @@ def test_corpus_artefacts_parse(cli, tmp_path, corpus_rules, policy_samples, pol
                             for name in channels)
     _, filters = parse_sysmon(files["sysmon.xml"].encode())
     elements = {e.element for e in KB.sysmon_events.values() if e.element}
-    assert filters and all(tag in elements and onmatch == "exclude" for tag, onmatch, _ in filters)
+    blocking = {e.element for e in KB.sysmon_events.values() if e.blocking}
+    assert filters and all(tag in elements - blocking for tag, _, _ in filters)
+    # an exclude is only ever an empty one (collect everything); includes carry the rules' conditions
+    assert all(count == 0 if onmatch == "exclude" else onmatch == "include" and count > 0
+               for _, onmatch, count in filters)
 
 
 def test_audit_csv_two_inputs_keep_one_row_per_option(cli, tmp_path):
