@@ -605,4 +605,4 @@ def test_rules_without_id_are_named_by_path_in_escaped_comments(cli, tmp_path):
     root = etree.fromstring(xml)
     comments = [c.text for c in root.iter(etree.Comment)]
     assert any("odd- -&gt;&lt;!- - name.yml#0" in c for c in comments), comments
-    assert [n.text for n in root.iter("Image")] == ["\\x.exe"]
+    assert [n.text for n in root.iter("OriginalFileName")] == ["x.exe"]
