@@ -141,13 +141,15 @@ class PolicyDiff:
             sysmon = self.snapshot.sysmon
             if sysmon is None:
                 return "unknown", "no Sysmon configuration given (--sysmon-config)"
-            if sysmon.collected.get(req.event_id or -1):
-                return "met", sysmon.reasons.get(req.event_id or -1, "collected by the Sysmon configuration")
-            event = self.kb.sysmon_events.get(req.event_id or -1)
+            eid = req.event_id or -1
+            status = sysmon.status.get(eid, "met" if sysmon.collected.get(eid) else "missing")
+            if status == "met":
+                return "met", sysmon.reasons.get(eid, "collected by the Sysmon configuration")
+            event = self.kb.sysmon_events.get(eid)
             if event is not None and event.blocking:  # a protection policy, never a recommendation
                 return "unknown", (f"{event.element} is a blocking Sysmon event type: it is logged only where a "
                                    "site configured blocking on purpose, so no change is recommended")
-            return "missing", sysmon.reasons.get(req.event_id or -1, "not collected by the Sysmon configuration")
+            return status, sysmon.reasons.get(eid, "not collected by the Sysmon configuration")
         if kind == "sacl":
             sacl_kind = self.kb.object_access.sacl_kinds[req.sacl or ""]
             return sacl_status(sacl_kind, "success" if req.success else "failure", self.snapshot,

@@ -50,6 +50,7 @@ SAFE_FIELD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 VOLUMES = ("low", "medium", "high", "unknown")
 DEFAULTS = ("none", "success", "failure", "success_and_failure", "unknown")
 ROLES = ("client", "server", "dc")   # machine roles whose audit defaults and volumes differ
+SYSMON_UNMENTIONED = ("logged", "not_logged", "unknown")
 REQUIREMENT_KEYS = ("audit", "audit_events", "registry_policy", "channel", "sysmon_event", "external")
 
 LogSourceKey = tuple[str | None, str | None, str | None]
@@ -171,6 +172,9 @@ class SysmonEvent:
     fields: tuple[str, ...] = ()         # data fields a filter condition can name (empty: not known)
     blocking: bool = False               # Sysmon blocks on a match: never written by the tool
     blocking_reference: str | None = None
+    when_unmentioned: str = "unknown"    # logged | not_logged | unknown: no filter element for the type
+    unmentioned_basis: str = ""          # the sources behind when_unmentioned
+    since_schema: str | None = None      # first schema version with the event (public manifest.xml)
 
 
 @dataclass(frozen=True)
@@ -523,7 +527,9 @@ def _load_sysmon(kb: Knowledge, path: Path) -> None:
             id=int(ev["id"]), name=str(ev.get("name", "")), element=_opt_str(ev.get("element")),
             filterable=bool(ev.get("filterable", ev.get("element") is not None)),
             fields=tuple(str(f) for f in _as_list(ev.get("fields"))), blocking=bool(ev.get("blocking", False)),
-            blocking_reference=_opt_str(ev.get("blocking_reference")))
+            blocking_reference=_opt_str(ev.get("blocking_reference")),
+            when_unmentioned=str(ev.get("when_unmentioned", "unknown")),
+            unmentioned_basis=str(ev.get("unmentioned_basis") or ""), since_schema=_opt_str(ev.get("since_schema")))
 
 
 _SAFE_CONDITION_RE = re.compile(r"^[a-z]+( [a-z]+)*$")
@@ -735,6 +741,9 @@ def validate(kb: Knowledge) -> list[str]:
                 problems.append(f"sysmon event {ev.id}: field {name!r} is not a plain XML name")
         if ev.blocking and not (ev.blocking_reference or "").startswith("https://"):
             problems.append(f"sysmon event {ev.id}: blocking without an https blocking_reference")
+        if ev.filterable and (ev.when_unmentioned not in SYSMON_UNMENTIONED or not ev.unmentioned_basis):
+            problems.append(f"sysmon event {ev.id}: when_unmentioned must be one of {', '.join(SYSMON_UNMENTIONED)}"
+                            " with an unmentioned_basis")
     problems.extend(_sysmon_condition_problems(kb.sysmon_meta))
     ids_seen: dict[str, str] = {}
     for guide in kb.guides:

@@ -118,6 +118,9 @@ def _fill(group: dict[str, Any], kb: Knowledge, conds: Conditions, reliance: dic
             collect_all = True
         for sysmon_rule in translation.rules:
             served.setdefault(sysmon_rule, set()).add(ref)
+    defaults = {kb.sysmon_events[i].when_unmentioned for i in group["event_ids"] if i in kb.sysmon_events}
+    group["when_unmentioned"] = ("not_logged" if defaults == {"not_logged"} else
+                                 "logged" if "logged" in defaults else "unknown")
     group["refs"] = refs
     group["collect_all"] = collect_all
     group["notes"] = sorted(notes)

@@ -11,7 +11,8 @@ quoting, self-closing tags, line endings, comments):
 
 When a group is added is decided by Sysmon's own filter logic (Sysinternals/SysmonCommon rules.c,
 FilterEventRules; see sysmon_emit's docstring): an include is added only to a type with no filter
-element left, or one that already has an include element; a type whose one element is an exclude
+element left (and, when the file never mentions it, whose default logs nothing: ``when_unmentioned``), or
+one that already has an include element; a type whose one element is an exclude
 already logs every event it does not exclude, and is left alone.
 """
 from __future__ import annotations
@@ -27,8 +28,11 @@ def _comment_text(text: str) -> str:
     return escape_xml_comment(XML_INVALID_RE.sub("", text))
 
 
-def _onmatch(node) -> str:
-    return (node.get("onmatch") or "").strip().casefold()
+def _onmatch(node) -> str | None:
+    """include (logs what it matches), exclude (logs what it does not) or None (no valid attribute)."""
+    from .policy.sysmon_config import filter_mode
+
+    return filter_mode(node)
 
 
 def _has_conditions(node) -> bool:
@@ -51,6 +55,14 @@ def decide(root, groups: list[dict[str, Any]]) -> tuple[list[Any], list[dict[str
         missing = group.get("missing", True)
         if not nodes and not missing:
             continue  # not mentioned: Sysmon's default for the type applies, left as it is
+        if not nodes and group.get("when_unmentioned", "not_logged") != "not_logged":
+            notes.append(f"{name}: not mentioned in this configuration, and Sysmon's default for it may log every "
+                         "event; left as it is (an include filter would log only what it matches)")
+            continue
+        if any(_onmatch(n) is None for n in nodes):
+            notes.append(f"{name}: a filter element has no valid onmatch or default attribute; left as it is "
+                         "(Sysmon refuses it or applies the type's default)")
+            continue
         empty = [n for n in nodes if _onmatch(n) == "include" and not _has_conditions(n)]
         cut.extend(empty)
         rest = [n for n in nodes if n not in empty]

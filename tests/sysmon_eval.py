@@ -85,11 +85,12 @@ class SysmonConfig:
             by_field.setdefault(entry.tag if entry.tag != "Rule" else f"Rule#{i}", []).append(self._entry(entry, event))
         return all(any(v) for v in by_field.values())
 
-    def logs(self, event_id: int, event: dict[str, str]) -> bool | None:
-        """True / False, or None when the type has no filter (Sysmon's per-type default applies)."""
+    def logs(self, event_id: int, event: dict[str, str], defaults: dict[int, bool | None] | None = None) -> bool | None:
+        """True / False, or, when the type has no filter, Sysmon's default for the type (``defaults``: event
+        id -> logged, from manifest.xml's ruledefault; None when not given or not known)."""
         filters = self._filters(self.elements[event_id])
         if not filters:
-            return None
+            return (defaults or {}).get(event_id)
         for node, relation in filters:
             if self._matches(node, relation, event):
                 return (node.get("onmatch") or "").lower() == "include"

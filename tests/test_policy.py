@@ -477,7 +477,8 @@ SYSMON_EVENTS = [
     SysmonEvent(11, "File created", "FileCreate", True),
     SysmonEvent(12, "Registry object added or deleted", "RegistryEvent", True),
     SysmonEvent(13, "Registry value set", "RegistryEvent", True),
-    SysmonEvent(17, "Pipe created", "PipeEvent", True),
+    SysmonEvent(17, "Pipe created", "PipeEvent", True, when_unmentioned="not_logged",
+                unmentioned_basis='manifest.xml ruledefault="exclude"'),
     SysmonEvent(22, "DNS query", "DnsQuery", True),
 ]
 
@@ -487,12 +488,13 @@ def test_sysmon_config_collected():
     snap = read_policy(path, "sysmon", sysmon_events=SYSMON_EVENTS)
     cfg = snap.sysmon
     assert cfg is not None and cfg.source == path and cfg.schema_version == "4.90"
-    assert cfg.collected == {1: True, 3: True, 4: True, 7: False, 10: False, 11: True, 12: False, 13: False,
-                             17: True, 22: True}
-    assert "include filter" in cfg.reasons[3] and "matching events only" in cfg.reasons[3]
-    assert "except" in cfg.reasons[1]
+    assert cfg.status == {1: "met", 3: "unknown", 4: "met", 7: "missing", 10: "missing", 11: "unknown",
+                          12: "missing", 13: "missing", 17: "missing", 22: "met"}
+    assert cfg.collected == {i: s == "met" for i, s in cfg.status.items()}
+    assert "include conditions match" in cfg.reasons[3] and "not compared" in cfg.reasons[3]
+    assert "exclude conditions do not match" in cfg.reasons[1]
     assert "matches nothing" in cfg.reasons[12]
-    assert "not mentioned" in cfg.reasons[17]
+    assert "not mentioned" in cfg.reasons[17] and "ruledefault" in cfg.reasons[17]
     assert "cannot be filtered" in cfg.reasons[4]
     assert snap.inputs[0].format == "sysmon_config"
 

@@ -28,6 +28,8 @@ from sysmon_eval import SysmonConfig, sigma_matches
 KB = knowledge.load()
 ELEMENTS = {i: e.element for i, e in KB.sysmon_events.items() if e.element}
 BLOCKING = {e.element for e in KB.sysmon_events.values() if e.blocking}
+# what Sysmon does with a type the configuration does not mention (None: not settled by the sources)
+DEFAULTS = {i: {"logged": True, "not_logged": False}.get(e.when_unmentioned) for i, e in KB.sysmon_events.items()}
 CONDS = Conditions.from_meta(KB.sysmon_meta)
 EXPECTED_SAMPLES = ROOT / "tests" / "expected" / "sysmon-samples-windows.xml"
 
@@ -248,12 +250,11 @@ def test_merge_keeps_their_content_and_never_logs_less(cli, tmp_path):
     merged = emitted(cli, tmp_path, "--sysmon-config", user)
     before, after = SysmonConfig(USER, ELEMENTS), SysmonConfig(merged, ELEMENTS)
     for event_id, event in all_events():
-        if ELEMENTS[event_id] in ("ProcessAccess", "FileCreate", "DnsQuery"):
-            continue  # not in their file: Sysmon's default for the type, left as it is
-        assert before.logs(event_id, event) is not True or after.logs(event_id, event) is True, event
-    # the rules on types their file filters with includes are now served
+        assert before.logs(event_id, event, DEFAULTS) is not True or after.logs(event_id, event, DEFAULTS) is True, event
+    # the rules on types their file filters with includes, or does not mention (Sysmon's default for
+    # ProcessAccess, FileCreate and DnsQuery logs none), are now served
     for name, (_, _, event_id, events) in RULES.items():
-        if ELEMENTS.get(event_id) in ("ProcessCreate", "ImageLoad"):
+        if ELEMENTS.get(event_id) in ("ProcessCreate", "ImageLoad", "ProcessAccess", "FileCreate", "DnsQuery"):
             assert all(after.logs(event_id, e) for e in events), name
     filters = filters_of(merged)
     assert filters["ProcessCreate"][0] == ("include", 1) and filters["ProcessCreate"][1][0] == "include"
@@ -261,7 +262,11 @@ def test_merge_keeps_their_content_and_never_logs_less(cli, tmp_path):
     assert filters["RegistryEvent"] == [("exclude", 1)]                   # one exclude: logs all but theirs
     assert filters["NetworkConnect"] == [("exclude", 0)]
     assert filters["FileBlockShredding"] == [("include", 1)]
-    assert not {"ProcessAccess", "FileCreate", "DnsQuery", "FileBlockExecutable"} & set(filters)
+    for name in ("ProcessAccess", "FileCreate", "DnsQuery"):  # added where the rules need them: includes,
+        found = filters.get(name, [])                          # or an empty exclude (a rule needs them all)
+        assert all(m == "include" for m, _ in found) or found == [("exclude", 0)], (name, found)
+    assert filters.get("DnsQuery") == [("exclude", 0)]
+    assert "FileBlockExecutable" not in set(filters)
     # everything of theirs except the empty include (and its group and comment) is byte-for-byte there
     text = merged.decode()
     for line in USER.decode().splitlines():

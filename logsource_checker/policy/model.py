@@ -82,7 +82,8 @@ class SysmonConfig:
 
     source: str
     schema_version: str | None
-    collected: dict[int, bool] = field(default_factory=dict)  # event id -> collected?
+    collected: dict[int, bool] = field(default_factory=dict)  # event id -> collected? (status == "met")
+    status: dict[int, str] = field(default_factory=dict)      # event id -> met | missing | unknown
     reasons: dict[int, str] = field(default_factory=dict)     # event id -> why (one line)
 
 

@@ -1,12 +1,17 @@
-"""Which Sysmon event IDs a Sysmon configuration XML collects.
+"""Which Sysmon event IDs a Sysmon configuration XML collects: ``met``, ``missing`` or ``unknown`` per type.
 
-Per event type (the filter elements under ``<EventFiltering>``, optionally inside ``<RuleGroup>``):
-- an ``include`` filter with no conditions matches nothing, so it collects nothing;
-- an ``include`` filter with conditions collects the matching events only;
-- an ``exclude`` filter (with or without conditions) collects everything it does not exclude; exclude
-  rules win over include rules (Sysmon documentation, "Event filtering entries");
-- a type the configuration does not mention has no filter: Sysmon's default for it applies. We treat it as
-  collected and say so in the reason (the documentation does not spell out the default for every type).
+Sysmon's own rules (Sysinternals/SysmonCommon rules.c FilterEventRules, xml.cpp, manifest.tt), per event type
+(the filter elements under ``<EventFiltering>``, optionally inside ``<RuleGroup>``):
+- no filter element: the type's default applies (``when_unmentioned`` in mappings/sysmon.yaml, from
+  manifest.xml's ruledefault); ``unknown`` where the public sources do not settle it;
+- one element and no filter matches: that element decides. ``onmatch="exclude"`` (or ``default="include"``)
+  logs every event it does not exclude; ``onmatch="include"`` (or ``default="exclude"``) logs only what it
+  matches, so with no conditions nothing (``missing``) and with conditions ``unknown``: the rules' own
+  selections are not compared with the include conditions;
+- several elements: an event no filter matches is dropped, so only what an include matches is logged
+  (``unknown`` with an include that has conditions, else ``missing``);
+- an element with neither a valid ``onmatch`` nor ``default``: Sysmon refuses it or applies the type's
+  default (xml.cpp), so ``unknown``.
 Event types that cannot be filtered (service state, configuration change, error) are logged whenever
 Sysmon runs. Element names and IDs come from the caller (mappings/sysmon.yaml), never from this module.
 """
@@ -19,11 +24,40 @@ from .xmlsafe import local_name, parse_xml_bytes
 
 REASON_NOT_FILTERABLE = "cannot be filtered: logged whenever Sysmon runs"
 REASON_INCLUDE_EMPTY = "not collected: an include filter with no conditions matches nothing"
-REASON_INCLUDE_SOME = "collected for matching events only (include filter)"
+REASON_INCLUDE_SOME = ("collected only where its include conditions match; the rules' own selections are not "
+                       "compared with them (the tailored sysmon.xml adds include filters built from the rules)")
 REASON_EXCLUDE_ALL = "collected: an exclude filter with no conditions excludes nothing"
-REASON_EXCLUDE_SOME = "collected except events the exclude filter matches"
-REASON_ABSENT = ("not mentioned in the configuration: no filter, so Sysmon's default for this event type "
-                 "applies (treated as collected; check with 'sysmon -c' on the host)")
+REASON_EXCLUDE_SOME = "collected: every event its exclude conditions do not match"
+REASON_SEVERAL_NONE = ("not collected: several filter elements for this type and no include with conditions; "
+                       "Sysmon drops an event no filter matches when a type has several (rules.c FilterEventRules)")
+REASON_BAD_ONMATCH = ("a filter element has no valid onmatch (include or exclude) or default attribute: Sysmon "
+                      "refuses it or applies the type's default (xml.cpp); 'sysmon -c' on the host shows what it "
+                      "loaded")
+UNMENTIONED = {
+    "logged": ("met", "not mentioned: Sysmon's default for this type logs every event"),
+    "not_logged": ("missing", "not mentioned: Sysmon's default for this type logs none"),
+    "unknown": ("unknown", "not mentioned: the public sources do not settle Sysmon's default for this type"),
+}
+# onmatch is stored inverted (manifest.tt GetRuleMatch); default= is not (GetRuleDefault)
+_MODE = {("onmatch", "include"): "include", ("onmatch", "exclude"): "exclude",
+         ("default", "exclude"): "include", ("default", "include"): "exclude"}
+
+
+def _version(text: str | None) -> float | None:
+    """A schema version as Sysmon compares it (a decimal number: 3.10 is below 3.2)."""
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
+
+
+def filter_mode(node) -> str | None:
+    """include (logs what it matches) or exclude (logs what it does not match); None when not valid."""
+    for attribute in ("onmatch", "default"):
+        value = node.get(attribute)
+        if value is not None:
+            return _MODE.get((attribute, value.strip().casefold()))
+    return None
 
 
 def _filters(filtering) -> Iterable[Any]:
@@ -64,13 +98,35 @@ def read_sysmon_config(path: str, data: bytes, sysmon_events: Iterable[Any] | No
     for event in events:
         if getattr(event, "element", None):
             by_element.setdefault(event.element.casefold(), []).append(event)
-    # element (casefolded) -> list of (onmatch, has_conditions)
-    seen: dict[str, list[tuple[str, bool]]] = {}
+    seen = _read_filters(root, by_element, schema, warn)
+    config = SysmonConfig(source=path, schema_version=schema)
+    for event in events:
+        if not getattr(event, "filterable", True) or not getattr(event, "element", None):
+            status, reason = "met", REASON_NOT_FILTERABLE
+        else:
+            filters = seen.get(event.element.casefold())
+            where = f"{event.element} (event {event.id}): "
+            status, reason = _verdict(filters) if filters else _unmentioned(event, schema)
+            reason = where + reason
+        config.status[event.id] = status
+        config.collected[event.id] = status == "met"
+        config.reasons[event.id] = reason
+    if not events:
+        warn("no Sysmon event types known to map the configuration onto")
+    snap.sysmon = config
+    return snap
+
+
+def _read_filters(root, by_element: dict[str, list[Any]], schema: str | None, warn) -> dict[str, list[tuple]]:
+    """element (casefolded) -> [(mode or None, has_conditions)], warning about what Sysmon would refuse."""
+    seen: dict[str, list[tuple[str | None, bool]]] = {}
     filtering_nodes = [n for n in root if local_name(n) == "EventFiltering"]
     if not filtering_nodes:
         warn("no <EventFiltering> section: every event type runs with Sysmon's defaults")
-    missing_onmatch = False
+    bad_mode = False
     unknown: set[str] = set()
+    too_new: set[str] = set()
+    declared = _version(schema)
     for filtering in filtering_nodes:
         for node in _filters(filtering):
             name = local_name(node)
@@ -78,37 +134,45 @@ def read_sysmon_config(path: str, data: bytes, sysmon_events: Iterable[Any] | No
             if key not in by_element:
                 unknown.add(name)
                 continue
-            onmatch = (node.get("onmatch") or "").strip().casefold()
-            if onmatch not in ("include", "exclude"):
-                missing_onmatch = True
-                onmatch = "exclude"
-            seen.setdefault(key, []).append((onmatch, _has_conditions(node)))
-    if unknown and events:
+            since = _version(getattr(by_element[key][0], "since_schema", None))
+            if declared is not None and since is not None and declared < since:
+                too_new.add(name)
+            mode = filter_mode(node)
+            bad_mode = bad_mode or mode is None
+            seen.setdefault(key, []).append((mode, _has_conditions(node)))
+    if unknown and by_element:
         warn("unknown event filter elements ignored: " + ", ".join(sorted(unknown)[:10]))
-    if missing_onmatch:
-        warn("some filter elements have no valid onmatch attribute; read as onmatch=\"exclude\"")
-    config = SysmonConfig(source=path, schema_version=schema)
-    for event in events:
-        if not getattr(event, "filterable", True) or not getattr(event, "element", None):
-            config.collected[event.id] = True
-            config.reasons[event.id] = REASON_NOT_FILTERABLE
-            continue
-        filters = seen.get(event.element.casefold())
-        where = f"{event.element} (event {event.id}): "
-        if not filters:
-            collected, reason = True, REASON_ABSENT
-        elif any(m == "include" for m, _ in filters):
-            if any(m == "include" and cond for m, cond in filters):
-                collected, reason = True, REASON_INCLUDE_SOME
-            else:
-                collected, reason = False, REASON_INCLUDE_EMPTY
-        elif any(cond for _, cond in filters):
-            collected, reason = True, REASON_EXCLUDE_SOME
-        else:
-            collected, reason = True, REASON_EXCLUDE_ALL
-        config.collected[event.id] = collected
-        config.reasons[event.id] = where + reason
-    if not events:
-        warn("no Sysmon event types known to map the configuration onto")
-    snap.sysmon = config
-    return snap
+    if bad_mode:
+        warn("some filter elements have no valid onmatch (or default) attribute: Sysmon refuses them or applies "
+             "the type's default; their event types are reported as unknown")
+    if too_new:
+        warn(f"schema {schema} has no " + ", ".join(sorted(too_new)) + " element: Sysmon checks a configuration "
+             "against the schema it declares")
+    return seen
+
+
+def _verdict(filters: list[tuple[str | None, bool]]) -> tuple[str, str]:
+    if any(mode is None for mode, _ in filters):
+        return "unknown", REASON_BAD_ONMATCH
+    if any(mode == "include" and cond for mode, cond in filters):
+        return "unknown", REASON_INCLUDE_SOME
+    if len(filters) > 1:
+        return "missing", REASON_SEVERAL_NONE
+    mode, cond = filters[0]
+    if mode == "include":
+        return "missing", REASON_INCLUDE_EMPTY
+    return "met", REASON_EXCLUDE_SOME if cond else REASON_EXCLUDE_ALL
+
+
+def _unmentioned(event, schema: str | None) -> tuple[str, str]:
+    status, reason = UNMENTIONED.get(getattr(event, "when_unmentioned", "unknown"), UNMENTIONED["unknown"])
+    basis = getattr(event, "unmentioned_basis", "")
+    since = getattr(event, "since_schema", None)
+    declared = _version(schema)
+    if declared is not None and _version(since) is not None and declared < (_version(since) or 0):
+        reason += f" (schema {schema} has no {event.element} element; Sysmon applies its own default)"
+    if basis:
+        reason += f" ({basis})"
+    if status == "unknown":
+        reason += "; 'sysmon -c' on the host, or its Sysmon log, shows what is collected"
+    return status, reason
