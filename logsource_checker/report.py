@@ -273,7 +273,8 @@ def _policy(result: CheckResult) -> dict[str, Any] | None:
         "audit_options": {name: enabled for name, (enabled, _) in sorted(snap.audit_options.items())},
         "sysmon": None if snap.sysmon is None else {
             "source": snap.sysmon.source, "schema_version": snap.sysmon.schema_version,
-            "collected": sorted(i for i, on in snap.sysmon.collected.items() if on)},
+            "collected": sorted(i for i, on in snap.sysmon.collected.items() if on),
+            "unknown": sorted(i for i, s in snap.sysmon.status.items() if s == "unknown")},
         "warnings": warnings,
         "conflicts": list(snap.conflicts),
     }

@@ -147,3 +147,48 @@ def test_missing_onmatch_is_warned():
 def test_element_newer_than_declared_schema_is_warned():
     snap = read_policy_bytes(_config('<FileDeleteDetected onmatch="exclude"/>', "4.22"))
     assert any("FileDeleteDetected" in w and "4.22" in w for w in snap.warnings)
+
+
+# -- merging into the user's file: never add an include where Sysmon may log every event already ---------------
+
+def _decide(filters: str, element: str, event_ids: list[int]):
+    from lxml import etree
+
+    from logsource_checker.sysmon_merge import decide
+
+    events = [KB.sysmon_events[i] for i in event_ids]
+    defaults = {e.when_unmentioned for e in events}
+    group = {"element": element, "event_ids": event_ids, "missing": True, "collect_all": False,
+             "when_unmentioned": ("not_logged" if defaults == {"not_logged"} else
+                                  "logged" if "logged" in defaults else "unknown")}
+    root = etree.fromstring(_config(filters))
+    return decide(root, [group])
+
+
+MERGES = [
+    # not mentioned, default logs none: an include only adds events
+    ("unmentioned-registry", "", "RegistryEvent", [12, 13, 14], True, ""),
+    ("unmentioned-network", "", "NetworkConnect", [3], True, ""),
+    # not mentioned, default not settled (may log every event): left alone, with a note
+    ("unmentioned-driver-load", "", "DriverLoad", [6], False, "may log every event"),
+    ("unmentioned-file-create-time", "", "FileCreateTime", [2], False, "may log every event"),
+    # a filter element Sysmon would refuse or read with the type's default: left alone
+    ("bogus-onmatch", '<ProcessCreate onmatch="log"><Image condition="is">a.exe</Image></ProcessCreate>',
+     "ProcessCreate", [1], False, "no valid onmatch"),
+    # default="include" is an exclude-like element: it logs every event it does not match
+    ("default-include", '<ProcessCreate default="include"/>', "ProcessCreate", [1], False, "one exclude filter"),
+    # default="exclude" with conditions is include-like: another include only adds events
+    ("default-exclude", '<ProcessCreate default="exclude"><Image condition="is">a.exe</Image></ProcessCreate>',
+     "ProcessCreate", [1], True, ""),
+    # two excludes drop every unmatched event already: an include only adds events
+    ("two-excludes", '<RuleGroup><ProcessCreate onmatch="exclude"><Image condition="is">a.exe</Image>'
+     '</ProcessCreate></RuleGroup><RuleGroup><ProcessCreate onmatch="exclude"><Image condition="is">b.exe'
+     '</Image></ProcessCreate></RuleGroup>', "ProcessCreate", [1], True, ""),
+]
+
+
+@pytest.mark.parametrize("name,filters,element,event_ids,added,note", MERGES, ids=[m[0] for m in MERGES])
+def test_merge_guard(name, filters, element, event_ids, added, note):
+    cut, additions, notes = _decide(filters, element, event_ids)
+    assert bool(additions) is added, notes
+    assert (note in " ".join(notes)) if note else not notes
