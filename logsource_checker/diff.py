@@ -268,6 +268,9 @@ class PolicyDiff:
     def apply(self, resolution: Resolution) -> None:
         for req in resolution.requirements.values():
             req.status, req.reason = self.status(req)
+        if self.snapshot is not None and self.snapshot.sysmon is not None and self.snapshot.sysmon.includes:
+            from .sysmon_includes import judge_includes  # include filters with conditions: compare the rules
+            judge_includes(self.kb, self.snapshot.sysmon, resolution)
         statuses = {rid: req.status for rid, req in resolution.requirements.items()}
         for res in resolution.rules:
             rule_coverage(res, statuses, self.snapshot is not None)

@@ -5,7 +5,8 @@
   filters, and the first that matches decides (exclude: dropped, include: logged). With no match, a type
   with a single filter element follows that element's default (exclude element: logged, include element:
   dropped); a type with several elements drops the event. A filter element with no entry never matches.
-  In a RuleGroup with groupRelation="and", plain entries on the same field are OR'ed; a
+  Entries combine by the RuleGroup's groupRelation, else by AND above schema 4.1 and by OR up to it
+  (xml.cpp). With "and", plain entries on the same field are OR'ed; a
   <Rule groupRelation="and"> needs all its entries. Every comparison ignores case; a field the event
   does not have never matches.
 - ``sigma_matches(detection, event)``: does a Sigma detection match the event? Values ignore case,
@@ -51,16 +52,21 @@ class SysmonConfig:
         self.trim = trim  # read condition texts as an XML reader that trims outer blanks would
 
     def _filters(self, element: str) -> list[tuple[etree._Element, str]]:
+        # entries combine by AND above schema 4.1, by OR up to it (SysmonCommon xml.cpp)
+        try:
+            default = "and" if float(self.root.get("schemaversion") or "0") > 4.1 else "or"
+        except ValueError:
+            default = "and"
         found = []
         for filtering in self.root.iter("EventFiltering"):
             for node in filtering:
                 if not isinstance(node.tag, str):
                     continue
                 if node.tag == "RuleGroup":
-                    relation = (node.get("groupRelation") or "or").lower()
+                    relation = (node.get("groupRelation") or default).lower()
                     found += [(f, relation) for f in node if f.tag == element]
                 elif node.tag == element:
-                    found.append((node, "or"))
+                    found.append((node, default))
         excludes = [f for f in found if (f[0].get("onmatch") or "").lower() == "exclude"]
         return excludes + [f for f in found if f not in excludes]
 

@@ -84,6 +84,9 @@ class SysmonConfig:
     schema_version: str | None
     collected: dict[int, bool] = field(default_factory=dict)  # event id -> collected? (status == "met")
     status: dict[int, str] = field(default_factory=dict)      # event id -> met | missing | unknown
+    # event id -> its include elements with conditions (sysmon_includes.Element), where they decide
+    includes: dict[int, tuple] = field(default_factory=dict)
+    excludes: dict[int, bool] = field(default_factory=dict)   # event id -> exclude elements beside them?
     reasons: dict[int, str] = field(default_factory=dict)     # event id -> why (one line)
 
 

@@ -108,6 +108,10 @@ def read_sysmon_config(path: str, data: bytes, sysmon_events: Iterable[Any] | No
             where = f"{event.element} (event {event.id}): "
             status, reason = _verdict(filters) if filters else _unmentioned(event, schema)
             reason = where + reason
+        if status == "unknown" and reason.endswith(REASON_INCLUDE_SOME):
+            filters = seen.get(event.element.casefold(), [])
+            config.includes[event.id] = tuple(element for mode, cond, element in filters if mode == "include" and cond)
+            config.excludes[event.id] = any(mode == "exclude" for mode, _, _ in filters)
         config.status[event.id] = status
         config.collected[event.id] = status == "met"
         config.reasons[event.id] = reason
@@ -118,8 +122,10 @@ def read_sysmon_config(path: str, data: bytes, sysmon_events: Iterable[Any] | No
 
 
 def _read_filters(root, by_element: dict[str, list[Any]], schema: str | None, warn) -> dict[str, list[tuple]]:
-    """element (casefolded) -> [(mode or None, has_conditions)], warning about what Sysmon would refuse."""
-    seen: dict[str, list[tuple[str | None, bool]]] = {}
+    """element (casefolded) -> [(mode or None, has_conditions, include element)], warning about what Sysmon
+    would refuse. The include element is ``sysmon_includes.Element``: (combine, items), items empty for
+    an exclude."""
+    seen: dict[str, list[tuple]] = {}
     filtering_nodes = [n for n in root if local_name(n) == "EventFiltering"]
     if not filtering_nodes:
         warn("no <EventFiltering> section: every event type runs with Sysmon's defaults")
@@ -139,7 +145,8 @@ def _read_filters(root, by_element: dict[str, list[Any]], schema: str | None, wa
                 too_new.add(name)
             mode = filter_mode(node)
             bad_mode = bad_mode or mode is None
-            seen.setdefault(key, []).append((mode, _has_conditions(node)))
+            items = _items(node) if mode == "include" else ()
+            seen.setdefault(key, []).append((mode, _has_conditions(node), (_combine(node, declared), items)))
     if unknown and by_element:
         warn("unknown event filter elements ignored: " + ", ".join(sorted(unknown)[:10]))
     if bad_mode:
@@ -151,14 +158,43 @@ def _read_filters(root, by_element: dict[str, list[Any]], schema: str | None, wa
     return seen
 
 
-def _verdict(filters: list[tuple[str | None, bool]]) -> tuple[str, str]:
-    if any(mode is None for mode, _ in filters):
+def _combine(node, declared: float | None) -> str:
+    """How an element's entries combine (xml.cpp): its RuleGroup's groupRelation, else AND above schema 4.1
+    (and when the schema is unreadable: the stricter reading), OR up to 4.1."""
+    parent = node.getparent()
+    relation = parent.get("groupRelation") if parent is not None and local_name(parent) == "RuleGroup" else None
+    if relation and relation.strip().casefold() in ("and", "or"):
+        return relation.strip().casefold()
+    return "or" if declared is not None and declared <= 4.1 else "and"
+
+
+def _entry(node) -> tuple[str, str, str]:
+    return local_name(node), (node.get("condition") or "is").strip().casefold(), node.text or ""
+
+
+def _items(node) -> tuple:
+    items = []
+    for child in node:
+        name = local_name(child)
+        if not name:
+            continue
+        if name == "Rule":
+            relation = (child.get("groupRelation") or "or").strip().casefold()
+            entries = tuple(_entry(c) for c in child if local_name(c) and local_name(c) != "Rule")
+            items.append(("rule", relation if relation in ("and", "or") else "and", entries))
+        else:
+            items.append(("cond", _entry(child)))
+    return tuple(items)
+
+
+def _verdict(filters: list[tuple]) -> tuple[str, str]:
+    if any(mode is None for mode, _, _ in filters):
         return "unknown", REASON_BAD_ONMATCH
-    if any(mode == "include" and cond for mode, cond in filters):
+    if any(mode == "include" and cond for mode, cond, _ in filters):
         return "unknown", REASON_INCLUDE_SOME
     if len(filters) > 1:
         return "missing", REASON_SEVERAL_NONE
-    mode, cond = filters[0]
+    mode, cond, _ = filters[0]
     if mode == "include":
         return "missing", REASON_INCLUDE_EMPTY
     return "met", REASON_EXCLUDE_SOME if cond else REASON_EXCLUDE_ALL
