@@ -123,7 +123,8 @@ def rule_within(rule: Any, fields: frozenset[str], elements: Iterable[Element], 
 
 def judge_includes(kb: Any, config: Any, resolution: Any) -> None:
     """Settle the Sysmon requirements whose type the configuration filters with include conditions: ``met``
-    when every rule needing the type falls within them, else ``unknown`` with how many do."""
+    when every rule needing the type falls within them, else ``unknown`` (the comparison stops at the
+    first rule outside them: one translation per rule at most, none after that)."""
     conds = Conditions.from_meta(kb.sysmon_meta)
     by_ref = {res.rule.ref: res.rule for res in resolution.rules}
     for req in resolution.requirements.values():
@@ -135,14 +136,13 @@ def judge_includes(kb: Any, config: Any, resolution: Any) -> None:
         fields = frozenset(event.fields)
         elements = config.includes[req.event_id]
         refs = [ref for ref in req.rules if ref in by_ref]
-        within = sum(rule_within(by_ref[ref], fields, elements, conds) for ref in refs)
         where = f"{event.element} (event {event.id}): "
         excluded = "; exclude filters still drop what they match" if config.excludes.get(req.event_id) else ""
-        if refs and within == len(refs):
+        if refs and all(rule_within(by_ref[ref], fields, elements, conds) for ref in refs):
             req.status = "met"
             req.reason = (f"{where}collected where its include conditions match, and each of the {len(refs)} "
                           f"rules needing it tests only events they match (compared condition by condition){excluded}")
         else:
-            req.reason = (f"{where}collected only where its include conditions match: {within} of {len(refs)} "
-                          "rules needing it test only events they match (compared condition by condition; "
-                          f"the tailored sysmon.xml adds include filters built from the others){excluded}")
+            req.reason = (f"{where}collected only where its include conditions match, and not every one of the "
+                          f"{len(refs)} rules needing it tests only events they match (compared condition by "
+                          f"condition; the tailored sysmon.xml adds include filters built from the rules){excluded}")

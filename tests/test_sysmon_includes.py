@@ -103,7 +103,7 @@ def test_rule_within_includes(tmp_path, name, detection, event_id, filters, sche
 @pytest.mark.parametrize("filters,status,fragment", [
     (f'<RuleGroup groupRelation="or">{SCRIPT_HOSTS}</RuleGroup>', "met", "each of the 1 rules"),
     ('<RuleGroup groupRelation="or"><ProcessCreate onmatch="include"><Image condition="end with">'
-     '\\cmd.exe</Image></ProcessCreate></RuleGroup>', "unknown", "0 of 1 rules"),
+     '\\cmd.exe</Image></ProcessCreate></RuleGroup>', "unknown", "not every one of the 1 rules"),
     (f'<RuleGroup groupRelation="or">{SCRIPT_HOSTS}</RuleGroup><ProcessCreate onmatch="exclude">'
      '<User condition="is">svc</User></ProcessCreate>', "met", "exclude filters still drop"),
 ])
