@@ -122,3 +122,6 @@ def test_requirement_status_from_the_rules(cli, tmp_path, filters, status, fragm
     assert result.exit_code in (0, 1), result.stderr
     req = next(r for r in result.json()["requirements"] if r["id"] == "sysmon:1")
     assert req["status"] == status and fragment in req["reason"], req
+    sysmon = result.json()["policy"]["sysmon"]
+    assert 1 in sysmon["unknown"] and 1 not in sysmon["collected"]   # the configuration alone cannot tell
+    assert 5 in sysmon["collected"] and 3 not in sysmon["collected"] + sysmon["unknown"]   # their defaults
