@@ -99,6 +99,9 @@ VERDICTS = [
     ("no-onmatch", '<ProcessCreate><Image condition="is">a.exe</Image></ProcessCreate>', "4.90", 1,
      "unknown", "onmatch"),
     ("bogus-onmatch", '<NetworkConnect onmatch="log"/>', "4.90", 3, "unknown", "onmatch"),
+    ("onmatch-and-default", '<NetworkConnect onmatch="exclude" default="include"/>', "4.90", 3, "unknown",
+     "onmatch"),
+    ("onmatch-with-blanks", '<NetworkConnect onmatch=" exclude"/>', "4.90", 3, "unknown", "onmatch"),
     # several elements of one type: no match means dropped
     ("include-and-exclude", INCLUDE_SOME + EXCLUDE_SOME, "4.90", 1, "unknown", "include conditions match"),
     ("empty-include-and-exclude", '<ProcessCreate onmatch="include"/>' + EXCLUDE_SOME, "4.90", 1, "missing",

@@ -52,12 +52,14 @@ def _version(text: str | None) -> float | None:
 
 
 def filter_mode(node) -> str | None:
-    """include (logs what it matches) or exclude (logs what it does not match); None when not valid."""
-    for attribute in ("onmatch", "default"):
-        value = node.get(attribute)
-        if value is not None:
-            return _MODE.get((attribute, value.strip().casefold()))
-    return None
+    """include (logs what it matches) or exclude (logs what it does not match); None when not valid: neither
+    attribute, both (xml.cpp refuses that), or a value other than include / exclude (compared as Sysmon
+    does, ignoring case only)."""
+    given = [(a, node.get(a)) for a in ("onmatch", "default") if node.get(a) is not None]
+    if len(given) != 1:
+        return None
+    attribute, value = given[0]
+    return _MODE.get((attribute, value.casefold()))
 
 
 def _filters(filtering) -> Iterable[Any]:
