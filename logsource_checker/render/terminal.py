@@ -56,7 +56,7 @@ def _fit(table: Any) -> Any:
     for column in table.columns:
         if column.ratio is None and column.no_wrap:
             cells = [len(str(column.header))] + [len(getattr(c, "plain", str(c))) for c in column.cells]
-            column.min_width = max(cells)
+            column.min_width = min(max(cells), column.max_width or max(cells))
     return table
 
 
@@ -206,9 +206,9 @@ def _unmapped(report: dict[str, Any], console: Any, roots: list[str]) -> None:
 
 def _logsources(report: dict[str, Any], console: Any) -> None:
     policy_checked = report["summary"]["policy_checked"]
-    table = _grid(("Log source", {"ratio": 2, "min_width": 14}), ("Rules", {"justify": "right"}),
+    table = _grid(("Log source", {"max_width": 28}), ("Rules", {"justify": "right"}),
                   *(((state, {"justify": "right"}) for state in _STATES) if policy_checked else ()),
-                  ("Guide", {"ratio": 3, "min_width": 10}))
+                  ("Guide", {"ratio": 1, "min_width": 10}))
     for ls in report["logsources"]:
         source = "/".join(str(ls[k]) for k in ("product", "category", "service") if ls[k]) or "(empty)"
         guide = _t(ls["guide_title"]) if ls["guide_title"] else _t("NO GUIDE", "bold red")
@@ -242,9 +242,10 @@ def _rules(report: dict[str, Any], console: Any, roots: list[str]) -> None:
     console.print(_t(f"Rules ({len(report['rules'])})", "bold"))
     for rule in report["rules"]:
         head = _t(f"[{rule['coverage']}]", _COVERAGE_STYLE.get(rule["coverage"], ""))
-        head += _t(f" {_LEVEL_SHORT.get(rule['level'] or 'unknown', rule['level'])} "
-                   f"{rel_path(rule['path'], roots)}: {rule['title']}")
+        head += _t(f" {_LEVEL_SHORT.get(rule['level'] or 'unknown', rule['level'])} {rule['title']}")
         console.print(head)
+        # a path is one word: never broken (a terminal narrower than it wraps it itself)
+        console.print(_t(f"    {rel_path(rule['path'], roots)}"), no_wrap=True, overflow="ignore", crop=False)
         details = [f"{n['status']}: {n['label']}{_inferred_text(n)}" for n in rule.get("needs") or []]
         if rule.get("lost_selections"):
             details.append(f"loses {', '.join(rule['lost_selections'])}")
