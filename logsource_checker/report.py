@@ -61,6 +61,7 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool, kb
         "id": rule.id,
         "title": rule.title,
         "path": rule.path,
+        "document": rule.document,
         "level": rule.level,
         "status": rule.status,
         "logsource": _ls(rule.logsource.key),
