@@ -29,6 +29,8 @@ AUDIT_LIVE = "--auditpol with 'auditpol /get /category:* /r' output (the live au
 ROLE = "--role (client, server or dc): the Windows defaults differ"
 SACL = "the object's SACL (a global object access SACL in --gpresult, or the object's own)"
 OTHER = "an input showing this setting"
+UNSATISFIABLE = "no input: the rule tests fields no producer writes (-v lists them; the rule must change)"
+RULE_NOTES = "no input: what the rule names cannot be checked (its notes say why, -v)"
 
 
 def _input_for(req: Requirement) -> str:
@@ -62,7 +64,9 @@ def deciding_inputs(res: RuleResolution, statuses: dict[str, str],
     if res.guide is None:
         return [NO_GUIDE]
     if not res.needs:
-        return [NO_MAPPING] if (res.unmapped_event_ids or res.notes) else [OTHER]
+        if res.unsatisfiable_fields:
+            return [UNSATISFIABLE]
+        return [NO_MAPPING] if res.unmapped_event_ids else [RULE_NOTES]
     found: dict[str, None] = {}
     for need in res.needs:
         if need_status(need, statuses) != "unknown":
