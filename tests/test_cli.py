@@ -179,15 +179,19 @@ JSON_KEYS = {
     "summary": lambda v: set(v) >= {
         "rules", "rules_checked", "filtered_out", "files", "errors", "correlations", "filters", "logsources",
         "requirements", "unmapped_logsources", "unmapped_event_ids", "policy_checked", "coverage",
-        "coverage_by_level", "requirements_status", "missing_requirements"}
+        "coverage_by_level", "requirements_status", "missing_requirements", "outside_windows", "unknown_by_input"}
+        and v["outside_windows"]["rules"] == sum(v["outside_windows"]["by_source"].values())
         and set(v["coverage"]) == {"usable", "partial", "blind", "unknown", "not_checked"},
     "errors": lambda v: v == [],
     "logsources": lambda v: all(set(x) >= {"product", "category", "service", "rules", "levels", "event_ids",
                                            "guide", "guide_title", "coverage"} for x in v),
     "rules": lambda v: all(set(x) >= {"id", "title", "path", "level", "status", "logsource", "event_ids",
                                       "channels", "providers", "guide", "requirements", "coverage", "partial",
-                                      "event_ids_produced", "event_ids_missing", "event_ids_unmapped", "notes"}
+                                      "event_ids_produced", "event_ids_missing", "event_ids_unmapped", "notes",
+                                      "document", "tags", "decided_by", "changes", "held_back",
+                                      "coverage_after_plan"}
                            for x in v),
+    "rule_roots": lambda v: v == [str(RULES)],
     "requirements": lambda v: v and all(set(x) >= {
         "id", "kind", "name", "guid", "success", "failure", "channel", "event_id", "policy", "volume", "reference",
         "how", "rules", "alternatives", "status", "reason", "unblinds", "unblinds_high_critical"} for x in v),
