@@ -213,6 +213,7 @@ def _rule_extras(result: CheckResult, statuses: dict[str, str]) -> list[dict[str
     plan = chosen_plan(result.plans)
     changes: dict[str, list[str]] = {}
     held: dict[str, list[str]] = {}
+    what_if = WhatIf(rules)   # groups the rules by what coverage reads of them (diff.coverage_key)
     after: list[Any] = [None] * len(rules)
     if plan is not None:
         for steps, into in ((plan.steps, changes), (plan.held_back, held)):
@@ -220,10 +221,21 @@ def _rule_extras(result: CheckResult, statuses: dict[str, str]) -> list[dict[str
                 for rid, refs in step.for_rules.items():
                     for ref in refs:
                         into.setdefault(ref, []).append(rid)
-        after = WhatIf(rules).coverage(baseline_statuses(result), plan.changes)
-    return [{"decided_by": deciding_inputs(res, statuses, reqs),
-             "changes": changes.get(res.rule.ref, []), "held_back": held.get(res.rule.ref, []),
-             "coverage_after_plan": cov} for res, cov in zip(rules, after)]
+        after = what_if.coverage(baseline_statuses(result), plan.changes)
+    # what decides a rule depends on what its coverage depends on, and on its unsatisfiable fields
+    memo: dict[tuple, list[str]] = {}
+    out = []
+    for res, shape, cov in zip(rules, what_if.shape, after):
+        decided: list[str] = []
+        if res.coverage == "unknown":
+            key = (shape, bool(res.unsatisfiable_fields))
+            if key not in memo:
+                memo[key] = deciding_inputs(res, statuses, reqs)
+            decided = list(memo[key])
+        ref = res.rule.ref
+        out.append({"decided_by": decided, "changes": changes.get(ref, []), "held_back": held.get(ref, []),
+                    "coverage_after_plan": cov})
+    return out
 
 
 def _recommendations(result: CheckResult, ranked: list[Ranked]) -> list[dict[str, Any]]:

@@ -269,3 +269,20 @@ def test_docs_site_shows_no_absolute_rule_path(cli, tmp_path):
     pages = [p.read_text(encoding="utf-8") for p in site.rglob("*.md")]
     assert any("r1.yml" in page for page in pages)
     assert not any(str(tmp_path) in page for page in pages)
+
+
+def test_decided_by_memo_agrees_with_each_rule(corpus_rules, policy_samples):
+    """report.py judges what decides a rule once per shape of rule: the same answer as rule by rule."""
+    from logsource_checker.decide import deciding_inputs
+    from logsource_checker.engine import CheckOptions, check
+    from logsource_checker.report import build
+
+    gpresult = policy_samples / DC_GPRESULT
+    if not gpresult.is_file():
+        pytest.skip(f"{DC_GPRESULT} not in the policy samples")
+    result = check(CheckOptions(paths=[str(corpus_rules)], gpresult=[str(gpresult)], use_cache=False))
+    statuses = {rid: req.status for rid, req in result.resolution.requirements.items()}
+    report = build(result, verbose=False)
+    expected = [deciding_inputs(res, statuses, result.resolution.requirements) for res in result.resolution.rules]
+    assert [r["decided_by"] for r in report["rules"]] == expected
+    assert sum(1 for hints in expected if hints) == report["summary"]["coverage"]["unknown"]
