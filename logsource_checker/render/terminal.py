@@ -121,7 +121,12 @@ def _changes(report: dict[str, Any], console: Any, verbose: bool) -> None:
         return
     steps = plan["steps"]
     if not steps:
-        console.print(_t(f"No change needed ({plan['name']} plan).", "bold green"))
+        c = report["summary"]["coverage"]
+        weak = c["blind"] + c["partial"]
+        console.print()
+        console.print(_t(f"No change needed ({plan['name']} plan).", "bold green") if not weak else _t(
+            f"The {plan['name']} plan has no change for the {weak} blind or partial rules (-v shows their needs).",
+            "bold"))
         return
     console.print()
     console.print(_t(f"Changes, {plan['name']} plan: {len(steps)}, unblinding {plan['unblinds']} rules "
