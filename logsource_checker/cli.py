@@ -283,6 +283,7 @@ def main(
     except KnowledgeError as exc:
         raise _die(str(exc))
 
+    _warn_unmatched_filters(result, (("--product", 0, product), ("--category", 1, category), ("--service", 2, service)))
     from .report import build
 
     report = build(result, verbose=verbose or emit is not None)
@@ -306,6 +307,18 @@ def main(
                                report_file=str(output) if output else None, code=code, reason=reason)
         (sys.stderr if asked and output is None else sys.stdout).write(text)
     raise typer.Exit(code)
+
+
+def _warn_unmatched_filters(result, filters) -> None:  # noqa: ANN001
+    """A --product / --category / --service value no rule read has is named on standard error (a typo would
+    otherwise just filter everything out)."""
+    for option, index, values in filters:
+        if not values:
+            continue
+        seen = {rule.logsource.key[index] for rule in result.loaded.rules}
+        for value in values:
+            if value.strip().lower() not in seen:
+                sys.stderr.write(f"check-logsources: warning: {option} {value!r} matches no rule's logsource\n")
 
 
 def _guard(result, paths: List[Path], policy_inputs: List[Path], force: bool):  # noqa: ANN001, ANN202

@@ -286,3 +286,20 @@ def test_decided_by_memo_agrees_with_each_rule(corpus_rules, policy_samples):
     expected = [deciding_inputs(res, statuses, result.resolution.requirements) for res in result.resolution.rules]
     assert [r["decided_by"] for r in report["rules"]] == expected
     assert sum(1 for hints in expected if hints) == report["summary"]["coverage"]["unknown"]
+
+
+def test_a_filter_value_no_rule_has_is_named(cli):
+    result = cli(RULES, "--product", "windwos", "--product", "windows", "--format", "json")
+    assert "--product 'windwos' matches no rule's logsource" in result.stderr
+    assert "'windows'" not in result.stderr
+    assert result.json()["summary"]["rules_checked"] > 0
+
+
+def test_navigator_with_emit_is_listed_in_the_summary(cli, tmp_path):
+    layers = tmp_path / "layers.json"
+    result = cli(RULES, "--gpresult", GPRESULT, "--emit", tmp_path / "out", "--navigator", layers)
+    assert "Wrote the ATT&CK Navigator layers to" in result.stdout and str(layers) in result.stdout
+    assert [layer["name"] for layer in json.loads(layers.read_text(encoding="utf-8"))] == [
+        "Sigma coverage: now", "Sigma coverage: after the native plan"]
+    again = cli(RULES, "--gpresult", GPRESULT, "--navigator", layers, "--format", "json")
+    assert "Wrote the ATT&CK Navigator layers" in again.stderr and again.json()["summary"]
