@@ -1,9 +1,9 @@
 """What the reports say about rules the inputs cannot decide, and about rules outside Windows policy.
 
 Nothing here changes a verdict: it reads the statuses the diff gave and names, for each rule whose
-coverage is ``unknown``, the input that would decide it (``--sysmon-config``, ``--role``, an elevated
-gpresult, the channel's state on the machine, a collector outside Windows...). Rules whose every
-requirement lies outside Windows policy (``external``: a Linux audit daemon, a cloud audit log...)
+coverage is ``unknown``, the input that would decide it (``--sysmon-config``, an elevated gpresult or
+auditpol output, the channel's state on the machine, a SACL, collection outside Windows...), or that no
+input can (the rule itself must change). Rules whose every requirement lies outside Windows policy (``external``: a Linux audit daemon, a cloud audit log...)
 are counted per log source so that the reports can say so in one line.
 """
 from __future__ import annotations
@@ -26,7 +26,6 @@ BLOCKING = "--sysmon-config with blocking configured on purpose (never recommend
 CHANNEL = "the channel's state: a GPO enabling it in --gpresult, or 'wevtutil gl CHANNEL' on the machine"
 ELEVATED = "a gpresult /x run elevated (computer results) or --auditpol"
 AUDIT_LIVE = "--auditpol with 'auditpol /get /category:* /r' output (the live audit state)"
-ROLE = "--role (client, server or dc): the Windows defaults differ"
 SACL = "the object's SACL (a global object access SACL in --gpresult, or the object's own)"
 OTHER = "an input showing this setting"
 UNSATISFIABLE = "no input: the rule tests fields no producer writes (-v lists them; the rule must change)"
@@ -44,8 +43,6 @@ def _input_for(req: Requirement) -> str:
     if kind in ("audit_subcategory", "registry_policy"):
         if "elevation" in reason or "computer results" in reason:
             return ELEVATED
-        if "role" in reason and "not documented" not in reason:
-            return ROLE
         return AUDIT_LIVE if kind == "audit_subcategory" else ELEVATED
     if kind == "sacl":
         return SACL
