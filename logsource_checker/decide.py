@@ -3,8 +3,9 @@
 Nothing here changes a verdict: it reads the statuses the diff gave and names, for each rule whose
 coverage is ``unknown``, the input that would decide it (``--sysmon-config``, an elevated gpresult or
 auditpol output, the channel's state on the machine, a SACL, collection outside Windows...), or that no
-input can (the rule itself must change). Rules whose every requirement lies outside Windows policy (``external``: a Linux audit daemon, a cloud audit log...)
-are counted per log source so that the reports can say so in one line.
+input can (the rule itself must change). Rules whose every requirement lies outside Windows policy
+(``external``: a Linux audit daemon, a cloud audit log...) are counted per log source so that the reports
+can say so in one line.
 """
 from __future__ import annotations
 
