@@ -22,6 +22,8 @@ WINDOWS_KINDS = ("audit_subcategory", "registry_policy", "event_channel", "sysmo
 NO_GUIDE = "a guide for the log source (none in the data: see Unmapped)"
 NO_MAPPING = "a mapping for the rule's EventIDs (see Unmapped)"
 OUTSIDE = "collection outside Windows policy (see below; --product windows leaves these out)"
+WINDOWS_OTHER = ("a Windows feature the policy inputs do not show (AppLocker, App Control, attack surface reduction "
+                 "rules, an ETW session...; -v names it)")
 SYSMON = "--sysmon-config (the Sysmon configuration the machines run)"
 BLOCKING = "--sysmon-config with blocking configured on purpose (never recommended)"
 CHANNEL = "the channel's state: a GPO enabling it in --gpresult, or 'wevtutil gl CHANNEL' on the machine"
@@ -33,7 +35,7 @@ UNSATISFIABLE = "no input: the rule tests fields no producer writes (-v lists th
 RULE_NOTES = "no input: what the rule names cannot be checked (its notes say why, -v)"
 
 
-def _input_for(req: Requirement) -> str:
+def _input_for(req: Requirement, windows: bool) -> str:
     """The input that would decide an ``unknown`` (or not_checked) requirement, from its kind and reason."""
     reason = (req.reason or "").casefold()
     kind = req.kind
@@ -48,7 +50,7 @@ def _input_for(req: Requirement) -> str:
     if kind == "sacl":
         return SACL
     if kind not in WINDOWS_KINDS:
-        return OUTSIDE
+        return WINDOWS_OTHER if windows else OUTSIDE
     return OTHER
 
 
@@ -66,20 +68,25 @@ def deciding_inputs(res: RuleResolution, statuses: dict[str, str],
             return [UNSATISFIABLE]
         return [NO_MAPPING] if res.unmapped_event_ids else [RULE_NOTES]
     found: dict[str, None] = {}
+    windows = res.rule.logsource.key[0] == "windows"
     for need in res.needs:
         if need_status(need, statuses) != "unknown":
             continue
         for option in need.options:
             for rid in option.requirements:
                 if statuses[rid] in ("unknown", "not_checked"):
-                    found[_input_for(reqs[rid])] = None
+                    found[_input_for(reqs[rid], windows)] = None
     if res.unmapped_event_ids:
         found[NO_MAPPING] = None
     return list(found) or [OTHER]
 
 
 def outside_windows(res: RuleResolution, reqs: dict[str, Requirement]) -> bool:
-    """Whether every requirement of the rule is collected outside Windows policy (and it has some)."""
+    """Whether the rule is not a Windows rule and every requirement of it is collected outside Windows
+    policy (and it has some). A Windows rule that needs a feature the inputs do not show (AppLocker, an ETW
+    session) is not counted here: its hint says so."""
+    if res.rule.logsource.key[0] == "windows":
+        return False
     kinds = {reqs[rid].kind for need in res.needs for option in need.options for rid in option.requirements}
     return bool(kinds) and not kinds & set(WINDOWS_KINDS)
 

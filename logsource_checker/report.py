@@ -222,13 +222,14 @@ def _rule_extras(result: CheckResult, statuses: dict[str, str]) -> list[dict[str
                     for ref in refs:
                         into.setdefault(ref, []).append(rid)
         after = what_if.coverage(baseline_statuses(result), plan.changes)
-    # what decides a rule depends on what its coverage depends on, and on its unsatisfiable fields
+    # what decides a rule depends on what its coverage depends on, its unsatisfiable fields and whether it is
+    # a Windows rule
     memo: dict[tuple, list[str]] = {}
     out = []
     for res, shape, cov in zip(rules, what_if.shape, after):
         decided: list[str] = []
         if res.coverage == "unknown":
-            key = (shape, bool(res.unsatisfiable_fields))
+            key = (shape, bool(res.unsatisfiable_fields), res.rule.logsource.key[0] == "windows")
             if key not in memo:
                 memo[key] = deciding_inputs(res, statuses, reqs)
             decided = list(memo[key])
@@ -282,6 +283,8 @@ def step_label(step: Any, reqs: dict[str, Any], kb: Knowledge) -> dict[str, str]
         name = first.name.rsplit(" (", 1)[0]
     elif first.kind == "registry_policy" and first.policy in kb.registry_policies:
         name = kb.registry_policies[first.policy].name
+    elif first.kind == "sysmon_event" and first.event_id in kb.sysmon_events:
+        name = f"{first.event_id} {kb.sysmon_events[first.event_id].name}"
     return {"kind": _KIND_SHORT.get(first.kind, first.kind), "label": name,
             "outcomes": outcomes if first.kind in ("audit_subcategory", "sacl") else ""}
 

@@ -71,7 +71,16 @@ def test_first_screen_on_the_corpus_with_a_dc_gpresult(cli, narrow, corpus_rules
     assert out.splitlines()[0] == (f"Verdict: {c['usable']} usable, {c['partial']} partial, {c['blind']} blind, "
                                    f"{c['unknown']} unknown of {report['summary']['rules_checked']} rules")
     outside = report["summary"]["outside_windows"]
-    assert outside["rules"] > 500 and outside["by_source"]["linux"] > 100
+    assert outside["rules"] > 500 and outside["by_source"]["linux"] > 100 and "windows" not in outside["by_source"]
+    from logsource_checker.decide import OUTSIDE, WINDOWS_OTHER
+
+    # the unknown rules counted under "outside Windows" are the ones the one line counts
+    assert report["summary"]["unknown_by_input"][OUTSIDE] == outside["rules"]
+    windows_only = cli(corpus_rules, "--gpresult", gpresult, "--product", "windows", "--format", "json").json()
+    assert OUTSIDE not in windows_only["summary"]["unknown_by_input"]
+    assert windows_only["summary"]["outside_windows"]["rules"] == 0
+    assert windows_only["summary"]["unknown_by_input"].get(WINDOWS_OTHER) == \
+        report["summary"]["unknown_by_input"].get(WINDOWS_OTHER)
     assert f"{outside['rules']} rules need collection outside Windows policy: linux" in " ".join(out.split())
     # every unknown rule says which input would decide it, and none falls to the catch-all
     unknown = [r for r in report["rules"] if r["coverage"] == "unknown"]
