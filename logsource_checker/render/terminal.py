@@ -100,6 +100,8 @@ def _verdict(report: dict[str, Any], console: Any) -> None:
         line.append(", " if i < len(_STATES) - 1 else "")
     line.append(f" of {s['rules_checked']} rules")
     console.print(line)
+    if not s["coverage_by_level"]:
+        return
     table = _grid(("Level", {}), *((state, {"justify": "right"}) for state in _STATES))
     for lvl, row in s["coverage_by_level"].items():
         table.add_row(f"  {lvl}", *(str(row[k]) for k in _STATES))
