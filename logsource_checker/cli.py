@@ -128,6 +128,7 @@ class Format(str, Enum):
     text = "text"
     markdown = "markdown"
     json = "json"
+    sarif = "sarif"
 
 
 class Level(str, Enum):
@@ -218,6 +219,12 @@ def main(
     level: Optional[Level] = typer.Option(None, "--level", help="Only rules of this level or higher."),
     status: List[str] = typer.Option([], "--status", metavar="STATUS", help="Only rules with this status (repeatable), "
                                      "e.g. --status stable --status test."),
+    product: List[str] = typer.Option([], "--product", metavar="PRODUCT", help="Only rules whose logsource "
+                                      "product is this (repeatable), e.g. --product windows."),
+    category: List[str] = typer.Option([], "--category", metavar="CATEGORY", help="Only rules whose logsource "
+                                       "category is this (repeatable), e.g. --category process_creation."),
+    service: List[str] = typer.Option([], "--service", metavar="SERVICE", help="Only rules whose logsource "
+                                      "service is this (repeatable), e.g. --service security."),
     fail_on: FailOn = typer.Option(FailOn.missing, "--fail-on",
                                    help="With a policy input: exit 1 when a rule is blind or partial for lack of a "
                                    "recommended change (missing), only when a high/critical rule is (critical), "
@@ -232,6 +239,9 @@ def main(
                                                 "is above this (listed with the rules they would unblind)."),
     hold_unknown_volume: bool = typer.Option(False, "--hold-unknown-volume", help="Hold back changes whose event "
                                              "volume is unknown too."),
+    navigator: Optional[Path] = typer.Option(None, "--navigator", metavar="FILE", help="Write an ATT&CK Navigator "
+                                             "layer file: techniques from the rules' attack.tNNNN tags, coloured "
+                                             "usable/partial/blind, now and after the recommended plan."),
     docs: Optional[Path] = typer.Option(None, "--docs", metavar="DIR", help="Write Markdown guides and mkdocs.yml into this folder."),
     force: bool = typer.Option(False, "--force", help="Replace existing files in the --emit/--docs folder or the "
                                "-o file that check-logsources did not write (or that were edited since)."),
@@ -264,7 +274,8 @@ def main(
         gpresult=[str(p) for p in gpresult], auditpol=[str(p) for p in auditpol],
         sysmon_config=str(sysmon_config) if sysmon_config else None, use_cache=not no_cache,
         progress=_Progress(), role=role.value if role else None, plan=plan.value if plan else None,
-        max_volume=max_volume.value if max_volume else None, hold_unknown_volume=hold_unknown_volume)
+        max_volume=max_volume.value if max_volume else None, hold_unknown_volume=hold_unknown_volume,
+        products=product, categories=category, services=service)
     try:
         result = check(options)
     except PolicyInputError as exc:
@@ -272,11 +283,18 @@ def main(
     except KnowledgeError as exc:
         raise _die(str(exc))
 
+    _warn_unmatched_filters(result, (("--product", 0, product), ("--category", 1, category), ("--service", 2, service)))
     from .report import build
 
     report = build(result, verbose=verbose or emit is not None)
     guard = _guard(result, paths, [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else [])], force)
     outputs = _write_outputs(result, report, emit, docs, guard)
+    if navigator is not None:
+        written = _write_navigator(report, navigator, guard)
+        if outputs:   # listed in the summary that replaces the report
+            outputs.append(written)
+        else:         # the report stays on standard output
+            sys.stderr.write(f"Wrote {written['what']} to {written['directory']} ({written['detail']})\n")
     code, reason = verdict(report, fail_on.value)
     # with --emit / --docs a short summary replaces the terminal report; a report format asked for with
     # --format still goes to standard output (the summary then goes to standard error)
@@ -289,6 +307,18 @@ def main(
                                report_file=str(output) if output else None, code=code, reason=reason)
         (sys.stderr if asked and output is None else sys.stdout).write(text)
     raise typer.Exit(code)
+
+
+def _warn_unmatched_filters(result, filters) -> None:  # noqa: ANN001
+    """A --product / --category / --service value no rule read has is named on standard error (a typo would
+    otherwise just filter everything out)."""
+    for option, index, values in filters:
+        if not values:
+            continue
+        seen = {rule.logsource.key[index] for rule in result.loaded.rules}
+        for value in values:
+            if value.strip().lower() not in seen:
+                sys.stderr.write(f"check-logsources: warning: {option} {value!r} matches no rule's logsource\n")
 
 
 def _guard(result, paths: List[Path], policy_inputs: List[Path], force: bool):  # noqa: ANN001, ANN202
@@ -326,6 +356,20 @@ def _write_outputs(result, report: dict, emit: Optional[Path], docs: Optional[Pa
         outputs.append(_written("the docs site", written, f"{len(written) - 3} guide pages, index, audit policy, "
                                 "mkdocs.yml"))
     return outputs
+
+
+def _write_navigator(report: dict, target: Path, guard) -> dict:  # noqa: ANN001
+    """The ATT&CK Navigator layers (render/navigator.py) to ``target`` through the writer."""
+    from .render.navigator import navigator_file
+    from .writer import WriteRefused, write_file
+
+    text, techniques = navigator_file(report)
+    try:
+        written = write_file(target, text.encode("utf-8"), guard)
+    except (OSError, WriteRefused) as exc:
+        raise _write_error(target, exc)
+    return {"what": "the ATT&CK Navigator layers", "directory": str(target), "files": 1,
+            "changed": written.changed, "unchanged": written.unchanged, "detail": f"{techniques} techniques"}
 
 
 def _write_error(target: Path, exc: Exception) -> "typer.Exit":

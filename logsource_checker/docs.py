@@ -11,7 +11,7 @@ from typing import Any
 
 from . import __version__
 from .knowledge import Guide, Knowledge
-from .render import ls_label
+from .render import ls_label, rel_path
 from .report import CheckResult
 from .templating import Trusted, render
 
@@ -125,7 +125,7 @@ def write_docs(result: CheckResult, directory: Path, guard: Any = None) -> list[
                       inferred=inferred if any(spec.kind == "audit_events" for alt in guide.enablement
                                                for spec in alt.requires) else [],
                       rules=[{"title": r.rule.title or r.rule.ref, "level": r.rule.level or "",
-                              "coverage": r.coverage, "path": r.rule.path} for r in rules])
+                              "coverage": r.coverage, "path": rel_path(r.rule.path, result.roots)} for r in rules])
         write("docs/" + link, text)
         pages.append({"label": "; ".join(ls_label(_ls_dict(k)) for k in guide.logsources), "rules": len(rules),
                       "title": guide.title, "link": link, "nav_title": Trusted(json.dumps(guide.title))})

@@ -30,6 +30,9 @@ class CheckOptions:
     plan: str | None = None             # native | sysmon; None: sysmon when a Sysmon config is given
     max_volume: str | None = None       # low | medium | high: hold back changes above it
     hold_unknown_volume: bool = False   # hold back changes of unknown volume too
+    products: Sequence[str] = ()        # --product / --category / --service: only rules with one of these
+    categories: Sequence[str] = ()
+    services: Sequence[str] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -104,6 +107,10 @@ def _check(options: CheckOptions) -> CheckResult:
     if options.statuses:
         wanted = {s.lower() for s in options.statuses}
         rules = [r for r in rules if (r.status or "") in wanted]
+    for index, values in enumerate((options.products, options.categories, options.services)):
+        if values:
+            keep = {v.strip().lower() for v in values}
+            rules = [r for r in rules if r.logsource.key[index] in keep]
     resolution = resolve(rules, kb)
     # a condition that cannot be read as written is an error in the rule file (counted, exit status 1)
     loaded.errors.extend(LoadError(res.rule.path, None, _where(res.rule) + problem)
@@ -115,7 +122,8 @@ def _check(options: CheckOptions) -> CheckResult:
     ranked = rank_missing(resolution)
     result = CheckResult(loaded=loaded, resolution=resolution, knowledge=kb, snapshot=snapshot,
                          audit=diff.audit, ranked=ranked, filtered_out=before - len(rules), role=role,
-                         max_volume=options.max_volume, hold_unknown_volume=options.hold_unknown_volume)
+                         max_volume=options.max_volume, hold_unknown_volume=options.hold_unknown_volume,
+                         roots=list(options.paths))
     result.plans = compute_plans(result, options.plan, options.max_volume, options.hold_unknown_volume)
     return result
 

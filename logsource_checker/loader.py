@@ -21,7 +21,7 @@ from .rules import (LoadError, LoadResult, iter_rule_files_stat, load_file, pack
                     prepare_parsers, unpack_result)
 
 #: 3: entries are plain tuples (``rules.pack_result``), not pickled ``LoadResult`` objects.
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 #: Below this many files to parse, a second process costs more than it saves.
 PARALLEL_THRESHOLD = 400
 #: The forked child's share of the bytes to parse, relative to this process's share, is 1 / CHILD_WEIGHT.
@@ -101,10 +101,10 @@ def _selections_ok(selections: Any) -> bool:
 
 def _rule_ok(packed_rule: Any) -> bool:
     """One rule as ``rules.pack_result`` packs it (the field order of ``Rule``, the log source flattened)."""
-    if type(packed_rule) is not tuple or len(packed_rule) != 17:
+    if type(packed_rule) is not tuple or len(packed_rule) != 18:
         return False
     (path, document, rule_id, title, level, status, product, category, service, definition, event_ids,
-     channels, providers, fields, has_keywords, condition, selections) = packed_rule
+     channels, providers, fields, has_keywords, condition, selections, tags) = packed_rule
     if type(path) is not str or type(document) is not int or type(has_keywords) is not bool:
         return False
     for text in (rule_id, title, level, status, product, category, service, definition):
@@ -113,7 +113,7 @@ def _rule_ok(packed_rule: Any) -> bool:
     if type(event_ids) is not tuple or not all(type(e) is int for e in event_ids):
         return False
     return _texts(channels) and _texts(providers) and _texts(fields) and _texts(condition) \
-        and _selections_ok(selections)
+        and _selections_ok(selections) and _texts(tags)
 
 
 def _entry_ok(packed: Any) -> bool:

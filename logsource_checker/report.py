@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from .decide import deciding_inputs, outside_summary
 from .diff import LEVEL_ORDER, EffectiveAudit, Ranked, describe_setting
 from .knowledge import Knowledge
 from .policy.model import PolicySnapshot
@@ -32,6 +33,7 @@ class CheckResult:
     filtered_out: int = 0
     role: Any = None          # roles.RoleDecision: the machine's role and how it was decided
     plans: list = field(default_factory=list)      # plans.ChangePlan: native and sysmon, one chosen
+    roots: list = field(default_factory=list)      # the rule files and folders given (reports show paths below them)
     max_volume: str | None = None
     hold_unknown_volume: bool = False
 
@@ -50,7 +52,8 @@ def _canonical_channels(values: tuple[str, ...], kb: Knowledge) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool, kb: Knowledge) -> dict[str, Any]:
+def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool, kb: Knowledge,
+                extra: dict[str, Any]) -> dict[str, Any]:
     from .diff import need_status
 
     rule = res.rule
@@ -58,6 +61,7 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool, kb
         "id": rule.id,
         "title": rule.title,
         "path": rule.path,
+        "document": rule.document,
         "level": rule.level,
         "status": rule.status,
         "logsource": _ls(rule.logsource.key),
@@ -77,6 +81,8 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool, kb
         "notes": res.notes,
         "lost_selections": res.lost_selections,
         "unsatisfiable_fields": res.unsatisfiable_fields,
+        "tags": list(rule.tags),
+        **extra,
     }
     if verbose:
         entry["fields"] = list(rule.fields)
@@ -155,6 +161,7 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
         for entry in sorted(resolution.unmapped_events.values(),
                             key=lambda e: (e.event_id, tuple(x or "" for x in e.logsource.key)))]
     missing = [r for r in result.ranked]
+    extras = _rule_extras(result, statuses)
     summary = {
         "rules": len(loaded.rules),
         "rules_checked": len(resolution.rules),
@@ -174,13 +181,16 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
         "requirements_status": dict(Counter(req.status for req in resolution.requirements.values())),
         "missing_requirements": len(missing),
         "unsatisfiable_field_rules": sum(1 for res in resolution.rules if res.unsatisfiable_fields),
+        "outside_windows": outside_summary(resolution.rules, resolution.requirements),
+        "unknown_by_input": dict(Counter(hint for extra in extras for hint in extra["decided_by"]).most_common()),
     }
     report: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "summary": summary,
         "errors": [{"path": e.path, "line": e.line, "message": e.message} for e in loaded.errors],
         "logsources": logsources,
-        "rules": [_rule_entry(res, statuses, verbose, kb) for res in resolution.rules],
+        "rule_roots": [str(p) for p in result.roots],
+        "rules": [_rule_entry(res, statuses, verbose, kb, extra) for res, extra in zip(resolution.rules, extras)],
         "requirements": requirements,
         "unmapped": {"logsources": unmapped_ls, "event_ids": unmapped_events},
         "other_documents": [{"path": o.path, "document": o.document, "kind": o.kind, "id": o.id,
@@ -190,6 +200,43 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
         "policy": _policy(result),
     }
     return report
+
+
+def _rule_extras(result: CheckResult, statuses: dict[str, str]) -> list[dict[str, Any]]:
+    """Per rule: what would decide it when unknown (decide.py), the chosen plan's changes it needs and
+    those held back, and its coverage once the plan is applied (over the plan's baseline: what the inputs
+    cannot show is assumed off)."""
+    from .diff import WhatIf
+    from .plans import baseline_statuses, chosen_plan
+
+    rules, reqs = result.resolution.rules, result.resolution.requirements
+    plan = chosen_plan(result.plans)
+    changes: dict[str, list[str]] = {}
+    held: dict[str, list[str]] = {}
+    what_if = WhatIf(rules)   # groups the rules by what coverage reads of them (diff.coverage_key)
+    after: list[Any] = [None] * len(rules)
+    if plan is not None:
+        for steps, into in ((plan.steps, changes), (plan.held_back, held)):
+            for step in steps:
+                for rid, refs in step.for_rules.items():
+                    for ref in refs:
+                        into.setdefault(ref, []).append(rid)
+        after = what_if.coverage(baseline_statuses(result), plan.changes)
+    # what decides a rule depends on what its coverage depends on, its unsatisfiable fields and whether it is
+    # a Windows rule
+    memo: dict[tuple, list[str]] = {}
+    out = []
+    for res, shape, cov in zip(rules, what_if.shape, after):
+        decided: list[str] = []
+        if res.coverage == "unknown":
+            key = (shape, bool(res.unsatisfiable_fields), res.rule.logsource.key[0] == "windows")
+            if key not in memo:
+                memo[key] = deciding_inputs(res, statuses, reqs)
+            decided = list(memo[key])
+        ref = res.rule.ref
+        out.append({"decided_by": decided, "changes": changes.get(ref, []), "held_back": held.get(ref, []),
+                    "coverage_after_plan": cov})
+    return out
 
 
 def _recommendations(result: CheckResult, ranked: list[Ranked]) -> list[dict[str, Any]]:
@@ -219,8 +266,31 @@ def _recommendations(result: CheckResult, ranked: list[Ranked]) -> list[dict[str
     return out
 
 
-def _step_entry(step: Any, reqs: dict[str, Any]) -> dict[str, Any]:
-    return {"change": step.key, "requirements": list(step.requirements),
+_KIND_SHORT = {"audit_subcategory": "audit", "registry_policy": "policy", "event_channel": "channel",
+               "sysmon_event": "sysmon", "sacl": "sacl"}
+
+
+def step_label(step: Any, reqs: dict[str, Any], kb: Knowledge) -> dict[str, str]:
+    """A change in few words: its kind, a short name, and for an audit subcategory or SACL the outcomes
+    (S, F or S+F) it is set for."""
+    first = reqs[step.requirements[0]]
+    outcomes = "+".join(o for o, flag in (("S", "success"), ("F", "failure"))
+                        if any(getattr(reqs[rid], flag) for rid in step.requirements))
+    name = first.name
+    if first.kind == "audit_subcategory" and first.guid in kb.subcategories:
+        name = kb.subcategories[first.guid].name
+    elif first.kind == "sacl":
+        name = first.name.rsplit(" (", 1)[0]
+    elif first.kind == "registry_policy" and first.policy in kb.registry_policies:
+        name = kb.registry_policies[first.policy].name
+    elif first.kind == "sysmon_event" and first.event_id in kb.sysmon_events:
+        name = f"{first.event_id} {kb.sysmon_events[first.event_id].name}"
+    return {"kind": _KIND_SHORT.get(first.kind, first.kind), "label": name,
+            "outcomes": outcomes if first.kind in ("audit_subcategory", "sacl") else ""}
+
+
+def _step_entry(step: Any, reqs: dict[str, Any], kb: Knowledge) -> dict[str, Any]:
+    return {"change": step.key, **step_label(step, reqs, kb), "requirements": list(step.requirements),
             "names": [reqs[rid].name for rid in step.requirements], "volume": step.volume,
             "flagged": step.flagged, "needed_by": len(step.needed_by), "unblinds": len(step.unblinds),
             "unblinds_high_critical": step.unblinds_high_critical, "rules_unblinded": list(step.unblinds)}
@@ -235,8 +305,8 @@ def _plans(result: CheckResult) -> list[dict[str, Any]]:
         "held_back": [rid for step in plan.held_back for rid in step.requirements],
         "volume": plan.volume, "max_volume": result.max_volume,
         "hold_unknown_volume": result.hold_unknown_volume,
-        "steps": [_step_entry(step, reqs) for step in plan.steps],
-        "held_back_steps": [_step_entry(step, reqs) for step in plan.held_back],
+        "steps": [_step_entry(step, reqs, result.knowledge) for step in plan.steps],
+        "held_back_steps": [_step_entry(step, reqs, result.knowledge) for step in plan.held_back],
     } for plan in result.plans]
 
 

@@ -114,7 +114,8 @@ def parser_fingerprint() -> tuple[Any, ...]:
 
 
 #: Top-level keys whose values the loader reads; only these must agree between the two parsers.
-_READ_KEYS = ("title", "id", "level", "status", "logsource", "detection", "action", "correlation", "filter")
+_READ_KEYS = ("title", "id", "level", "status", "logsource", "detection", "action", "correlation", "filter",
+              "tags")
 #: PyYAML's implicit resolvers (yaml/resolver.py): a plain scalar matching one of these is not read as a
 #: string in YAML 1.1. tests/test_fast_yaml.py checks this list against the installed PyYAML.
 _PYYAML_IMPLICIT_PATTERNS = (
@@ -229,6 +230,7 @@ class Rule:
     # matches, a match (field or None for a keyword, (modifier, ...), (value text or None, ...)).
     condition: tuple[str, ...] = ()
     selections: tuple[Any, ...] = ()
+    tags: tuple[str, ...] = ()   # the rule's ``tags`` as written (``attack.t1059.001``, ``cve.2021-1675``...)
 
     @property
     def ref(self) -> str:
@@ -274,7 +276,7 @@ def pack_result(result: LoadResult) -> tuple[Any, ...]:
     return (
         tuple((r.path, r.document, r.id, r.title, r.level, r.status, r.logsource.product, r.logsource.category,
                r.logsource.service, r.definition, r.event_ids, r.channels, r.providers, r.fields, r.has_keywords,
-               r.condition, r.selections)
+               r.condition, r.selections, r.tags)
               for r in result.rules),
         tuple((e.path, e.line, e.message) for e in result.errors),
         tuple((o.path, o.document, o.kind, o.id, o.title) for o in result.others),
@@ -287,10 +289,10 @@ def unpack_result(packed: tuple[Any, ...], into: LoadResult) -> None:
     rules, errors, others, files = packed
     rule_list = into.rules
     for (path, document, rule_id, title, level, status, product, category, service, definition, event_ids,
-         channels, providers, fields, has_keywords, condition, selections) in rules:
+         channels, providers, fields, has_keywords, condition, selections, tags) in rules:
         rule_list.append(Rule(path, document, rule_id, title, level, status, LogSource(product, category, service),
                               definition, event_ids, channels, providers, fields, has_keywords, condition,
-                              selections))
+                              selections, tags))
     into.errors.extend(LoadError(path, line, message) for path, line, message in errors)
     into.others.extend(OtherDocument(path, document, kind, other_id, title)
                        for path, document, kind, other_id, title in others)
@@ -693,7 +695,21 @@ def _one_document(path: str, index: int, doc: dict[str, Any], result: LoadResult
         has_keywords=extract.has_keywords,
         condition=conditions,
         selections=tuple(extract.selections),
+        tags=_tags(doc.get("tags"), err),
     ))
+
+
+def _tags(value: Any, err: Any) -> tuple[str, ...]:
+    """The rule's tags as written (stripped); anything but a list of strings is reported and skipped."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        err(f"'tags' is a {_type_name(value)}, not a list")
+        return ()
+    tags = tuple(dict.fromkeys(v.strip() for v in value if isinstance(v, str) and v.strip()))
+    if len(tags) != len(value) and any(not isinstance(v, str) for v in value):
+        err("'tags' holds values that are not strings (skipped)")
+    return tags
 
 
 class _TooLarge(Exception):

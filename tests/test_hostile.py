@@ -73,7 +73,8 @@ CONTENT_CASES = [
     ("bomb as logsource definition", bomb() + GOOD.replace("service: security\n", "service: security\n"
                                                            "    definition: *a8\n"), 1, (4624,), None),
     ("bomb as action", bomb() + "action: *a8\n" + GOOD, 0, None, "unknown action"),
-    ("bomb in a key never read", bomb() + "tags: *a8\nfalsepositives: [*a8, *a8]\n" + GOOD, 1, (4624,), None),
+    ("bomb in a key never read", bomb() + "references: *a8\nfalsepositives: [*a8, *a8]\n" + GOOD, 1, (4624,), None),
+    ("bomb as tags", bomb() + "tags: *a8\n" + GOOD, 1, (4624,), "'tags' holds values that are not strings"),
     ("bomb as EventID", bomb() + HEAD.format(title="T") + "detection:\n    sel:\n        EventID: *a8\n"
      "    condition: sel\n", 1, (), "is not an event ID"),
     ("bomb as a keyword list", bomb() + HEAD.format(title="T") + "detection:\n    keywords: *a8\n"

@@ -1,22 +1,35 @@
-"""Terminal report: rich tables. Rule-derived text is shown as plain Text (never as markup)."""
+"""Terminal report: the answer first. Rule-derived text is shown as plain Text (never as markup).
+
+The first screen holds the verdict (rules usable / partial / blind / unknown, by level) and the changes
+of the recommended plan, most benefit first, one line each; then what would decide the unknown rules
+and the rules collected outside Windows. The log-source table, both plans side by side and the
+per-rule detail come only with ``-v``. No cell breaks a word: columns of short values never wrap, a
+long name is cut with an ellipsis, and prose wraps between words.
+"""
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
 
 from ..templating import one_line
-from . import ls_label
+from . import ls_label, rel_path
 
 _LEVEL_SHORT = {"critical": "crit", "high": "high", "medium": "med", "low": "low", "informational": "info",
                 "unknown": "n/a"}
 _COVERAGE_STYLE = {"usable": "green", "partial": "yellow", "blind": "bold red", "unknown": "cyan",
                    "not_checked": "dim"}
+_STATES = ("usable", "partial", "blind", "unknown")
+#: changes listed without -v (the first screen: 40 lines hold the verdict and these)
+FIRST_SCREEN_CHANGES = 20
+#: log sources named in the one line about rules collected outside Windows
+OUTSIDE_SHOWN = 8
 
 
-def _t(value: Any):
+def _t(value: Any, style: str = ""):
     from rich.text import Text
 
-    return Text(one_line(value))
+    return Text(one_line(value), style=style)
 
 
 def _inferred_text(need: dict[str, Any]) -> str:
@@ -25,152 +38,244 @@ def _inferred_text(need: dict[str, Any]) -> str:
     return f" (inferred: {'; '.join(dict.fromkeys(bases))})" if bases else ""
 
 
-def print_report(report: dict[str, Any], console: Any, verbose: bool = False) -> None:
+def _grid(*columns: tuple[str, dict[str, Any]]):
+    """A borderless table whose cells never wrap: one row is one line. Columns without a ``ratio`` hold
+    short values and are never cut (``_fit``); a ``ratio`` column takes the rest and ends a long name
+    with an ellipsis."""
     from rich.table import Table
-    from rich.text import Text
 
+    table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 1), header_style="bold",
+                  expand=any(options.get("ratio") for _, options in columns))
+    for title, options in columns:
+        table.add_column(title, no_wrap=True, overflow="ellipsis", **options)
+    return table
+
+
+def _fit(table: Any) -> Any:
+    """Give every column without a ratio the width of its widest cell, so only the ratio column is cut."""
+    for column in table.columns:
+        if column.ratio is None and column.no_wrap:
+            cells = [len(str(column.header))] + [len(getattr(c, "plain", str(c))) for c in column.cells]
+            column.min_width = min(max(cells), column.max_width or max(cells))
+    return table
+
+
+def print_report(report: dict[str, Any], console: Any, verbose: bool = False) -> None:
     s = report["summary"]
-    table = Table(title="Log sources", show_lines=False)
-    table.add_column("Log source", overflow="fold", ratio=3)
-    table.add_column("Rules", justify="right", no_wrap=True)
-    table.add_column("Levels", overflow="fold", ratio=2)
-    table.add_column("EventIDs", overflow="fold", ratio=2)
-    table.add_column("Guide", overflow="fold", ratio=3)
-    if s["policy_checked"]:
-        table.add_column("Coverage", overflow="fold", ratio=2)
-    for ls in report["logsources"]:
-        levels = ls["levels"]
-        ids = ls["event_ids"]
-        ids_text = " ".join(map(str, ids[:6])) + (f" +{len(ids) - 6}" if len(ids) > 6 else "")
-        level_text = " ".join(f"{levels[lvl]} {_LEVEL_SHORT[lvl]}" for lvl in _LEVEL_SHORT if levels.get(lvl))
-        source = " / ".join(str(ls[k]) for k in ("product", "category", "service") if ls[k]) or "(empty)"
-        guide = _t(ls["guide_title"]) if ls["guide_title"] else Text("NO GUIDE", style="bold red")
-        row = [_t(source), str(ls["rules"]), level_text, ids_text, guide]
-        if s["policy_checked"]:
-            cov = Text()
-            for state in ("usable", "partial", "blind", "unknown"):
-                if ls["coverage"].get(state):
-                    cov.append(f"{ls['coverage'][state]} {state} ", style=_COVERAGE_STYLE[state])
-            row.append(cov)
-        table.add_row(*row)
-    console.print(table)
-
-    policy = report.get("policy")
-    if policy:
-        console.print(Text("Policy", style="bold"))
-        for inp in policy["inputs"]:
-            console.print(_t(f"  read {inp['path']} ({inp['format']})"))
-        console.print(_t(f"  audit policy: {policy['audit_explanation']}"))
-        console.print(_t(f"  machine role: {policy['role']} ({policy['role_reason']})"))
-        console.print(_t(f"  Windows audit defaults: {policy['audit_defaults']}"))
-        for w in policy["warnings"]:
-            console.print(Text("  warning: ", style="yellow") + _t(w))
-        for c in policy["conflicts"]:
-            console.print(Text("  conflict: ", style="yellow") + _t(c))
-        cov = Table(title="Coverage by level")
-        for col in ("Level", "usable", "partial", "blind", "unknown"):
-            cov.add_column(col, justify="right" if col != "Level" else "left")
-        for lvl, row in s["coverage_by_level"].items():
-            cov.add_row(lvl, *(str(row[k]) for k in ("usable", "partial", "blind", "unknown")))
-        console.print(cov)
-        _print_plans(report.get("plans") or [], console)
-        recs = report["recommendations"]
-        chosen = next((p["name"] for p in report.get("plans") or [] if p["chosen"]), None)
-        if recs:
-            title = f"Recommended changes ({chosen} plan)" if chosen else "Missing requirements"
-            missing = Table(title=f"{title}, most rules unblinded first")
-            missing.add_column("#", justify="right", no_wrap=True)
-            missing.add_column("Requirement", overflow="fold", ratio=3)
-            missing.add_column("Unblinds (high+crit)", justify="right", ratio=1)
-            missing.add_column("Rules", justify="right", no_wrap=True)
-            missing.add_column("Volume", no_wrap=True)
-            missing.add_column("Why", overflow="fold", ratio=4)
-            shown = recs if verbose else recs[:25]
-            for i, m in enumerate(shown, 1):
-                missing.add_row(str(i), _t(f"{m['name']} [{m['kind']}]"),
-                                f"{m['unblinds']} ({m['unblinds_high_critical']})", str(m["rules"]),
-                                _volume(m["volume"]), _t(m["reason"]))
-            console.print(missing)
-            if len(recs) > len(shown):
-                console.print(f"  ... {len(recs) - len(shown)} more (use -v or --format json)")
-    unmapped = report["unmapped"]
-    if unmapped["logsources"] or unmapped["event_ids"]:
-        console.print(Text("Unmapped", style="bold red"))
-        for u in unmapped["logsources"]:
-            console.print(_t(f"  log source {ls_label(u)}: no guide ({len(u['rules'])} rules, e.g. {u['paths'][0]})"))
-        for u in unmapped["event_ids"]:
-            console.print(_t(f"  EventID {u['event_id']} ({ls_label(u['logsource'])}): {u['reason']} "
-                             f"({len(u['rules'])} rules, e.g. {u['paths'][0]})"))
+    roots = report.get("rule_roots") or []
+    _verdict(report, console)
+    _changes(report, console, verbose)
+    _undecided(report, console)
+    _policy(report, console, verbose)
+    _unmapped(report, console, roots)
     if verbose:
-        rules = Table(title="Rules")
-        for col in ("Coverage", "Level", "Title", "Path", "Needs"):
-            rules.add_column(col, overflow="fold")
-        for rule in report["rules"]:
-            needs = "; ".join(f"{n['status']}: {n['label']}" + _inferred_text(n) for n in rule.get("needs") or [])
-            if rule.get("lost_selections"):
-                needs += f"; loses {', '.join(rule['lost_selections'])}"
-            if rule.get("unsatisfiable_fields"):
-                needs += f"; no producer writes {', '.join(rule['unsatisfiable_fields'])}"
-            rules.add_row(Text(rule["coverage"], style=_COVERAGE_STYLE.get(rule["coverage"], "")),
-                          rule["level"] or "", _t(rule["title"]), _t(rule["path"]), _t(needs))
-        console.print(rules)
-    if report["errors"]:
-        console.print(Text(f"Errors ({len(report['errors'])})", style="bold red"))
-        for e in report["errors"]:
-            where = e["path"] + (f":{e['line']}" if e["line"] else "")
-            console.print(_t(f"  {where}: {e['message']}"))
+        _logsources(report, console)
+        _plans_table(report.get("plans") or [], console)
+        _rules(report, console, roots)
+    _errors(report, console, roots)
     line = (f"{s['rules_checked']} rules checked ({s['files']} files), {s['errors']} errors, "
             f"{s['logsources']} log sources, {s['unmapped_logsources']} unmapped log sources, "
             f"{s['unmapped_event_ids']} unmapped event IDs")
+    if s.get("filtered_out"):
+        line += f", {s['filtered_out']} rules filtered out"
     if s.get("unsatisfiable_field_rules"):
         line += f", {s['unsatisfiable_field_rules']} rules testing a field no producer writes"
-    if s["policy_checked"]:
-        c = s["coverage"]
-        line += (f"; usable {c['usable']}, partial {c['partial']}, blind {c['blind']}, unknown {c['unknown']}; "
-                 f"{s['missing_requirements']} missing requirements")
-    console.print(Text(line, style="bold"))
+    if not verbose:
+        line += "; -v: log sources, both plans, every rule"
+    console.print(_t(line, "dim"))
+
+
+def _verdict(report: dict[str, Any], console: Any) -> None:
+    from rich.text import Text
+
+    s = report["summary"]
+    if not s["policy_checked"]:
+        console.print(_t(f"Verdict: {s['rules_checked']} rules; coverage not checked (no --gpresult, --auditpol or "
+                         "--sysmon-config given). What the rules need:", "bold"))
+        return
+    c = s["coverage"]
+    line = Text("Verdict: ", style="bold")
+    for i, state in enumerate(_STATES):
+        line.append(f"{c[state]} {state}", style=_COVERAGE_STYLE[state])
+        line.append(", " if i < len(_STATES) - 1 else "")
+    line.append(f" of {s['rules_checked']} rules")
+    console.print(line)
+    if not s["coverage_by_level"]:
+        return
+    table = _grid(("Level", {}), *((state, {"justify": "right"}) for state in _STATES))
+    for lvl, row in s["coverage_by_level"].items():
+        table.add_row(f"  {lvl}", *(str(row[k]) for k in _STATES))
+    console.print(_fit(table))
+
+
+def _chosen(report: dict[str, Any]) -> dict[str, Any] | None:
+    return next((p for p in report.get("plans") or [] if p["chosen"]), None)
 
 
 def _volume(volume: str | None):
-    from rich.text import Text
-
     volume = volume or "unknown"
-    if volume in ("high", "unknown"):
-        return Text(f"{volume} (warning)", style="bold yellow")
-    return Text(volume)
+    return _t(volume + " !", "bold yellow") if volume in ("high", "unknown") else _t(volume)
 
 
-def _print_plans(plans: list[dict[str, Any]], console: Any) -> None:
-    """The two plans side by side, then what the chosen one holds back (--max-volume)."""
-    from rich.table import Table
-    from rich.text import Text
+def _changes(report: dict[str, Any], console: Any, verbose: bool) -> None:
+    plan = _chosen(report)
+    if plan is None:
+        return
+    steps = plan["steps"]
+    if not steps:
+        c = report["summary"]["coverage"]
+        weak = c["blind"] + c["partial"]
+        console.print()
+        console.print(_t(f"No change needed ({plan['name']} plan).", "bold green") if not weak else _t(
+            f"The {plan['name']} plan has no change for the {weak} blind or partial rules (-v shows their needs).",
+            "bold"))
+        return
+    console.print()
+    console.print(_t(f"Changes, {plan['name']} plan: {len(steps)}, unblinding {plan['unblinds']} rules "
+                     f"({plan['unblinds_high_critical']} high/critical)", "bold"))
+    table = _grid(("#", {"justify": "right"}), ("Kind", {}), ("Change", {"ratio": 1, "min_width": 12}),
+                  ("S/F", {}), ("Unblinds", {"justify": "right"}), ("Volume", {}))
+    shown = steps if verbose else steps[:FIRST_SCREEN_CHANGES]
+    for i, step in enumerate(shown, 1):
+        table.add_row(str(i), step["kind"], _t(step["label"]), step["outcomes"], str(step["unblinds"]),
+                      _volume(step["volume"]))
+    console.print(_fit(table))
+    notes = []
+    if len(steps) > len(shown):
+        notes.append(f"... {len(steps) - len(shown)} more changes (-v lists them; --emit DIR writes them all)")
+    if any(step["volume"] in ("high", "unknown") for step in shown):
+        notes.append("! high or unknown event volume: try it on a few machines first (--max-volume holds back)")
+    for other in report.get("plans") or []:
+        if not other["chosen"]:
+            notes.append(f"{other['name']} plan instead: {len(other['steps'])} changes, unblinding {other['unblinds']} "
+                         f"rules, {other['still_blind']} still blind (--plan {other['name']})")
+    for step in plan["held_back_steps"]:
+        notes.append(f"held back: {step['label']} (volume {step['volume']}) would unblind {step['unblinds']} rules")
+    for note in notes:
+        console.print(_t(note, "dim"))
 
+
+def _undecided(report: dict[str, Any], console: Any) -> None:
+    s = report["summary"]
+    hints = s.get("unknown_by_input") or {}
+    if hints and s["policy_checked"]:
+        console.print()
+        console.print(_t(f"{s['coverage']['unknown']} rules unknown; what would decide them (rules, an input each; "
+                         "a rule may need several):", "bold"))
+        table = _grid(("", {"justify": "right"}), ("", {}))
+        for column in table.columns[1:]:
+            column.no_wrap = False   # prose: wraps between words, never inside one
+            column.overflow = "fold"
+        table.show_header = False
+        for hint, count in hints.items():
+            table.add_row(f"  {count}", _t(hint))
+        console.print(_fit(table))
+    outside = s.get("outside_windows") or {}
+    if outside.get("rules"):
+        sources = list(outside["by_source"].items())
+        parts = ", ".join(f"{name} {n}" for name, n in sources[:OUTSIDE_SHOWN])
+        if len(sources) > OUTSIDE_SHOWN:
+            parts += f", {len(sources) - OUTSIDE_SHOWN} more"
+        console.print(_t(f"{outside['rules']} rules need collection outside Windows policy: {parts}; "
+                         "see --product"))
+
+
+def _policy(report: dict[str, Any], console: Any, verbose: bool) -> None:
+    policy = report.get("policy")
+    if not policy:
+        return
+    console.print()
+    names = ", ".join(f"{inp['path'] if verbose else os.path.basename(inp['path'])} ({inp['format']})"
+                      for inp in policy["inputs"])
+    console.print(_t(f"Policy: {names}; role {policy['role']}", "bold"))
+    console.print(_t(f"  audit policy: {policy['audit_explanation']}"))
+    if verbose:
+        console.print(_t(f"  machine role: {policy['role']} ({policy['role_reason']})"))
+        console.print(_t(f"  Windows audit defaults: {policy['audit_defaults']}"))
+    for w in policy["warnings"]:
+        console.print(_t("  warning: ", "yellow") + _t(w))
+    for c in policy["conflicts"]:
+        console.print(_t("  conflict: ", "yellow") + _t(c))
+
+
+def _unmapped(report: dict[str, Any], console: Any, roots: list[str]) -> None:
+    unmapped = report["unmapped"]
+    if not (unmapped["logsources"] or unmapped["event_ids"]):
+        return
+    console.print(_t("Unmapped", "bold red"))
+    for u in unmapped["logsources"]:
+        console.print(_t(f"  log source {ls_label(u)}: no guide ({len(u['rules'])} rules, "
+                         f"e.g. {rel_path(u['paths'][0], roots)})"))
+    for u in unmapped["event_ids"]:
+        console.print(_t(f"  EventID {u['event_id']} ({ls_label(u['logsource'])}): {u['reason']} "
+                         f"({len(u['rules'])} rules, e.g. {rel_path(u['paths'][0], roots)})"))
+
+
+def _logsources(report: dict[str, Any], console: Any) -> None:
+    policy_checked = report["summary"]["policy_checked"]
+    table = _grid(("Log source", {"max_width": 28}), ("Rules", {"justify": "right"}),
+                  *(((state, {"justify": "right"}) for state in _STATES) if policy_checked else ()),
+                  ("Guide", {"ratio": 1, "min_width": 10}))
+    for ls in report["logsources"]:
+        source = "/".join(str(ls[k]) for k in ("product", "category", "service") if ls[k]) or "(empty)"
+        guide = _t(ls["guide_title"]) if ls["guide_title"] else _t("NO GUIDE", "bold red")
+        counts = [str(ls["coverage"].get(state, 0) or "") for state in _STATES] if policy_checked else []
+        table.add_row(_t(source), str(ls["rules"]), *counts, guide)
+    console.print()
+    console.print(_t(f"Log sources ({len(report['logsources'])})", "bold"))
+    console.print(_fit(table))
+
+
+def _plans_table(plans: list[dict[str, Any]], console: Any) -> None:
+    """The two plans side by side (native: settings only; sysmon: Sysmon allowed, native where cheaper)."""
     if not plans:
         return
-    table = Table(title="Plans (native: settings only; sysmon: Sysmon allowed, native where cheaper)")
-    for col in ("Plan", "Changes", "Unblinds (high+crit)", "Still blind", "Volume low/med/high/unknown",
-                "Held back"):
-        table.add_column(col, justify="left" if col == "Plan" else "right")
+    table = _grid(("Plan", {}), ("Changes", {"justify": "right"}), ("Unblinds", {"justify": "right"}),
+                  ("high/crit", {"justify": "right"}), ("Still blind", {"justify": "right"}),
+                  ("Vol l/m/h/?", {"justify": "right"}))
     for plan in plans:
         vol = plan["volume"]
-        table.add_row(plan["name"] + (" (recommended)" if plan["chosen"] else ""), str(len(plan["steps"])),
-                      f"{plan['unblinds']} ({plan['unblinds_high_critical']})", str(plan["still_blind"]),
-                      f"{vol['low']}/{vol['medium']}/{vol['high']}/{vol['unknown']}",
-                      str(len(plan["held_back_steps"])))
-    console.print(table)
-    for plan in plans:
-        if not plan["chosen"]:
-            continue
-        for step in plan["held_back_steps"]:
-            console.print(Text("  held back: ", style="yellow") + _t(
-                f"{', '.join(step['names'])} (volume {step['volume']}) would unblind {step['unblinds']} rules "
-                f"({step['unblinds_high_critical']} high/critical)"))
+        table.add_row(plan["name"] + (" *" if plan["chosen"] else ""), str(len(plan["steps"])), str(plan["unblinds"]),
+                      str(plan["unblinds_high_critical"]), str(plan["still_blind"]),
+                      f"{vol['low']}/{vol['medium']}/{vol['high']}/{vol['unknown']}")
+    console.print()
+    console.print(_t("Plans (native: settings only; sysmon: Sysmon allowed, native where cheaper; * recommended)",
+                     "bold"))
+    console.print(_fit(table))
 
 
-def render(report: dict[str, Any], verbose: bool = False) -> str:
+def _rules(report: dict[str, Any], console: Any, roots: list[str]) -> None:
+    console.print()
+    console.print(_t(f"Rules ({len(report['rules'])})", "bold"))
+    for rule in report["rules"]:
+        head = _t(f"[{rule['coverage']}]", _COVERAGE_STYLE.get(rule["coverage"], ""))
+        head += _t(f" {_LEVEL_SHORT.get(rule['level'] or 'unknown', rule['level'])} {rule['title']}")
+        console.print(head)
+        # a path is one word: never broken (a terminal narrower than it wraps it itself)
+        console.print(_t(f"    {rel_path(rule['path'], roots)}"), no_wrap=True, overflow="ignore", crop=False)
+        details = [f"{n['status']}: {n['label']}{_inferred_text(n)}" for n in rule.get("needs") or []]
+        if rule.get("lost_selections"):
+            details.append(f"loses {', '.join(rule['lost_selections'])}")
+        if rule.get("unsatisfiable_fields"):
+            details.append(f"no producer writes {', '.join(rule['unsatisfiable_fields'])}")
+        details += [f"would be decided by {hint}" for hint in rule.get("decided_by") or []]
+        for detail in details:
+            console.print(_t(f"    {detail}"))
+
+
+def _errors(report: dict[str, Any], console: Any, roots: list[str]) -> None:
+    if not report["errors"]:
+        return
+    console.print(_t(f"Errors ({len(report['errors'])})", "bold red"))
+    for e in report["errors"]:
+        where = rel_path(e["path"], roots) + (f":{e['line']}" if e["line"] else "")
+        console.print(_t(f"  {where}: {e['message']}"))
+
+
+def render(report: dict[str, Any], verbose: bool = False, width: int = 100) -> str:
     from rich.console import Console
 
     buffer = io.StringIO()
-    console = Console(file=buffer, width=140, color_system=None, highlight=False, emoji=False)
+    console = Console(file=buffer, width=width, color_system=None, highlight=False, emoji=False)
     print_report(report, console, verbose)
     return buffer.getvalue()
