@@ -42,6 +42,9 @@ class AuditdData:
     watch_volume: str = "unknown"
     volume_reference: str = ""
     record_types: dict[str, RecordType] = field(default_factory=dict)   # by upper-case type
+    arch_aliases: dict[str, str] = field(default_factory=dict)   # case-folded name -> b64 | b32
+    neutral_fields: frozenset[str] = frozenset()
+    result_fields: frozenset[str] = frozenset()
     problems: list[str] = field(default_factory=list)
 
     def volume_of_syscall(self, name: str) -> str:
@@ -81,6 +84,10 @@ def load_auditd(path: Path, read_yaml: Callable[[Path], Any]) -> AuditdData:
     data.syscall_volumes = {str(k): str(v) for k, v in volumes.items()} if isinstance(volumes, dict) else {}
     data.watch_volume = str(raw.get("watch_volume") or "unknown")
     data.volume_reference = str(raw.get("volume_reference") or "")
+    aliases = raw.get("arch_aliases") or {}
+    data.arch_aliases = {str(k).casefold(): str(v) for k, v in aliases.items()} if isinstance(aliases, dict) else {}
+    data.neutral_fields = frozenset(f.casefold() for f in _strings(raw.get("neutral_fields")))
+    data.result_fields = frozenset(f.casefold() for f in _strings(raw.get("result_fields")))
     for entry in raw.get("record_types") or []:
         if not isinstance(entry, dict) or not entry.get("type"):
             data.problems.append(f"{path.name}: record type entry without a type: {entry!r}")
@@ -114,6 +121,8 @@ def auditd_problems(data: AuditdData) -> list[str]:
     problems += [f"{where}: reference {u!r} is not https" for u in urls if not u.startswith("https://")]
     if not (data.syscall_fields and data.type_fields):
         problems.append(f"{where}: syscall_fields and type_fields are required")
+    if not data.arch_aliases or not set(data.arch_aliases.values()) <= set(data.arches):
+        problems.append(f"{where}: arch_aliases must map names to the arches {list(data.arches)}")
     for rt in data.record_types.values():
         if rt.origin not in ORIGINS:
             problems.append(f"{where}: record type {rt.type}: origin {rt.origin!r} not one of {ORIGINS}")
