@@ -171,11 +171,12 @@ def read_auditd_rules(paths: Sequence[str], texts: Sequence[str]) -> PolicySnaps
     for path, text in zip(paths, texts):
         rules = _Rules(out, path)
         out.sources.append(path)
-        status_lines = 0
+        status_lines = comments = 0
         for number, raw in enumerate(text.splitlines(), 1):
             line = raw.strip()
             if not line or line.startswith("#") or line.casefold() == "no rules":
                 rules.understood += bool(line) and not line.startswith("#")
+                comments += line.startswith("#")
                 continue
             status = _STATUS_RE.match(line)
             if status:
@@ -186,7 +187,9 @@ def read_auditd_rules(paths: Sequence[str], texts: Sequence[str]) -> PolicySnaps
             tokens = _tokens(line)
             if tokens:
                 _command(tokens, rules, number, line)
-        if not rules.understood and not status_lines:
+        if not rules.understood and not status_lines and comments and not rules.problems:
+            rules.problems.append("only comments: no audit rule")   # a valid file that loads nothing
+        elif not rules.understood and not status_lines:
             raise PolicyInputError(path, "not an audit rules file or 'auditctl -l' / 'auditctl -s' output: no line "
                                          "is an audit rule or control command" +
                                    (f" ({rules.problems[0]})" if rules.problems else ""))
