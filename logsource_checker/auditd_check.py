@@ -13,7 +13,8 @@ Semantics (auditctl(8), audit.rules(7), audit_add_rule_data(3)):
   for a folder, everything below it; the permissions must include every one the requirement asks for (none
   given: every access).
 - user-space records need no rule; only a ``user`` rule with ``never`` or an ``exclude`` rule drops them.
-- the exclude list drops records by ``msgtype`` (the action is ignored: it is always "never").
+- the exclude list drops records by ``msgtype`` (the action is ignored: it is always "never"); a ``never,task``
+  rule switches syscall auditing off for the tasks it matches (all of them without ``-F``).
 - ``-e 0`` switches auditing off: nothing is met.
 """
 from __future__ import annotations
@@ -57,18 +58,24 @@ def _arch_ok(rule: AuditRule, arch: str, data: AuditdData) -> tuple[bool, str]:
     return ok, ""
 
 
-def _excluded(types: tuple[str, ...], rules: AuditdRules) -> tuple[str | None, list[str]]:
-    """(an exclude or user rule that drops these record types outright, rules that drop some of them)."""
+def _excluded(types: tuple[str, ...], rules: AuditdRules, user_space: bool) -> tuple[str | None, list[str]]:
+    """(a rule that drops these record types outright, rules that drop some of them): exclude rules (any action),
+    ``never,user`` rules for user-space records, ``never,task`` rules for what syscalls write."""
     partly: list[str] = []
     for rule in rules.rules:
-        if rule.list not in ("exclude", "user") or (rule.list == "user" and rule.action != "never"):
-            continue
         msgtypes = rule.field_values("msgtype")
         others = [f for f in rule.fields if f[0] != "msgtype"]
-        hits = any(op == "=" and value.upper() in types for op, value in msgtypes)
-        odd = any(op != "=" for op, _ in msgtypes)
-        if rule.list == "user" and not msgtypes and not types[0].startswith(("SYSCALL", "PATH")):
-            hits = True   # a never,user rule without msgtype drops every user-space record it matches
+        if rule.list == "task":
+            if rule.action != "never" or user_space:
+                continue
+            hits, odd = True, False   # a task never rule: no syscall of the tasks it matches is audited
+        elif rule.list == "exclude" or (rule.list == "user" and rule.action == "never" and user_space):
+            hits = any(op == "=" and value.upper() in types for op, value in msgtypes)
+            odd = any(op != "=" for op, _ in msgtypes)
+            if not msgtypes:   # no msgtype: every record type of what the other fields match
+                hits = True
+        else:
+            continue
         if hits and not others and not odd:
             return _at(rule), partly
         if hits or odd:
@@ -76,10 +83,11 @@ def _excluded(types: tuple[str, ...], rules: AuditdRules) -> tuple[str | None, l
     return None, partly
 
 
-def _with_exclusions(status: tuple[str, str], types: tuple[str, ...], rules: AuditdRules) -> tuple[str, str]:
+def _with_exclusions(status: tuple[str, str], types: tuple[str, ...], rules: AuditdRules,
+                     user_space: bool = False) -> tuple[str, str]:
     if status[0] == "missing":
         return status
-    dropped, partly = _excluded(types, rules)
+    dropped, partly = _excluded(types, rules, user_space)
     if dropped:
         return "missing", f"{status[1]}; but {'/'.join(types)} records are dropped by {dropped}"
     if partly:
@@ -174,7 +182,7 @@ def auditd_status(item: tuple[str, ...] | None, rules: AuditdRules | None, data:
         return _with_exclusions(_watch(path, perms, rules, data), ("SYSCALL", "PATH"), rules)
     if kind == "record":
         return _with_exclusions(("met", f"{item[1]} is sent by user-space programs: no audit rule is needed"),
-                                (item[1],), rules)
+                                (item[1],), rules, user_space=True)
     if kind == "key":
         for rule in rules.rules:
             if item[1] in rule.keys and rule.action == "always":
