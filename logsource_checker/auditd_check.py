@@ -155,7 +155,8 @@ def _watch(path: str, perms: str, rules: AuditdRules, data: AuditdData) -> tuple
         elif narrowing:
             narrowed.append(f"{_at(rule)} (only where {' '.join(narrowing)})")
         else:
-            return "met", f"covered by {_at(rule)}"
+            return "met", (f"covered by {_at(rule)} for {perms}; the Sigma rule does not say which access it looks for "
+                           "(reads need r)" if set(have) < set("rwxa") else f"covered by {_at(rule)}")
     if narrowed:
         return "unknown", f"{path} is watched only by narrowed rules: {'; '.join(narrowed)}"
     if weaker:
