@@ -1,7 +1,7 @@
 """Emit ``audit.rules``: the Linux audit rules the checked rules need and the host does not load yet.
 
-For every need of a rule that is not met, the option whose requirements are all audit rules (none of them
-undetermined) with the fewest lines to add is taken (then the guide's order); its syscall rules and watches
+For every need of a rule that is not met, the option whose requirements are all audit rules (fully determined
+ones first) with the fewest lines to add is taken (then the guide's order); its syscall rules and watches
 that are missing (or unknown for want of an ``--auditd-rules`` input) are written, each once, each with the
 rules that need it, the rules it unblinds alone and its volume. Only ``-a always,exit`` and ``-w`` lines are
 written: never ``-D``, ``-e``, a ``never`` rule or anything that deletes or locks rules. Before a line is
@@ -44,13 +44,18 @@ def _emittable(req: Requirement) -> bool:
         req.status in ("missing", "not_checked") or (req.status == "unknown" and req.reason == NO_INPUT))
 
 
+def _undetermined(req: Requirement) -> bool:
+    return not req.auditd or req.auditd[0] == "undetermined"
+
+
 def _auditd_option(options: list[Option], reqs: dict[str, Requirement]) -> Option | None:
-    candidates = [o for o in options if o.requirements and all(
-        reqs[rid].kind == "auditd_rule" and reqs[rid].auditd and reqs[rid].auditd[0] != "undetermined"
-        for rid in o.requirements)]
+    """The way through audit rules alone: fully determined first, then the fewest lines to add, then primary.
+    An option that also holds what cannot be told still gets the lines that can (they are needed either way)."""
+    candidates = [o for o in options if o.requirements and all(reqs[rid].kind == "auditd_rule" for rid in o.requirements)]
     if not candidates:
         return None
-    return min(candidates, key=lambda o: (sum(_emittable(reqs[rid]) for rid in o.requirements), not o.primary))
+    return min(candidates, key=lambda o: (any(_undetermined(reqs[rid]) for rid in o.requirements),
+                                          sum(_emittable(reqs[rid]) for rid in o.requirements), not o.primary))
 
 
 def _would_meet(req: Requirement, text: str, host: AuditdRules | None, result: CheckResult) -> tuple[bool, str]:

@@ -2,6 +2,7 @@
 (auditd_needs.py through the resolver) and the emitted audit.rules (auditd_emit.py), read back and found met."""
 from __future__ import annotations
 
+import json
 import textwrap
 import uuid
 from pathlib import Path
@@ -335,3 +336,52 @@ def test_hostile_rule_text_never_reaches_a_rule_line(cli, tmp_path):
     text = _emit(cli, tmp_path, rules.parent)
     assert "-D" not in [line.strip() for line in text.splitlines()]
     assert all(not line.startswith("-") for line in text.splitlines())
+
+
+def test_emit_writes_what_can_be_told_of_a_rule_that_also_needs_what_cannot(cli, tmp_path):
+    rules = _rule_file(tmp_path, "mixed", AUDITD, "selection:\n    - type: PATH\n      name: /etc/ld.so.preload\n"
+                                                  "    - type: PATH\n      name|endswith: /sysrq\n"
+                                                  "condition: selection\n")
+    text = _emit(cli, tmp_path, rules.parent)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    (rule,) = report["rules"]
+    assert rule["coverage"] == "not_checked"
+    (option,) = [o for need in rule["needs"] for o in need["options"]]
+    assert sorted(option["requirements"])[0].startswith("auditd:undetermined:")
+    assert [line for line in text.splitlines() if line and not line.startswith("#")] == [
+        "-w /etc/ld.so.preload -p wa -k sigma"]
+
+
+# --------------------------------------------------------------------------- data schema
+
+@pytest.mark.parametrize("value, problem", [
+    ({"syscalls": ["execve"]}, None),
+    ({"from_rule": True}, None),
+    ({"watch_fields": ["TargetFilename"]}, None),
+    ({"syscalls": ["execve"], "from_rule": True}, "exactly one"),
+    ({"syscalls": ["exec ve"]}, "not syscall names"),
+    ({"from_rule": "yes"}, "must be true"),
+    ({"sycalls": ["execve"]}, "exactly one"),
+    (["execve"], "not a mapping"),
+])
+def test_guide_spec_is_validated(data, value, problem):
+    from logsource_checker.auditd_data import spec_problems
+
+    found = spec_problems(data, value)
+    assert (found == []) if problem is None else any(problem in p for p in found), found
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda d: setattr(d, "arches", ("b128",)), "arches"),
+    (lambda d: setattr(d, "default_watch_perms", "rwz"), "default_watch_perms"),
+    (lambda d: setattr(d, "emit_key", "a key with blanks"), "emit_key"),
+    (lambda d: d.syscall_volumes.update({"execve": "huge"}), "syscall_volumes"),
+    (lambda d: setattr(d, "arch_aliases", {"x86_64": "b16"}), "arch_aliases"),
+])
+def test_bad_auditd_data_is_reported(change, problem):
+    from logsource_checker.auditd_data import auditd_problems
+
+    data = knowledge.load(use_cache=False).auditd
+    assert auditd_problems(data) == []
+    change(data)
+    assert any(problem in p for p in auditd_problems(data))
