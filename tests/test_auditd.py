@@ -2,6 +2,7 @@
 (auditd_needs.py through the resolver) and the emitted audit.rules (auditd_emit.py), read back and found met."""
 from __future__ import annotations
 
+import copy
 import json
 import textwrap
 import uuid
@@ -381,7 +382,7 @@ def test_guide_spec_is_validated(data, value, problem):
 def test_bad_auditd_data_is_reported(change, problem):
     from logsource_checker.auditd_data import auditd_problems
 
-    data = knowledge.load(use_cache=False).auditd
+    data = copy.deepcopy(knowledge.load(use_cache=False).auditd)   # load() is memoized: never change its result
     assert auditd_problems(data) == []
     change(data)
     assert any(problem in p for p in auditd_problems(data))
