@@ -211,6 +211,9 @@ def main(
     auditpol: List[Path] = typer.Option([], "--auditpol", metavar="FILE", help="audit.csv (GPO backup, auditpol /backup) or "
                                         "'auditpol /get /category:* /r' output. Repeatable."),
     sysmon_config: Optional[Path] = typer.Option(None, "--sysmon-config", metavar="FILE", help="Sysmon configuration XML."),
+    auditd_rules: List[Path] = typer.Option([], "--auditd-rules", metavar="FILE", help="Linux audit rules: "
+                                            "'auditctl -l' output or a rules file (/etc/audit/rules.d/*.rules). "
+                                            "Repeatable, read in order."),
     role: Optional[Role] = typer.Option(None, "--role", help="The machine's role (its Windows audit defaults and "
                                         "event volumes): client, server or dc. Default: detected from the policy "
                                         "input, else client (the policy report says which)."),
@@ -255,7 +258,7 @@ def main(
     for path in paths:
         if not path.exists():
             raise _die(f"{path}: no such file or folder")
-    for path in [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else [])]:
+    for path in [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []), *auditd_rules]:
         if not path.is_file():
             raise _die(f"{path}: no such file")
     if status:
@@ -272,7 +275,8 @@ def main(
     options = CheckOptions(
         paths=[str(p) for p in paths], min_level=level.value if level else None, statuses=status,
         gpresult=[str(p) for p in gpresult], auditpol=[str(p) for p in auditpol],
-        sysmon_config=str(sysmon_config) if sysmon_config else None, use_cache=not no_cache,
+        sysmon_config=str(sysmon_config) if sysmon_config else None, auditd_rules=[str(p) for p in auditd_rules],
+        use_cache=not no_cache,
         progress=_Progress(), role=role.value if role else None, plan=plan.value if plan else None,
         max_volume=max_volume.value if max_volume else None, hold_unknown_volume=hold_unknown_volume,
         products=product, categories=category, services=service)
@@ -287,7 +291,8 @@ def main(
     from .report import build
 
     report = build(result, verbose=verbose or emit is not None)
-    guard = _guard(result, paths, [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else [])], force)
+    guard = _guard(result, paths, [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []), *auditd_rules],
+                   force)
     outputs = _write_outputs(result, report, emit, docs, guard)
     if navigator is not None:
         written = _write_navigator(report, navigator, guard)

@@ -14,6 +14,7 @@ from typing import Iterable, Mapping, Sequence
 from .knowledge import Knowledge, RegistryPolicy
 from .policy.model import AuditSetting, PolicySnapshot, norm_category, norm_registry_key
 from .objects import sacl_status
+from .auditd_check import auditd_status, only_linux_inputs
 from .resolve import Need, Requirement, Resolution, RuleResolution
 from .roles import ROLE_NAMES, default_outcomes
 
@@ -126,6 +127,10 @@ class PolicyDiff:
         if self.snapshot is None:
             return "not_checked", "no policy input given"
         kind = req.kind
+        if kind == "auditd_rule":   # Linux: the loaded audit rules (auditd_check.py)
+            return auditd_status(req.auditd, self.snapshot.auditd, self.kb.auditd)
+        if kind != "external" and only_linux_inputs(self.snapshot):
+            return "not_checked", "only Linux audit rules were given: no Windows policy input shows this"
         blind_input = not self.snapshot.has_computer_results
         if kind == "audit_subcategory":
             if blind_input and not (self.snapshot.audit or self.snapshot.legacy_audit):

@@ -75,6 +75,18 @@ def _items(kb: Knowledge, guide: Guide, alt) -> list[dict[str, Any]]:
             item.update(kind="Outside Windows policy", text=str(ext.get("name")))
             details.append(_detail("How", ext.get("how")))
             details.append(_detail("Reference", ext.get("reference"), "url"))
+        elif spec.kind == "auditd_rule":
+            from .auditd_needs import syscall_items
+
+            value = spec.value
+            item.update(kind="Linux audit rules", text=(
+                "syscall rules for " + ", ".join(value["syscalls"]) if value.get("syscalls") else
+                "watches on the paths the rule names in " + ", ".join(value["watch_fields"])
+                if value.get("watch_fields") else
+                "the rules that produce the record types, syscalls, paths and keys the rule matches"))
+            details.extend(_detail("Rule", f"-a always,exit -F arch={arch} -S {name} -k {kb.auditd.emit_key}", "code")
+                           for _, arch, name in syscall_items(value.get("syscalls") or (), kb.auditd))
+            details.append(_detail("Reference", kb.auditd.watch_perms_reference, "url"))
         items.append(item)
     return items
 

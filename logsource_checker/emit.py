@@ -371,6 +371,9 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard
         files["sysmon.xml"] = merge_sysmon_config(original, sysmon_groups, sysmon_blocked, kb)
     else:
         files["sysmon.xml"] = render_config(kb, context, sysmon_groups, sysmon_blocked)
+    from .auditd_emit import auditd_files   # Linux audit rules (only when a checked rule needs them)
+
+    files.update(auditd_files(result))
     from .writer import write_tree
 
     return write_tree(directory, files, guard)

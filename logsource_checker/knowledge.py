@@ -22,8 +22,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import __version__, object_data, rules
+from . import __version__, auditd_data, object_data, rules
 from ._cache import cache_dir, conforms, read_trusted_pickle, write_pickle_atomically
+from .auditd_data import AuditdData
 from .object_data import ObjectAccess, ObjectClass, ObjectProducer, SaclKind  # noqa: F401 (re-exported)
 
 _Loader: Any = None
@@ -51,7 +52,7 @@ VOLUMES = ("low", "medium", "high", "unknown")
 DEFAULTS = ("none", "success", "failure", "success_and_failure", "unknown")
 ROLES = ("client", "server", "dc")   # machine roles whose audit defaults and volumes differ
 SYSMON_UNMENTIONED = ("logged", "not_logged", "unknown")
-REQUIREMENT_KEYS = ("audit", "audit_events", "registry_policy", "channel", "sysmon_event", "external")
+REQUIREMENT_KEYS = ("audit", "audit_events", "registry_policy", "channel", "sysmon_event", "external", "auditd_rule")
 
 LogSourceKey = tuple[str | None, str | None, str | None]
 
@@ -238,6 +239,7 @@ class Knowledge:
     sysmon_events: dict[int, SysmonEvent] = field(default_factory=dict)
     sysmon_meta: dict[str, Any] = field(default_factory=dict)
     object_access: ObjectAccess = field(default_factory=ObjectAccess)
+    auditd: AuditdData = field(default_factory=AuditdData)   # mappings/auditd.yaml (Linux audit)
     guides: list[Guide] = field(default_factory=list)
     by_logsource: dict[LogSourceKey, Guide] = field(default_factory=dict)
     # fields every event of a product carries (mappings/event_fields.yaml), by product
@@ -354,6 +356,7 @@ def _load_files(base: Path, files: tuple[list[Path], list[Path], list[Path]]) ->
     _load_sysmon(kb, mappings / "sysmon.yaml")
     object_data.load_object_access(kb, mappings / "object_access.yaml", _read_yaml)
     _load_event_fields(kb, mappings / "event_fields.yaml")
+    kb.auditd = auditd_data.load_auditd(mappings / "auditd.yaml", _read_yaml)
     guide_dir = base / "guides"
     for path in guide_files:
         _load_guide(kb, path, guide_dir)
@@ -377,7 +380,8 @@ def _kb_cache_key(base: Path, files: tuple[list[Path], list[Path], list[Path]]) 
     file cannot be stat'ed (then no cache is used)."""
     mappings = base / "mappings"
     paths = [mappings / "auditpol.yaml", mappings / "sysmon.yaml", mappings / "object_access.yaml",
-             mappings / "event_fields.yaml", Path(__file__), Path(object_data.__file__), Path(rules.__file__),
+             mappings / "event_fields.yaml", mappings / "auditd.yaml", Path(__file__), Path(object_data.__file__),
+             Path(auditd_data.__file__), Path(rules.__file__),
              *files[0], *files[1], *files[2]]
     entries = []
     try:
@@ -644,7 +648,7 @@ def _load_guide(kb: Knowledge, path: Path, guide_dir: Path) -> None:
 
 def validate(kb: Knowledge) -> list[str]:
     """Every schema problem in the data, one line each (empty when the data is sound)."""
-    problems = list(kb.problems)
+    problems = list(kb.problems) + auditd_data.auditd_problems(kb.auditd)
     guid_seen: dict[str, str] = {}
     for cat in kb.categories.values():
         if not GUID_RE.match(cat.guid):
@@ -821,6 +825,8 @@ def _spec_problems(kb: Knowledge, spec: RequirementSpec) -> list[str]:
         return [f"channel {spec.value!r} not in mappings/channels.yaml"]
     if spec.kind == "sysmon_event" and spec.value not in kb.sysmon_events:
         return [f"Sysmon event {spec.value} not in mappings/sysmon.yaml"]
+    if spec.kind == "auditd_rule":
+        return auditd_data.spec_problems(kb.auditd, spec.value)
     if spec.kind == "external":
         ext = spec.value if isinstance(spec.value, dict) else {}
         if not ext.get("name") or not ext.get("how") or not str(ext.get("reference", "")).startswith("https://"):

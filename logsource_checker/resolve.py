@@ -12,9 +12,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from . import auditd_needs
 from .knowledge import AuditEvent, AuditSubcategory, Guide, Knowledge, RequirementSpec
 from .objects import ObjectHint, producer_options, rule_objects, sacl_of
 from .rules import LogSource, Rule
+from . import condition as cond
 from .serving import Decision, ProducerFields, decide
 
 
@@ -33,6 +35,7 @@ class Requirement:
     reference: str | None = None
     how: str | None = None
     sacl: str | None = None     # sacl kind id (mappings/object_access.yaml) of a `sacl` requirement
+    auditd: tuple[str, ...] | None = None   # an `auditd_rule` requirement's item (auditd_needs.py)
     rules: dict[str, None] = field(default_factory=dict)       # ordered set of rule refs
     alternatives: dict[str, None] = field(default_factory=dict)
     status: str = "not_checked"
@@ -138,6 +141,10 @@ class Resolver:
         self._objects: dict[int, ObjectHint] = {}   # the rule being resolved: object hint per EventID
         self._object_events = kb.object_access.events
         self._object_options: dict[tuple[int, ObjectHint | None], tuple[tuple, str | None]] = {}
+        self._auditd: dict[int, tuple] = {}   # the rule being resolved: derived audit rule options per spec index
+        self._auditd_guides = {ls for guide in kb.guides for ls in guide.logsources
+                               if any(s.kind == "auditd_rule" and not s.value.get("syscalls")
+                                      for alt in guide.enablement for s in alt.requires)}
 
     # -- requirements ------------------------------------------------------------------
 
@@ -177,6 +184,9 @@ class Resolver:
                 id=f"sysmon:{event.id}", kind="sysmon_event", name=f"Sysmon event {event.id} ({event.name})",
                 event_id=event.id, channel=kb.sysmon_meta.get("channel"), volume=guide.volume,
                 reference=kb.sysmon_meta.get("reference")))]
+        if spec.kind == "auditd_rule":   # fixed syscalls; from_rule / watch_fields are derived per rule
+            return [self._auditd_req(item) for item in auditd_needs.syscall_items(spec.value.get("syscalls") or (),
+                                                                                  kb.auditd)]
         if spec.kind == "external":
             ext = spec.value
             slug = _SLUG_RE.sub("-", str(ext.get("name", "")).lower()).strip("-")
@@ -184,6 +194,29 @@ class Resolver:
                 id=f"external:{slug}", kind="external", name=str(ext.get("name")), how=str(ext.get("how")),
                 reference=str(ext.get("reference")), volume=guide.volume))]
         return []  # audit_events is expanded per EventID by the caller
+
+    def _auditd_req(self, item: tuple[str, ...]) -> Requirement:
+        return self._add(Requirement(kind="auditd_rule", auditd=item,
+                                     **auditd_needs.requirement_fields(item, self.kb.auditd)))
+
+    def _auditd_derived(self, rule: Rule, guide: Guide, node: tuple | None) -> tuple:
+        """Per guide spec that derives audit rules from the rule (``from_rule`` / ``watch_fields``): the
+        options, as (spec index, ((label, items), ...)) pairs; () for guides without one."""
+        found = []
+        for index, spec in enumerate(s for alt in guide.enablement for s in alt.requires):
+            if spec.kind != "auditd_rule" or spec.value.get("syscalls"):
+                continue
+            if spec.value.get("from_rule"):
+                found.append((index, auditd_needs.derive(rule, node, self.kb.auditd)))
+                continue
+            fields = frozenset(str(f).casefold() for f in spec.value.get("watch_fields") or ())
+            positive = set(cond.used_positively(node)) if node is not None else None
+            items = tuple(dict.fromkeys(
+                item for name, branches in rule.selections if positive is None or name in positive
+                for matches in branches for item in auditd_needs.watch_items(matches, fields, self.kb.auditd)))
+            found.append((index, (("auditd watches", items or (
+                ("undetermined", f"the rule names no path in {', '.join(sorted(fields))}"),)),)))
+        return tuple(found)
 
     # -- rules -------------------------------------------------------------------------
 
@@ -228,11 +261,13 @@ class Resolver:
         parsed = self._producers.read_condition(rule)
         decision = decide(rule, guide, self._producers, parsed, rule_fields)
         objects = () if self._object_events.isdisjoint(rule.event_ids) else rule_objects(rule, self.kb.object_access)
-        memo_key = (key, rule.event_ids, rule_fields, decision.alternatives, objects)
+        auditd = self._auditd_derived(rule, guide, parsed.node) if key in self._auditd_guides else ()
+        memo_key = (key, rule.event_ids, rule_fields, decision.alternatives, objects, auditd)
         memo = self._rule_memo.get(memo_key)
         if memo is None:
             self._unmapped_calls = []
             self._objects = dict(objects)
+            self._auditd = dict(auditd)
             res = self._resolve_rule(rule, guide, rule_fields, decision)
             self._rule_memo[memo_key] = (
                 tuple((need.label, tuple((o.name, o.primary, o.requirements, o.notes, o.basis, o.lost,
@@ -276,19 +311,28 @@ class Resolver:
         audit_events = False
         res.notes.extend(decision.notes)
         res.unsatisfiable_fields = list(decision.unsatisfiable_fields)
+        spec_index = 0
         for alt, verdict in zip(guide.enablement, decision.alternatives):
+            first, spec_index = spec_index, spec_index + len(alt.requires)
             if not verdict.serves:
                 continue
             req_ids: list[str] = []
-            for spec in alt.requires:
+            derived: list[tuple[str, tuple]] = [("", ())]   # audit rules derived from the rule: one option each
+            for index, spec in enumerate(alt.requires, first):
                 if spec.kind == "audit_events":
                     audit_events = True
                     continue
+                if index in self._auditd:
+                    derived = [(f"{label} {more}".strip(), items + extra) for label, items in derived
+                               for more, extra in self._auditd[index]]
+                    continue
                 if applies(spec):
                     req_ids.extend(self._spec_req_ids(spec, guide))
-            options.append(Option(alt.name, alt.primary, tuple(dict.fromkeys(req_ids)), alt.notes,
-                                  lost=verdict.lost, filters_not_applied=verdict.filters_not_applied,
-                                  narrowed=verdict.narrowed))
+            for n, (label, items) in enumerate(derived):
+                ids = req_ids + [self._auditd_req(item).id for item in items]
+                options.append(Option(f"{alt.name}: {label}" if label else alt.name, alt.primary and n == 0,
+                                      tuple(dict.fromkeys(ids)), alt.notes, lost=verdict.lost,
+                                      filters_not_applied=verdict.filters_not_applied, narrowed=verdict.narrowed))
         if not any(o.primary for o in options) and options:
             options[0].primary = True
         if any(o.requirements for o in options):

@@ -284,8 +284,8 @@ def audit_csv(path: Path, rows: list[tuple[str, str, int]]) -> Path:
 def test_artefacts_on_the_samples(cli, tmp_path, case):
     want = EXPECTED[case]
     files = emit(cli, tmp_path / "out", *want["args"])
-    assert sorted(files) == ["audit.csv", "auditpol.cmd", "auditpol.ps1", "channels.cmd", "gpo.md", "registry.reg",
-                             "report.json", "report.md", "sysmon.xml"]
+    assert sorted(files) == ["audit.csv", "audit.rules", "auditpol.cmd", "auditpol.ps1", "channels.cmd", "gpo.md",
+                             "registry.reg", "report.json", "report.md", "sysmon.xml"]   # audit.rules: a Linux sample rule
     text = texts(files)
     commands = parse_auditpol_cmd(text["auditpol.cmd"])
     assert [(g, s, f) for g, s, f, _ in commands] == want["auditpol"]

@@ -78,7 +78,7 @@ def test_sample_rule_needs(report, title, expected):
 
 @pytest.mark.parametrize("title, kind", [
     ("CloudTrail Logging Stopped", "external"),
-    ("Shadow File Read Through Auditd", "external"),
+    ("Shadow File Read Through Auditd", "auditd_rule"),
     ("Run Key Value Pointing To A Public Folder", "sysmon_event"),
 ])
 def test_primary_requirement_kind(report, title, kind):

@@ -6,6 +6,8 @@ the content (``kind`` is the command-line option it came through: "gpresult", "a
 - ``gpresult``: gpresult /x RSoP XML, a GPO report XML; also GptTmpl.inf, registry.pol and audit CSVs
 - ``auditpol``: audit.csv / ``auditpol /backup`` / ``auditpol /get /category:* /r``; also GptTmpl.inf
 - ``sysmon``: a Sysmon configuration XML (needs ``sysmon_events`` from the knowledge data)
+- ``auditd``: Linux audit rules (``auditctl -l`` output or rules files; ``read_auditd`` reads several in order,
+  as ``augenrules`` concatenates them)
 
 ``merge(snapshots)`` folds them into one effective snapshot. Precedence: the live state
 (``auditpol /get /r``) over a gpresult RSoP over a single GPO (GPO report, audit.csv, GptTmpl.inf,
@@ -13,18 +15,19 @@ registry.pol); within one rank, the later input wins. Every disagreement is reco
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Iterable, Sequence
 
 from .model import (AuditSetting, ChannelSetting, PolicyInput, PolicyInputError, PolicySnapshot,
                     RegistryPolicySetting, RegistryValue, SysmonConfig, norm_category, norm_registry_key)
 from .xmlsafe import looks_like_xml, read_limited
 
-__all__ = ["read_policy", "merge", "PolicySnapshot", "PolicyInputError", "RANK", "AuditSetting",
+__all__ = ["read_policy", "read_auditd", "merge", "PolicySnapshot", "PolicyInputError", "RANK", "AuditSetting",
            "ChannelSetting", "PolicyInput", "RegistryPolicySetting", "RegistryValue", "SysmonConfig"]
 
 # how much an input format says about the machine's effective state
 RANK = {"auditpol_r": 3, "gpresult": 2, "gpo_report": 1, "audit_csv": 1, "gpttmpl": 1, "registry_pol": 1,
-        "sysmon_config": 1}
+        "sysmon_config": 1, "auditd_rules": 1}
 RANK_WHY = {3: "live audit state (auditpol /get /r) outranks policy files",
             2: "gpresult RSoP (what the machine applied) outranks a single GPO",
             1: "a single GPO"}
@@ -33,6 +36,8 @@ RANK_WHY = {3: "live audit state (auditpol /get /r) outranks policy files",
 def read_policy(path: str, kind: str, sysmon_events: Iterable[Any] | None = None) -> PolicySnapshot:
     """Read one policy input; raise ``PolicyInputError(path, one-line reason)`` when it cannot be used."""
     path = str(path)
+    if kind == "auditd":
+        return read_auditd([path])
     data = read_limited(path)
     if kind == "sysmon":
         from .sysmon_config import read_sysmon_config
@@ -68,6 +73,23 @@ def read_policy(path: str, kind: str, sysmon_events: Iterable[Any] | None = None
 
 
 
+
+
+def read_auditd(paths: Sequence[str]) -> PolicySnapshot:
+    """Linux audit rules from several inputs, read as one rule list in the order given."""
+    from .auditd import read_auditd_rules
+
+    texts = []
+    for path in map(str, paths):
+        data = read_limited(path)
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        if not data.strip():
+            raise PolicyInputError(path, "empty file")
+        if b"\x00" in data:
+            raise PolicyInputError(path, "not a text file (NUL bytes): expected audit rules or 'auditctl -l' output")
+        texts.append(data.decode("utf-8", errors="replace"))
+    return read_auditd_rules([str(p) for p in paths], texts)
 
 
 def _input_rank(snap: PolicySnapshot) -> tuple[int, str, str]:
@@ -173,6 +195,15 @@ def merge(snapshots: Sequence[PolicySnapshot]) -> PolicySnapshot:
                 conflicts.append(f"Sysmon configuration: {out.sysmon.source} and {snap.sysmon.source} both given; "
                                  f"{snap.sysmon.source} wins (the later input)")
             out.sysmon = snap.sysmon
+        if snap.auditd is not None:   # audit rules: one list in input order (read_auditd reads them together)
+            if out.auditd is None:
+                out.auditd = replace(snap.auditd, sources=list(snap.auditd.sources), rules=list(snap.auditd.rules),
+                                     notes=list(snap.auditd.notes))
+            else:
+                out.auditd.rules.extend(snap.auditd.rules)
+                out.auditd.sources.extend(snap.auditd.sources)
+                if snap.auditd.enabled is not None:
+                    out.auditd.enabled, out.auditd.enabled_source = snap.auditd.enabled, snap.auditd.enabled_source
     out.audit = dict(sorted(((guid, s) for guid, s in ((k, v[1]) for k, v in audit.best.items())),
                             key=lambda kv: kv[0]))
     out.legacy_audit = {key: setting for key, setting in legacy.items()}

@@ -90,6 +90,36 @@ class SysmonConfig:
     reasons: dict[int, str] = field(default_factory=dict)     # event id -> why (one line)
 
 
+@dataclass(frozen=True)
+class AuditRule:
+    """One loaded Linux audit rule (policy/auditd.py): a syscall rule or a watch, as auditctl would load it."""
+
+    source: str
+    line: int
+    text: str                                   # the rule as written (one line)
+    list: str                                   # exit | exclude | user | task | filesystem | io_uring
+    action: str                                 # always | never
+    syscalls: frozenset[str] | None = None      # -S names (lower case); None: every syscall
+    fields: tuple[tuple[str, str, str], ...] = ()   # -F (name case-folded, operator, value)
+    keys: tuple[str, ...] = ()                  # -k / -F key=
+    watch: str | None = None                    # -w path (a watch); -F path= / dir= are in fields
+    perms: str | None = None                    # -p / -F perm= (None: every access)
+
+    def field_values(self, name: str) -> list[tuple[str, str]]:
+        return [(op, value) for field_name, op, value in self.fields if field_name == name]
+
+
+@dataclass
+class AuditdRules:
+    """The audit rules of a Linux host, in load order (``auditctl -l`` output or rules files)."""
+
+    sources: list[str] = field(default_factory=list)
+    rules: list[AuditRule] = field(default_factory=list)
+    enabled: int | None = None                  # -e / auditctl -s "enabled": 0 off, 1 on, 2 on and locked
+    enabled_source: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
 @dataclass
 class PolicyInput:
     path: str
@@ -119,6 +149,7 @@ class PolicySnapshot:
     registry_values: list[RegistryValue] = field(default_factory=list)
     channels: list[ChannelSetting] = field(default_factory=list)
     sysmon: SysmonConfig | None = None
+    auditd: AuditdRules | None = None      # Linux audit rules (--auditd-rules), all files in order
     # Names of things the inputs mention but we cannot use (for the report), one line each.
     warnings: list[str] = field(default_factory=list)
     # Which inputs overrode which (for "when they disagree, say which wins and why").
