@@ -210,6 +210,10 @@ def main(
     auditpol: List[Path] = typer.Option([], "--auditpol", metavar="FILE", help="audit.csv (GPO backup, auditpol /backup) or "
                                         "'auditpol /get /category:* /r' output. Repeatable."),
     sysmon_config: Optional[Path] = typer.Option(None, "--sysmon-config", metavar="FILE", help="Sysmon configuration XML."),
+    collector: List[Path] = typer.Option([], "--collector", metavar="FILE", help="A log collector's configuration "
+                                         "(Winlogbeat/Elastic Agent YAML, Splunk inputs.conf, WEF subscription, "
+                                         "Wazuh/OSSEC ossec.conf, NXLog, Fluent Bit, OpenTelemetry): are the "
+                                         "needed events forwarded? Repeatable; format recognised by content."),
     role: Optional[Role] = typer.Option(None, "--role", help="The machine's role (its Windows audit defaults and "
                                         "event volumes): client, server or dc. Default: detected from the policy "
                                         "input, else client (the policy report says which)."),
@@ -245,7 +249,7 @@ def main(
     for path in paths:
         if not path.exists():
             raise _die(f"{path}: no such file or folder")
-    for path in [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else [])]:
+    for path in [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []), *collector]:
         if not path.is_file():
             raise _die(f"{path}: no such file")
     if status:
@@ -264,7 +268,8 @@ def main(
         gpresult=[str(p) for p in gpresult], auditpol=[str(p) for p in auditpol],
         sysmon_config=str(sysmon_config) if sysmon_config else None, use_cache=not no_cache,
         progress=_Progress(), role=role.value if role else None, plan=plan.value if plan else None,
-        max_volume=max_volume.value if max_volume else None, hold_unknown_volume=hold_unknown_volume)
+        max_volume=max_volume.value if max_volume else None, hold_unknown_volume=hold_unknown_volume,
+        collectors=[str(p) for p in collector])
     try:
         result = check(options)
     except PolicyInputError as exc:
@@ -275,7 +280,8 @@ def main(
     from .report import build
 
     report = build(result, verbose=verbose or emit is not None)
-    guard = _guard(result, paths, [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else [])], force)
+    guard = _guard(result, paths, [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []), *collector],
+                   force)
     outputs = _write_outputs(result, report, emit, docs, guard)
     code, reason = verdict(report, fail_on.value)
     # with --emit / --docs a short summary replaces the terminal report; a report format asked for with

@@ -30,6 +30,7 @@ class CheckOptions:
     plan: str | None = None             # native | sysmon; None: sysmon when a Sysmon config is given
     max_volume: str | None = None       # low | medium | high: hold back changes above it
     hold_unknown_volume: bool = False   # hold back changes of unknown volume too
+    collectors: Sequence[str] = ()      # --collector files (collection.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -51,6 +52,15 @@ def read_policies(options: CheckOptions, kb: knowledge_mod.Knowledge) -> PolicyS
         snapshots.append(read_policy(options.sysmon_config, "sysmon",
                                      sysmon_events=list(kb.sysmon_events.values())))
     return merge(snapshots)
+
+
+def read_collectors(options: CheckOptions) -> list:
+    """Every --collector file, read in order (a file of no known format fails the run, exit status 2)."""
+    if not options.collectors:
+        return []
+    from .collectors import read_collector
+
+    return [read_collector(path) for path in options.collectors]
 
 
 def check(options: CheckOptions) -> CheckResult:
@@ -96,6 +106,7 @@ def _read_knowledge(options: CheckOptions, refresh: bool) -> knowledge_mod.Knowl
 def _check(options: CheckOptions) -> CheckResult:
     kb = load_knowledge(options)
     snapshot = read_policies(options, kb)   # bad policy input fails before the rules are read
+    collectors = read_collectors(options)
     loaded = load_rules(options)
     rules = loaded.rules
     before = len(rules)
@@ -112,10 +123,15 @@ def _check(options: CheckOptions) -> CheckResult:
     apply_role_volumes(resolution.requirements, kb, role)
     diff = PolicyDiff(kb, snapshot, role.role)
     diff.apply(resolution)
+    if collectors:
+        from .collection import apply_collection
+
+        apply_collection(resolution, collectors, kb)
     ranked = rank_missing(resolution)
     result = CheckResult(loaded=loaded, resolution=resolution, knowledge=kb, snapshot=snapshot,
                          audit=diff.audit, ranked=ranked, filtered_out=before - len(rules), role=role,
-                         max_volume=options.max_volume, hold_unknown_volume=options.hold_unknown_volume)
+                         max_volume=options.max_volume, hold_unknown_volume=options.hold_unknown_volume,
+                         collectors=collectors)
     result.plans = compute_plans(result, options.plan, options.max_volume, options.hold_unknown_volume)
     return result
 

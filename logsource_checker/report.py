@@ -34,6 +34,7 @@ class CheckResult:
     plans: list = field(default_factory=list)      # plans.ChangePlan: native and sysmon, one chosen
     max_volume: str | None = None
     hold_unknown_volume: bool = False
+    collectors: list = field(default_factory=list)   # collectors.CollectorConfig per --collector file
 
 
 def _ls(key: tuple) -> dict[str, Any]:
@@ -77,6 +78,8 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool, kb
         "notes": res.notes,
         "lost_selections": res.lost_selections,
         "unsatisfiable_fields": res.unsatisfiable_fields,
+        "collection_reason": res.collection_reason,
+        "not_collected": res.not_collected,
     }
     if verbose:
         entry["fields"] = list(rule.fields)
@@ -135,6 +138,7 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
             "reference": req.reference, "how": req.how, "sacl": req.sacl,
             "rules": list(req.rules), "alternatives": list(req.alternatives),
             "status": req.status, "reason": req.reason,
+            "collected": req.collected, "collection": req.collection,
             "unblinds": ranked.unblinds if ranked else None,
             "unblinds_high_critical": ranked.unblinds_high_critical if ranked else None,
         })
@@ -174,6 +178,12 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
         "requirements_status": dict(Counter(req.status for req in resolution.requirements.values())),
         "missing_requirements": len(missing),
         "unsatisfiable_field_rules": sum(1 for res in resolution.rules if res.unsatisfiable_fields),
+        "collectors": len(result.collectors),
+        "rules_not_collected": sum(1 for res in resolution.rules if res.collection_reason == "not_collected"),
+        "rules_collection_unknown": sum(1 for res in resolution.rules
+                                        if res.collection_reason == "collection_unknown"),
+        "requirements_not_collected": sum(1 for req in resolution.requirements.values()
+                                          if req.collected is False and req.rules),
     }
     report: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -188,8 +198,18 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
         "recommendations": _recommendations(result, missing),
         "plans": _plans(result),
         "policy": _policy(result),
+        "collectors": _collectors(result),
     }
+    if report["policy"] is not None:
+        report["policy"]["collectors"] = report["collectors"]
     return report
+
+
+def _collectors(result: CheckResult) -> list[dict[str, Any]]:
+    return [{"path": c.path, "format": c.format, "warnings": list(c.warnings),
+             "inputs": [{"channel": i.channel, "enabled": i.enabled, "stanza": i.stanza,
+                         "filter": i.filter.description, "disabled": i.disabled_why or None} for i in c.inputs]}
+            for c in result.collectors]
 
 
 def _recommendations(result: CheckResult, ranked: list[Ranked]) -> list[dict[str, Any]]:

@@ -93,6 +93,7 @@ def print_report(report: dict[str, Any], console: Any, verbose: bool = False) ->
             console.print(missing)
             if len(recs) > len(shown):
                 console.print(f"  ... {len(recs) - len(shown)} more (use -v or --format json)")
+    _print_collection(report, console)
     unmapped = report["unmapped"]
     if unmapped["logsources"] or unmapped["event_ids"]:
         console.print(Text("Unmapped", style="bold red"))
@@ -129,6 +130,27 @@ def print_report(report: dict[str, Any], console: Any, verbose: bool = False) ->
         line += (f"; usable {c['usable']}, partial {c['partial']}, blind {c['blind']}, unknown {c['unknown']}; "
                  f"{s['missing_requirements']} missing requirements")
     console.print(Text(line, style="bold"))
+
+
+def _print_collection(report: dict[str, Any], console: Any) -> None:
+    """--collector: the files read, and one line per requirement whose events are not forwarded."""
+    from rich.text import Text
+
+    collectors = report.get("collectors") or []
+    if not collectors:
+        return
+    s = report["summary"]
+    console.print(Text("Collection", style="bold"))
+    for c in collectors:
+        console.print(_t(f"  read {c['path']} ({c['format']}): {len(c['inputs'])} channel stanzas"))
+    console.print(_t(f"  rules blind or partial because their events are not forwarded: {s['rules_not_collected']}; "
+                     f"not evaluable: {s['rules_collection_unknown']}"))
+    for req in report["requirements"]:
+        if req.get("collected") is False and req["rules"]:
+            where = req["collection"] or {}
+            at = f" ({where.get('file')}, {where.get('stanza')})" if where.get("stanza") else ""
+            console.print(Text("  not collected: ", style="yellow") + _t(
+                f"{req['name']} [{req['kind']}, {req['status']}, {len(req['rules'])} rules]: {where.get('reason')}{at}"))
 
 
 def _volume(volume: str | None):

@@ -1,0 +1,210 @@
+"""Does the log arrive? Requirements and rules x collector configurations (``--collector``).
+
+A produced event is only half the answer: a forwarder must also send it on. For every event a rule's
+met option produces (a Sysmon event, an audit EventID in the audit channel, an EventID in a channel
+requirement's channel) this asks the collector configurations whether some enabled stanza forwards it:
+``True`` (with the file and stanza), ``False`` (channel absent, EventID excluded, XPath does not select
+it, stanza disabled) or ``None`` (a filter the tool cannot evaluate). Several files are a union: an
+event is collected when any of them forwards it.
+
+Verdicts: a requirement that is met but none of whose needed events is collected gets the status
+``not_collected`` (diff orders it like ``missing``; no policy change fixes it, so plans skip it). A rule
+whose needs are produced but not collected becomes ``blind`` (``partial`` when other EventIDs of it
+arrive), with ``collection_reason = "not_collected"``; one whose collection cannot be evaluated
+becomes ``unknown``. Every requirement carries ``collected`` and ``collection`` {file, stanza, reason}.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from .collectors.model import CollectorConfig
+from .collectors.nxlog import ANY_CHANNEL
+from .collectors.xpath import Event
+from .diff import need_status
+from .knowledge import Knowledge
+from .resolve import Need, Option, Requirement, Resolution, RuleResolution
+
+_KINDS = ("audit_subcategory", "sysmon_event", "event_channel")
+
+
+@dataclass(frozen=True)
+class Collection:
+    collected: bool | None
+    file: str | None
+    stanza: str | None
+    reason: str
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"file": self.file, "stanza": self.stanza, "reason": self.reason}
+
+
+def _and(items: Sequence[Collection]) -> Collection:
+    """All of these events arrive: the first that does not (False before None), else the first."""
+    for value in (False, None):
+        for item in items:
+            if item.collected is value:
+                return item
+    return items[0]
+
+
+class CollectionCheck:
+    def __init__(self, configs: Sequence[CollectorConfig], kb: Knowledge) -> None:
+        self.configs = list(configs)
+        self.kb = kb
+        self._memo: dict[tuple, Collection] = {}
+        self._events: dict[tuple, tuple[Event, ...]] = {}
+
+    # -- one event -------------------------------------------------------------------------
+
+    def event(self, event: Event) -> Collection:
+        key = (self.kb.channel_key(event.channel), event.event_id, event.provider)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = self._event(event)
+        return found
+
+    def _event(self, event: Event) -> Collection:
+        want = self.kb.channel_key(event.channel)
+        name = self._display(event.channel)
+        unknown: Collection | None = None
+        refused: Collection | None = None
+        for config in self.configs:
+            for item in config.inputs:
+                if item.channel != ANY_CHANNEL and self.kb.channel_key(item.channel) != want:
+                    continue
+                value, why = item.test(Event(name, event.event_id, event.provider))
+                verdict = Collection(value, config.path, item.stanza, why)
+                if value is True:
+                    return verdict
+                if value is None and unknown is None:
+                    unknown = verdict
+                if value is False and refused is None:
+                    refused = verdict
+        if unknown is not None:
+            return unknown
+        if refused is not None:
+            return refused
+        files = ", ".join(c.path for c in self.configs)
+        return Collection(False, files, None, f"channel {name} is in no collector configuration")
+
+    def _display(self, channel: str) -> str:
+        found = self.kb.channel(channel)
+        return found.name if found is not None else channel
+
+    # -- what an option produces -------------------------------------------------------------
+
+    def option_events(self, option: Option, need: Need, res: RuleResolution,
+                      reqs: dict[str, Requirement]) -> dict[str, tuple[Event, ...]]:
+        """Per requirement of the option, the events it makes the machine write for this need."""
+        out: dict[str, tuple[Event, ...]] = {}
+        for rid in option.requirements:
+            req = reqs[rid]
+            if req.kind in _KINDS:
+                key = (rid, need.event_id, res.guide.id if res.guide else None)
+                events = self._events.get(key)
+                if events is None:
+                    events = self._events[key] = tuple(self._req_events(req, need, res))
+                if events:
+                    out[rid] = events
+        return out
+
+    def _req_events(self, req: Requirement, need: Need, res: RuleResolution) -> Iterable[Event]:
+        kb, guide = self.kb, res.guide
+        if req.kind == "sysmon_event":
+            meta = kb.sysmon_meta
+            yield Event(str(meta.get("channel")), req.event_id, meta.get("provider"))
+        elif req.kind == "audit_subcategory" and kb.audit_channel:
+            if need.event_id is not None:
+                yield Event(kb.audit_channel, need.event_id, kb.audit_provider)
+                return
+            ids = [eid for eid, producers in kb.producers.items() if any(s.guid == req.guid for s, _ in producers)]
+            if guide is not None and guide.events:
+                ids = [eid for eid in ids if eid in guide.events]
+            for eid in sorted(ids) or [None]:
+                yield Event(kb.audit_channel, eid, kb.audit_provider)
+        elif req.kind == "event_channel" and req.channel:
+            channel = kb.channel(req.channel)
+            provider = channel.provider if channel is not None else None
+            if need.event_id is not None:
+                event = guide.events.get(need.event_id) if guide is not None else None
+                yield Event(req.channel, need.event_id, (event.provider if event and event.provider else provider))
+                return
+            listed = [ev for ev in (guide.events.values() if guide is not None else ())
+                      if provider is None or (ev.provider or "").casefold() == provider.casefold()]
+            if not listed:
+                yield Event(req.channel, None, provider)
+            for ev in listed:
+                yield Event(req.channel, ev.id, ev.provider or provider)
+
+    def option_collection(self, events: dict[str, tuple[Event, ...]]) -> Collection | None:
+        verdicts = [self.event(e) for evs in events.values() for e in evs]
+        return _and(verdicts) if verdicts else None
+
+
+def apply_collection(resolution: Resolution, configs: Sequence[CollectorConfig], kb: Knowledge) -> CollectionCheck:
+    """Set ``collected``/``collection`` on requirements, ``not_collected`` statuses, and rule coverage."""
+    check = CollectionCheck(configs, kb)
+    reqs = resolution.requirements
+    statuses = {rid: req.status for rid, req in reqs.items()}
+    per_req: dict[str, dict[tuple, Collection]] = {}
+    rule_verdicts: list[tuple[RuleResolution, list[tuple[Need, Collection]]]] = []
+    for res in resolution.rules:
+        verdicts: list[tuple[Need, Collection]] = []
+        for need in res.needs:
+            met_options = [o for o in need.options if all(statuses[rid] == "met" for rid in o.requirements)]
+            options = []
+            for option in need.options:
+                events = check.option_events(option, need, res, reqs)
+                for rid, evs in events.items():
+                    for ev in evs:
+                        per_req.setdefault(rid, {})[(kb.channel_key(ev.channel), ev.event_id)] = check.event(ev)
+                if option in met_options:
+                    verdict = check.option_collection(events)
+                    if verdict is not None:
+                        options.append(verdict)
+            if options:
+                best = next((v for v in options if v.collected is True), None) or next(
+                    (v for v in options if v.collected is None), options[0])
+                verdicts.append((need, best))
+        rule_verdicts.append((res, verdicts))
+    for rid, req in reqs.items():
+        found = per_req.get(rid)
+        if not found:
+            continue
+        items = list(found.values())
+        verdict = _and(items)
+        req.collected = verdict.collected
+        req.collection = verdict.as_dict()
+        if req.status == "met" and all(v.collected is False for v in items):
+            req.status = "not_collected"
+    for res, verdicts in rule_verdicts:
+        _rule_verdict(res, verdicts, {rid: r.status for rid, r in reqs.items()})
+    return check
+
+
+def _rule_verdict(res: RuleResolution, verdicts: list[tuple[Need, Collection]], statuses: dict[str, str]) -> None:
+    if res.coverage not in ("usable", "partial"):
+        return
+    lost = [(need, v) for need, v in verdicts if v.collected is False]
+    unknown = [(need, v) for need, v in verdicts if v.collected is None]
+    if lost:
+        res.collection_reason = "not_collected"
+        res.not_collected = [f"{need.label}: {v.reason}" + (f" ({v.file}, {v.stanza})" if v.stanza else "")
+                             for need, v in lost]
+        lost_ids = {need.event_id for need, _ in lost}
+        general = None in lost_ids
+        arriving = [eid for eid in res.event_ids_produced if eid not in lost_ids]
+        res.event_ids_produced = arriving
+        res.event_ids_missing = sorted(set(res.event_ids_missing) | {eid for eid in lost_ids if eid is not None})
+        if arriving and not general:
+            res.coverage, res.partial = "partial", True
+        else:
+            res.coverage, res.partial = "blind", False
+    elif unknown:
+        res.collection_reason = "collection_unknown"
+        res.not_collected = [f"{need.label}: {v.reason}" for need, v in unknown]
+        res.coverage, res.partial = "unknown", False
+
+
+__all__ = ["Collection", "CollectionCheck", "apply_collection", "need_status"]
