@@ -59,6 +59,8 @@ def read_collector(path: str) -> CollectorConfig:
     if not data.strip():
         raise CollectorInputError(path, "empty file")
     text = _decode(path, data)
+    if nxlog.sniff(text):   # NXLog blocks (<Input name>) look like XML but are not
+        return nxlog.read(path, text)
     if xmlsafe.looks_like_xml(data):
         return _read_xml(path, data, text)
     for module in _TEXT_FORMATS:

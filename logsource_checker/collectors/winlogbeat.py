@@ -49,13 +49,49 @@ def _entries(doc: Any) -> list[tuple[str, Any]]:
     return out
 
 
+def _expand(node: Any, depth: int = 0) -> Any:
+    """Beats settings with dotted keys (``drop_event.when.equals.winlog.event_id: 1``) as nested mappings."""
+    if depth > 30:
+        return None
+    if isinstance(node, list):
+        return [_expand(item, depth + 1) for item in node[:1000]]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in list(node.items())[:1000]:
+        head, *rest = str(key).split(".")
+        target = out
+        for part in [head, *rest][:-1]:
+            nxt = target.get(part)
+            if not isinstance(nxt, dict):
+                nxt = target[part] = {}
+            target = nxt
+        last = ([head, *rest])[-1]
+        expanded = _expand(value, depth + 1)
+        if isinstance(target.get(last), dict) and isinstance(expanded, dict):
+            target[last].update(expanded)
+        else:
+            target[last] = expanded
+    return out
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
 def _when_ids(when: Any) -> set[int] | None:
     """EventIDs a ``when`` condition matches, when it is an ``equals``/``or`` of EventIDs; else None."""
     if not isinstance(when, dict) or len(when) != 1:
         return None
     (kind, body), = when.items()
-    if kind == "equals" and isinstance(body, dict) and len(body) == 1:
-        (key, value), = body.items()
+    fields = _flatten(body) if isinstance(body, dict) else {}
+    if kind == "equals" and len(fields) == 1:
+        (key, value), = fields.items()
         if key in _ID_FIELDS and str(value).strip().isdigit():
             return {int(str(value).strip())}
         return None
@@ -72,7 +108,8 @@ def _when_ids(when: Any) -> set[int] | None:
 
 def _processor_filters(processors: Any, where: str) -> list[Filter]:
     filters: list[Filter] = []
-    for i, proc in enumerate(processors or []):
+    processors = _expand(processors) if isinstance(processors, list) else []
+    for i, proc in enumerate(processors):
         if not isinstance(proc, dict):
             continue
         for kind, body in proc.items():
