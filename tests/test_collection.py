@@ -1,0 +1,107 @@
+"""--collector end to end: requirement and rule verdicts, JSON keys, reports, exit codes."""
+from __future__ import annotations
+
+import pytest
+
+AUDIT_CSV = ("Machine Name,Policy Target,Subcategory,Subcategory GUID,Inclusion Setting,Exclusion Setting,Setting Value\n"
+             ",System,Audit Logon,{0cce9215-69ae-11d9-bed3-505054503030},Success and Failure,,3\n"
+             ",System,Audit Process Creation,{0cce922b-69ae-11d9-bed3-505054503030},Success,,1\n")
+
+
+def _rule(folder, name, logsource, detection, level="high"):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.yml").write_text(
+        f"title: {name}\nid: {name}\nlevel: {level}\nlogsource:\n    {logsource}\n"
+        f"detection:\n    selection:\n        {detection}\n    condition: selection\n", encoding="utf-8")
+
+
+@pytest.fixture
+def setup(tmp_path):
+    rules = tmp_path / "rules"
+    _rule(rules, "logon_ok", "product: windows\n    service: security", "EventID: 4624")
+    _rule(rules, "logon_failed", "product: windows\n    service: security", "EventID: 4625")
+    _rule(rules, "both", "product: windows\n    service: security", "EventID: [4624, 4625]")
+    (tmp_path / "audit.csv").write_text(AUDIT_CSV, encoding="utf-8")
+    return tmp_path
+
+
+# (collector file text, {rule: (coverage, collection_reason)}, {requirement name: (status, collected)})
+CASES = [
+    ("winlogbeat.event_logs:\n  - name: Security\n    event_id: 4624\n",
+     {"logon_ok": ("usable", None), "logon_failed": ("blind", "not_collected"), "both": ("partial", "not_collected")},
+     {"Logon (success)": ("met", True), "Logon (failure)": ("not_collected", False)}),
+    ("winlogbeat.event_logs:\n  - name: Security\n",
+     {"logon_ok": ("usable", None), "logon_failed": ("usable", None), "both": ("usable", None)},
+     {"Logon (success)": ("met", True), "Logon (failure)": ("met", True)}),
+    ("winlogbeat.event_logs:\n  - name: System\n",
+     {"logon_ok": ("blind", "not_collected"), "logon_failed": ("blind", "not_collected"),
+      "both": ("blind", "not_collected")},
+     {"Logon (success)": ("not_collected", False), "Logon (failure)": ("not_collected", False)}),
+    ("winlogbeat.event_logs:\n  - name: Security\n    level: error\n",
+     {"logon_ok": ("unknown", "collection_unknown"), "logon_failed": ("unknown", "collection_unknown"),
+      "both": ("unknown", "collection_unknown")},
+     {"Logon (success)": ("met", None), "Logon (failure)": ("met", None)}),
+    ("[WinEventLog://Security]\ndisabled = 1\n",
+     {"logon_ok": ("blind", "not_collected"), "logon_failed": ("blind", "not_collected"),
+      "both": ("blind", "not_collected")},
+     {"Logon (success)": ("not_collected", False), "Logon (failure)": ("not_collected", False)}),
+]
+
+
+@pytest.mark.parametrize("text, rules, reqs", CASES)
+def test_verdicts(cli, setup, text, rules, reqs):
+    name = "inputs.conf" if text.startswith("[") else "winlogbeat.yml"
+    (setup / name).write_text(text, encoding="utf-8")
+    report = cli(setup / "rules", "--auditpol", setup / "audit.csv", "--collector", setup / name,
+                 "--format", "json").json()
+    got = {r["id"]: (r["coverage"], r["collection_reason"]) for r in report["rules"]}
+    assert got == rules
+    by_name = {q["name"]: q for q in report["requirements"]}
+    for req_name, (status, collected) in reqs.items():
+        q = by_name[req_name]
+        assert (q["status"], q["collected"]) == (status, collected), q
+        assert set(q["collection"]) == {"file", "stanza", "reason"}
+    assert report["policy"]["collectors"] == report["collectors"]
+    assert report["collectors"][0]["path"] == str(setup / name)
+
+
+def test_not_collected_is_never_recommended(cli, setup):
+    """No policy change sends an event on: a not-collected requirement is no recommendation."""
+    (setup / "w.yml").write_text("winlogbeat.event_logs:\n  - name: System\n", encoding="utf-8")
+    report = cli(setup / "rules", "--auditpol", setup / "audit.csv", "--collector", setup / "w.yml",
+                 "--format", "json").json()
+    assert report["summary"]["rules_not_collected"] == 3
+    assert not any(r["requirement"].startswith("audit") and "Logon" in r["name"] for r in report["recommendations"])
+
+
+def test_without_collector_nothing_changes(cli, setup):
+    report = cli(setup / "rules", "--auditpol", setup / "audit.csv", "--format", "json").json()
+    assert report["collectors"] == [] and report["summary"]["collectors"] == 0
+    assert all(q["collected"] is None and q["collection"] is None for q in report["requirements"])
+    assert all(r["collection_reason"] is None for r in report["rules"])
+
+
+@pytest.mark.parametrize("fmt, marker", [("terminal", "not collected: "), ("markdown", "Not collected: "),
+                                         ("text", "not collected: ")])
+def test_reports_list_uncollected_requirements(cli, setup, fmt, marker):
+    (setup / "w.yml").write_text("winlogbeat.event_logs:\n  - name: Security\n    event_id: 4624\n")
+    out = cli(setup / "rules", "--auditpol", setup / "audit.csv", "--collector", setup / "w.yml",
+              "--format", fmt).stdout
+    lines = [line for line in out.splitlines() if marker in line]
+    # 4625 comes from Logon (failure) and, as its alternative, Account Lockout (failure): neither is forwarded
+    assert len(lines) == 2, out
+    assert "Logon (failure)" in lines[0] and "Account Lockout (failure)" in lines[1], out
+    assert "Logon (success)" not in out.split("Collection")[-1]
+
+
+@pytest.mark.parametrize("text", ["hello\n", "<Sysmon/>", ""])
+def test_unknown_collector_file_exits_2_with_one_line(cli, setup, text):
+    (setup / "x.conf").write_text(text, encoding="utf-8")
+    result = cli(setup / "rules", "--collector", setup / "x.conf", "--format", "json")
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "x.conf" in result.stderr
+
+
+def test_missing_collector_file_exits_2(cli, setup):
+    result = cli(setup / "rules", "--collector", setup / "nope.yml")
+    assert result.exit_code == 2 and "nope.yml" in result.stderr
