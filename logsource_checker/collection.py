@@ -54,6 +54,10 @@ class CollectionCheck:
         self.kb = kb
         self._memo: dict[tuple, Collection] = {}
         self._events: dict[tuple, tuple[Event, ...]] = {}
+        self._sub_events: dict[str, list[int]] = {}   # subcategory GUID -> the EventIDs it produces
+        for eid, producers in kb.producers.items():
+            for sub, _ in producers:
+                self._sub_events.setdefault(sub.guid, []).append(eid)
 
     # -- one event -------------------------------------------------------------------------
 
@@ -118,7 +122,7 @@ class CollectionCheck:
             if need.event_id is not None:
                 yield Event(kb.audit_channel, need.event_id, kb.audit_provider)
                 return
-            ids = [eid for eid, producers in kb.producers.items() if any(s.guid == req.guid for s, _ in producers)]
+            ids = list(dict.fromkeys(self._sub_events.get(req.guid or "", [])))
             if guide is not None and guide.events:
                 ids = [eid for eid in ids if eid in guide.events]
             for eid in sorted(ids) or [None]:
@@ -148,42 +152,55 @@ def apply_collection(resolution: Resolution, configs: Sequence[CollectorConfig],
     reqs = resolution.requirements
     statuses = {rid: req.status for rid, req in reqs.items()}
     per_req: dict[str, dict[tuple, Collection]] = {}
+    # rules of the same shape (guide, needs and their options) get the same verdicts: judged once
+    memo: dict[tuple, list[tuple[int, Collection]]] = {}
     rule_verdicts: list[tuple[RuleResolution, list[tuple[Need, Collection]]]] = []
     for res in resolution.rules:
-        verdicts: list[tuple[Need, Collection]] = []
-        for need in res.needs:
-            met_options = [o for o in need.options if all(statuses[rid] == "met" for rid in o.requirements)]
-            options = []
-            for option in need.options:
-                events = check.option_events(option, need, res, reqs)
-                for rid, evs in events.items():
-                    for ev in evs:
-                        per_req.setdefault(rid, {})[(kb.channel_key(ev.channel), ev.event_id)] = check.event(ev)
-                if option in met_options:
-                    verdict = check.option_collection(events)
-                    if verdict is not None:
-                        options.append(verdict)
-            if options:
-                best = next((v for v in options if v.collected is True), None) or next(
-                    (v for v in options if v.collected is None), options[0])
-                verdicts.append((need, best))
-        rule_verdicts.append((res, verdicts))
+        shape = (res.guide.id if res.guide else None,
+                 tuple((need.event_id, tuple(o.requirements for o in need.options)) for need in res.needs))
+        found = memo.get(shape)
+        if found is None:
+            found = memo[shape] = _rule_needs(check, res, reqs, statuses, per_req)
+        rule_verdicts.append((res, [(res.needs[i], verdict) for i, verdict in found]))
     for rid, req in reqs.items():
-        found = per_req.get(rid)
-        if not found:
+        items = list(per_req.get(rid, {}).values())
+        if not items:
             continue
-        items = list(found.values())
         verdict = _and(items)
         req.collected = verdict.collected
         req.collection = verdict.as_dict()
         if req.status == "met" and all(v.collected is False for v in items):
             req.status = "not_collected"
     for res, verdicts in rule_verdicts:
-        _rule_verdict(res, verdicts, {rid: r.status for rid, r in reqs.items()})
+        _rule_verdict(res, verdicts)
     return check
 
 
-def _rule_verdict(res: RuleResolution, verdicts: list[tuple[Need, Collection]], statuses: dict[str, str]) -> None:
+def _rule_needs(check: CollectionCheck, res: RuleResolution, reqs: dict[str, Requirement],
+                statuses: dict[str, str], per_req: dict[str, dict[tuple, Collection]]) -> list[tuple[int, Collection]]:
+    """Per need (by index) whose produced events can be judged: whether they arrive. Records, per
+    requirement, the verdict on every event it is needed for (met or not: would it arrive if produced)."""
+    out: list[tuple[int, Collection]] = []
+    for index, need in enumerate(res.needs):
+        options = []
+        for option in need.options:
+            events = check.option_events(option, need, res, reqs)
+            for rid, evs in events.items():
+                seen = per_req.setdefault(rid, {})
+                for ev in evs:
+                    seen[(ev.channel, ev.event_id)] = check.event(ev)
+            if all(statuses[rid] == "met" for rid in option.requirements):
+                verdict = check.option_collection(events)
+                if verdict is not None:
+                    options.append(verdict)
+        if options:
+            best = next((v for v in options if v.collected is True), None) or next(
+                (v for v in options if v.collected is None), options[0])
+            out.append((index, best))
+    return out
+
+
+def _rule_verdict(res: RuleResolution, verdicts: list[tuple[Need, Collection]]) -> None:
     if res.coverage not in ("usable", "partial"):
         return
     lost = [(need, v) for need, v in verdicts if v.collected is False]

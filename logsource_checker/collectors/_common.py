@@ -11,13 +11,14 @@ def load_yaml(path: str, text: str) -> Any:
     import yaml
 
     try:
-        tokens = [t for t in yaml.scan(text) if isinstance(t, (yaml.AliasToken, yaml.AnchorToken))]
+        tokens = [t for t in yaml.scan(text) if isinstance(t, (yaml.AliasToken, yaml.AnchorToken))] if (
+            "&" in text or "*" in text) else []
     except yaml.YAMLError as exc:
         raise CollectorInputError(path, f"not valid YAML: {xmlsafe.one_line(getattr(exc, 'problem', exc))}") from None
     if tokens:
         raise CollectorInputError(path, "YAML anchors and aliases are refused in collector configurations")
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
     except yaml.YAMLError as exc:
         raise CollectorInputError(path, f"not valid YAML: {xmlsafe.one_line(getattr(exc, 'problem', exc))}") from None
     return docs[0] if len(docs) == 1 else {"__documents__": docs}
