@@ -34,6 +34,7 @@ class Collection:
     file: str | None
     stanza: str | None
     reason: str
+    partial: bool = False    # some of the events arrive, others not (a need without EventID)
 
     def as_dict(self) -> dict[str, str | None]:
         return {"file": self.file, "stanza": self.stanza, "reason": self.reason}
@@ -134,16 +135,34 @@ class CollectionCheck:
                 event = guide.events.get(need.event_id) if guide is not None else None
                 yield Event(req.channel, need.event_id, (event.provider if event and event.provider else provider))
                 return
-            listed = [ev for ev in (guide.events.values() if guide is not None else ())
+            events = list(guide.events.values()) if guide is not None else []
+            listed = [ev for ev in events
                       if provider is None or (ev.provider or "").casefold() == provider.casefold()]
+            # no event of the guide names this channel's provider (PowerShell 7 writes Windows PowerShell's
+            # IDs under its own provider): the guide's events are the ones its rules need on every channel
+            listed = listed or events
             if not listed:
                 yield Event(req.channel, None, provider)
             for ev in listed:
-                yield Event(req.channel, ev.id, ev.provider or provider)
+                yield Event(req.channel, ev.id, provider or ev.provider)
 
     def option_collection(self, events: dict[str, tuple[Event, ...]]) -> Collection | None:
-        verdicts = [self.event(e) for evs in events.values() for e in evs]
-        return _and(verdicts) if verdicts else None
+        """Whether an option's events arrive. For several events (a need without EventID: the guide's
+        events) some arriving and others not is partly collected (``partial``)."""
+        pairs = [(e, self.event(e)) for evs in events.values() for e in evs]
+        if not pairs:
+            return None
+        verdict = _and([v for _, v in pairs])
+        arriving = [e.event_id for e, v in pairs if v.collected is True and e.event_id is not None]
+        if verdict.collected is False and arriving:
+            lost = [e.event_id for e, v in pairs if v.collected is False]
+            return Collection(True, verdict.file, verdict.stanza,
+                              f"only EventIDs {_ids(arriving)} arrive, {_ids(lost)} not: {verdict.reason}", True)
+        return verdict
+
+
+def _ids(ids: Iterable[int | None]) -> str:
+    return ",".join(str(i) for i in dict.fromkeys(ids) if i is not None)
 
 
 def apply_collection(resolution: Resolution, configs: Sequence[CollectorConfig], kb: Knowledge) -> CollectionCheck:
@@ -193,28 +212,28 @@ def _rule_needs(check: CollectionCheck, res: RuleResolution, reqs: dict[str, Req
                 verdict = check.option_collection(events)
                 if verdict is not None:
                     options.append(verdict)
-        if options:
-            best = next((v for v in options if v.collected is True), None) or next(
-                (v for v in options if v.collected is None), options[0])
-            out.append((index, best))
+        if options:   # the best met option: all its events arrive, then some, then unknown, then none
+            out.append((index, min(options, key=lambda v: (v.collected is not True, v.partial,
+                                                            v.collected is not None))))
     return out
 
 
 def _rule_verdict(res: RuleResolution, verdicts: list[tuple[Need, Collection]]) -> None:
     if res.coverage not in ("usable", "partial"):
         return
-    lost = [(need, v) for need, v in verdicts if v.collected is False]
+    lost = [(need, v) for need, v in verdicts if v.collected is False or v.partial]
     unknown = [(need, v) for need, v in verdicts if v.collected is None]
     if lost:
         res.collection_reason = "not_collected"
         res.not_collected = [f"{need.label}: {v.reason}" + (f" ({v.file}, {v.stanza})" if v.stanza else "")
                              for need, v in lost]
-        lost_ids = {need.event_id for need, _ in lost}
+        lost_ids = {need.event_id for need, v in lost if not v.partial}
         general = None in lost_ids
+        partly = any(v.partial for _, v in lost)
         arriving = [eid for eid in res.event_ids_produced if eid not in lost_ids]
         res.event_ids_produced = arriving
         res.event_ids_missing = sorted(set(res.event_ids_missing) | {eid for eid in lost_ids if eid is not None})
-        if arriving and not general:
+        if (arriving or partly) and not general:
             res.coverage, res.partial = "partial", True
         else:
             res.coverage, res.partial = "blind", False

@@ -105,3 +105,21 @@ def test_unknown_collector_file_exits_2_with_one_line(cli, setup, text):
 def test_missing_collector_file_exits_2(cli, setup):
     result = cli(setup / "rules", "--collector", setup / "nope.yml")
     assert result.exit_code == 2 and "nope.yml" in result.stderr
+
+
+# a rule naming no EventID needs every event of its guide (ps_classic_start: 400 and 403)
+@pytest.mark.parametrize("event_ids, coverage, reason", [
+    ("400, 403", "usable", None),
+    ("400", "partial", "not_collected"),
+    ("600", "blind", "not_collected"),
+])
+def test_rule_without_event_id_needs_each_guide_event(cli, tmp_path, event_ids, coverage, reason):
+    _rule(tmp_path / "rules", "classic", "product: windows\n    category: ps_classic_start", "Data|contains: x")
+    (tmp_path / "audit.csv").write_text(AUDIT_CSV, encoding="utf-8")
+    (tmp_path / "w.yml").write_text(f"winlogbeat.event_logs:\n  - name: Windows PowerShell\n    event_id: {event_ids}\n")
+    report = cli(tmp_path / "rules", "--auditpol", tmp_path / "audit.csv", "--collector", tmp_path / "w.yml",
+                 "--format", "json").json()
+    rule = report["rules"][0]
+    assert (rule["coverage"], rule["collection_reason"]) == (coverage, reason), rule
+    if coverage == "partial":
+        assert "only EventIDs 400 arrive, 403 not" in rule["not_collected"][0]
