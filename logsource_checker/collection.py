@@ -172,15 +172,15 @@ def apply_collection(resolution: Resolution, configs: Sequence[CollectorConfig],
     statuses = {rid: req.status for rid, req in reqs.items()}
     per_req: dict[str, dict[tuple, Collection]] = {}
     # rules of the same shape (guide, needs and their options) get the same verdicts: judged once
-    memo: dict[tuple, list[tuple[int, Collection]]] = {}
-    rule_verdicts: list[tuple[RuleResolution, list[tuple[Need, Collection]]]] = []
+    memo: dict[tuple, list[_Judged]] = {}
+    rule_verdicts: list[tuple[RuleResolution, list[_Judged]]] = []
     for res in resolution.rules:
-        shape = (res.guide.id if res.guide else None,
+        shape = (res.guide.id if res.guide else None, tuple(res.always_logged_event_ids),
                  tuple((need.event_id, tuple(o.requirements for o in need.options)) for need in res.needs))
         found = memo.get(shape)
         if found is None:
             found = memo[shape] = _rule_needs(check, res, reqs, statuses, per_req)
-        rule_verdicts.append((res, [(res.needs[i], verdict) for i, verdict in found]))
+        rule_verdicts.append((res, found))
     for rid, req in reqs.items():
         items = list(per_req.get(rid, {}).values())
         if not items:
@@ -195,12 +195,19 @@ def apply_collection(resolution: Resolution, configs: Sequence[CollectorConfig],
     return check
 
 
+_Judged = tuple  # (label, EventID or None, Collection): one need, or one always-logged event
+
+
 def _rule_needs(check: CollectionCheck, res: RuleResolution, reqs: dict[str, Requirement],
-                statuses: dict[str, str], per_req: dict[str, dict[tuple, Collection]]) -> list[tuple[int, Collection]]:
-    """Per need (by index) whose produced events can be judged: whether they arrive. Records, per
-    requirement, the verdict on every event it is needed for (met or not: would it arrive if produced)."""
-    out: list[tuple[int, Collection]] = []
-    for index, need in enumerate(res.needs):
+                statuses: dict[str, str], per_req: dict[str, dict[tuple, Collection]]) -> list[_Judged]:
+    """Per need whose produced events can be judged (and per always-logged Security event of the rule):
+    whether they arrive. Records, per requirement, the verdict on every event it is needed for (met or
+    not: would it arrive if produced)."""
+    out: list[_Judged] = []
+    if check.kb.audit_channel:
+        for eid in res.always_logged_event_ids:   # written whatever the policy, in the audit channel
+            out.append((f"EventID {eid} (always logged)", eid, check.event(Event(check.kb.audit_channel, eid))))
+    for need in res.needs:
         options = []
         for option in need.options:
             events = check.option_events(option, need, res, reqs)
@@ -213,23 +220,23 @@ def _rule_needs(check: CollectionCheck, res: RuleResolution, reqs: dict[str, Req
                 if verdict is not None:
                     options.append(verdict)
         if options:   # the best met option: all its events arrive, then some, then unknown, then none
-            out.append((index, min(options, key=lambda v: (v.collected is not True, v.partial,
-                                                            v.collected is not None))))
+            out.append((need.label, need.event_id, min(options, key=lambda v: (
+                v.collected is not True, v.partial, v.collected is not None))))
     return out
 
 
-def _rule_verdict(res: RuleResolution, verdicts: list[tuple[Need, Collection]]) -> None:
+def _rule_verdict(res: RuleResolution, verdicts: list[_Judged]) -> None:
     if res.coverage not in ("usable", "partial"):
         return
-    lost = [(need, v) for need, v in verdicts if v.collected is False or v.partial]
-    unknown = [(need, v) for need, v in verdicts if v.collected is None]
+    lost = [(label, eid, v) for label, eid, v in verdicts if v.collected is False or v.partial]
+    unknown = [(label, eid, v) for label, eid, v in verdicts if v.collected is None]
     if lost:
         res.collection_reason = "not_collected"
-        res.not_collected = [f"{need.label}: {v.reason}" + (f" ({v.file}, {v.stanza})" if v.stanza else "")
-                             for need, v in lost]
-        lost_ids = {need.event_id for need, v in lost if not v.partial}
+        res.not_collected = [f"{label}: {v.reason}" + (f" ({v.file}, {v.stanza})" if v.stanza else "")
+                             for label, _, v in lost]
+        lost_ids = {eid for _, eid, v in lost if not v.partial}
         general = None in lost_ids
-        partly = any(v.partial for _, v in lost)
+        partly = any(v.partial for _, _, v in lost)
         arriving = [eid for eid in res.event_ids_produced if eid not in lost_ids]
         res.event_ids_produced = arriving
         res.event_ids_missing = sorted(set(res.event_ids_missing) | {eid for eid in lost_ids if eid is not None})
@@ -239,7 +246,7 @@ def _rule_verdict(res: RuleResolution, verdicts: list[tuple[Need, Collection]]) 
             res.coverage, res.partial = "blind", False
     elif unknown:
         res.collection_reason = "collection_unknown"
-        res.not_collected = [f"{need.label}: {v.reason}" for need, v in unknown]
+        res.not_collected = [f"{label}: {v.reason}" for label, _, v in unknown]
         res.coverage, res.partial = "unknown", False
 
 

@@ -123,3 +123,22 @@ def test_rule_without_event_id_needs_each_guide_event(cli, tmp_path, event_ids, 
     assert (rule["coverage"], rule["collection_reason"]) == (coverage, reason), rule
     if coverage == "partial":
         assert "only EventIDs 400 arrive, 403 not" in rule["not_collected"][0]
+
+
+@pytest.mark.parametrize("collector, coverage, reason", [
+    ("winlogbeat.event_logs:\n  - name: Security\n", "usable", None),
+    ("winlogbeat.event_logs:\n  - name: Security\n    event_id: 4624\n", "blind", "not_collected"),
+    ("[WinEventLog://Security]\nblacklist = 1102\n", "blind", "not_collected"),
+])
+def test_always_logged_events_must_arrive_too(cli, tmp_path, collector, coverage, reason):
+    """1102 (the audit log was cleared) needs no policy, but it still has to be forwarded."""
+    _rule(tmp_path / "rules", "cleared", "product: windows\n    service: security", "EventID: 1102")
+    (tmp_path / "audit.csv").write_text(AUDIT_CSV, encoding="utf-8")
+    name = "inputs.conf" if collector.startswith("[") else "w.yml"
+    (tmp_path / name).write_text(collector, encoding="utf-8")
+    report = cli(tmp_path / "rules", "--auditpol", tmp_path / "audit.csv", "--collector", tmp_path / name,
+                 "--format", "json").json()
+    rule = report["rules"][0]
+    assert (rule["coverage"], rule["collection_reason"]) == (coverage, reason), rule
+    if reason:
+        assert "1102" in rule["not_collected"][0]
