@@ -55,6 +55,8 @@ class CollectionCheck:
         self.kb = kb
         self._memo: dict[tuple, Collection] = {}
         self._events: dict[tuple, tuple[Event, ...]] = {}
+        # per requirement, every event it is needed for and its verdict: {(channel, EventID): (Event, Collection)}
+        self.per_req: dict[str, dict[tuple, tuple[Event, Collection]]] = {}
         self._sub_events: dict[str, list[int]] = {}   # subcategory GUID -> the EventIDs it produces
         for eid, producers in kb.producers.items():
             for sub, _ in producers:
@@ -170,7 +172,7 @@ def apply_collection(resolution: Resolution, configs: Sequence[CollectorConfig],
     check = CollectionCheck(configs, kb)
     reqs = resolution.requirements
     statuses = {rid: req.status for rid, req in reqs.items()}
-    per_req: dict[str, dict[tuple, Collection]] = {}
+    per_req = check.per_req
     # rules of the same shape (guide, needs and their options) get the same verdicts: judged once
     memo: dict[tuple, list[_Judged]] = {}
     rule_verdicts: list[tuple[RuleResolution, list[_Judged]]] = []
@@ -182,7 +184,7 @@ def apply_collection(resolution: Resolution, configs: Sequence[CollectorConfig],
             found = memo[shape] = _rule_needs(check, res, reqs, statuses, per_req)
         rule_verdicts.append((res, found))
     for rid, req in reqs.items():
-        items = list(per_req.get(rid, {}).values())
+        items = [verdict for _, verdict in per_req.get(rid, {}).values()]
         if not items:
             continue
         verdict = _and(items)
@@ -199,7 +201,7 @@ _Judged = tuple  # (label, EventID or None, Collection): one need, or one always
 
 
 def _rule_needs(check: CollectionCheck, res: RuleResolution, reqs: dict[str, Requirement],
-                statuses: dict[str, str], per_req: dict[str, dict[tuple, Collection]]) -> list[_Judged]:
+                statuses: dict[str, str], per_req: dict[str, dict[tuple, tuple[Event, Collection]]]) -> list[_Judged]:
     """Per need whose produced events can be judged (and per always-logged Security event of the rule):
     whether they arrive. Records, per requirement, the verdict on every event it is needed for (met or
     not: would it arrive if produced)."""
@@ -214,7 +216,7 @@ def _rule_needs(check: CollectionCheck, res: RuleResolution, reqs: dict[str, Req
             for rid, evs in events.items():
                 seen = per_req.setdefault(rid, {})
                 for ev in evs:
-                    seen[(ev.channel, ev.event_id)] = check.event(ev)
+                    seen[(ev.channel, ev.event_id)] = (ev, check.event(ev))
             if all(statuses[rid] == "met" for rid in option.requirements):
                 verdict = check.option_collection(events)
                 if verdict is not None:

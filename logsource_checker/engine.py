@@ -123,15 +123,16 @@ def _check(options: CheckOptions) -> CheckResult:
     apply_role_volumes(resolution.requirements, kb, role)
     diff = PolicyDiff(kb, snapshot, role.role)
     diff.apply(resolution)
+    collection = None
     if collectors:
         from .collection import apply_collection
 
-        apply_collection(resolution, collectors, kb)
+        collection = apply_collection(resolution, collectors, kb)
     ranked = rank_missing(resolution)
     result = CheckResult(loaded=loaded, resolution=resolution, knowledge=kb, snapshot=snapshot,
                          audit=diff.audit, ranked=ranked, filtered_out=before - len(rules), role=role,
                          max_volume=options.max_volume, hold_unknown_volume=options.hold_unknown_volume,
-                         collectors=collectors)
+                         collectors=collectors, collection=collection)
     result.plans = compute_plans(result, options.plan, options.max_volume, options.hold_unknown_volume)
     return result
 

@@ -35,6 +35,7 @@ class CheckResult:
     max_volume: str | None = None
     hold_unknown_volume: bool = False
     collectors: list = field(default_factory=list)   # collectors.CollectorConfig per --collector file
+    collection: Any = None    # collection.CollectionCheck of the run (--collector), else None
 
 
 def _ls(key: tuple) -> dict[str, Any]:

@@ -142,3 +142,56 @@ def test_always_logged_events_must_arrive_too(cli, tmp_path, collector, coverage
     assert (rule["coverage"], rule["collection_reason"]) == (coverage, reason), rule
     if reason:
         assert "1102" in rule["not_collected"][0]
+
+
+# --emit: the addition for each collector, in its own syntax, only for what does not arrive
+EMIT_CASES = [
+    ("w.yml", "winlogbeat.event_logs:\n  - name: System\n", "1-winlogbeat-winlogbeat.yml",
+     ["  - name: Security", "    event_id: 4624-4625"]),
+    ("w.yml", "winlogbeat.event_logs:\n  - name: Security\n    event_id: 4624\n", "1-winlogbeat-winlogbeat.yml",
+     # stanza names pass through the comment filter ([ ] become _), nothing of the user's file is rewritten
+     ["# Security: read by winlogbeat.event_logs_0_, but EventID 4625 is not in", "#   add EventIDs 4625 there"]),
+    ("inputs.conf", "[WinEventLog://System]\n", "1-splunk-inputs.conf",
+     ["[WinEventLog://Security]", "disabled = 0", "whitelist = 4624-4625"]),
+    ("sub.xml", "<QueryList><Query Id='0'><Select Path='System'>*</Select></Query></QueryList>",
+     "1-wef-subscription-query.xml", ['<Select Path="Security">*[System[(EventID=4624 or EventID=4625)]]</Select>']),
+    ("ossec.conf", "<ossec_config><localfile><location>System</location><log_format>eventchannel</log_format>"
+     "</localfile></ossec_config>", "1-wazuh-ossec-localfile.xml",
+     ["<location>Security</location>", "<query>Event/System[EventID=4624 or EventID=4625]</query>"]),
+    ("fluent-bit.conf", "[INPUT]\n    Name winlog\n    Channels System\n", "1-fluentbit-other.txt",
+     ["- Security: EventIDs 4624-4625; needed by 3 rules, unblinds 3"]),
+]
+
+
+@pytest.mark.parametrize("name, text, out, lines", EMIT_CASES)
+def test_emit_collector_additions(cli, setup, name, text, out, lines):
+    (setup / name).write_text(text, encoding="utf-8")
+    result = cli(setup / "rules", "--auditpol", setup / "audit.csv", "--collector", setup / name,
+                 "--emit", setup / "out")
+    assert result.exit_code in (0, 1), result.stderr
+    written = (setup / "out" / "collectors" / out).read_text(encoding="utf-8")
+    for line in lines:
+        assert any(got.strip().startswith(line.strip()) for got in written.splitlines()), written
+
+
+def test_emit_nothing_to_add(cli, setup):
+    (setup / "w.yml").write_text("winlogbeat.event_logs:\n  - name: Security\n", encoding="utf-8")
+    cli(setup / "rules", "--auditpol", setup / "audit.csv", "--collector", setup / "w.yml", "--emit", setup / "out")
+    written = (setup / "out" / "collectors" / "1-winlogbeat-winlogbeat.yml").read_text(encoding="utf-8")
+    assert "Nothing to add" in written and "- name:" not in written
+
+
+def test_emit_keeps_rule_text_in_comments(cli, tmp_path):
+    """A hostile rule id cannot add a stanza to the emitted inputs.conf."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "evil.yml").write_text(
+        'title: evil\nid: "x\\n[WinEventLog://Evil]\\ndisabled = 0"\nlevel: high\n'
+        "logsource:\n    product: windows\n    service: security\n"
+        "detection:\n    selection:\n        EventID: 4625\n    condition: selection\n", encoding="utf-8")
+    (tmp_path / "audit.csv").write_text(AUDIT_CSV, encoding="utf-8")
+    (tmp_path / "inputs.conf").write_text("[WinEventLog://System]\n", encoding="utf-8")
+    cli(rules, "--auditpol", tmp_path / "audit.csv", "--collector", tmp_path / "inputs.conf", "--emit", tmp_path / "o")
+    written = (tmp_path / "o" / "collectors" / "1-splunk-inputs.conf").read_text(encoding="utf-8")
+    stanzas = [line for line in written.splitlines() if line.startswith("[")]
+    assert stanzas == ["[WinEventLog://Security]"], written
