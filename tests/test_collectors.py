@@ -385,3 +385,32 @@ def test_utf16_file_with_bom_is_read(tmp_path):
     path = tmp_path / "inputs.conf"
     path.write_bytes("[WinEventLog://Security]\r\ndisabled = 0\r\n".encode("utf-16"))
     assert read_collector(str(path)).inputs[0].channel == "Security"
+
+
+# input shaped to make a careless parser backtrack or rescan: each must be read (or refused) at once
+PATHOLOGICAL = [
+    ("spaces.conf", " " * 200_000 + "x\n", "no known collector format"),
+    ("newlines.conf", "\n" * 200_000 + "x", "no known collector format"),
+    ("names.conf", ("name" + " " * 5000 + "\n") * 40, "no known collector format"),
+    ("inputs.conf", "<Input a>\n    Module im_msvistalog\n" * 20_000, "no im_msvistalog <Input>"),
+    ("queryxml.conf", "<Input a>\nModule im_msvistalog\n" + "<QueryXML>" * 50_000 + "\n</Input>\n", None),
+]
+
+
+@pytest.mark.parametrize("name, text, word", PATHOLOGICAL)
+def test_pathological_input_is_linear(tmp_path, name, text, word):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    if word is None:
+        config = read_collector(str(path))
+        assert config.inputs[0].channel == "*"      # no usable query: NXLog's default channels
+        return
+    with pytest.raises(CollectorInputError, match=word):
+        read_collector(str(path))
+
+
+def test_risky_regex_is_not_evaluated(kb, tmp_path):
+    path = tmp_path / "inputs.conf"
+    path.write_text('[WinEventLog://Security]\nblacklist1 = SourceName="(a+)+$"\n', encoding="utf-8")
+    verdict = _verdict(kb, [path], SEC, 4624, "a" * 40 + "!")
+    assert verdict.collected is None and "repeated group" in verdict.reason

@@ -15,7 +15,8 @@ _PLUGINS = ("winlog", "winevtlog")
 
 
 def sniff(text: str) -> bool:
-    return re.search(r"(?im)^\s*-?\s*name\s*[:\s]\s*['\"]?(winlog|winevtlog)\b", text) is not None and (
+    return re.search(r"(?im)^[ \t]*(?:-[ \t]*)?name(?:[ \t]*[:=][ \t]*|[ \t]+)['\"]?(winlog|winevtlog)\b",
+                     text) is not None and (
         "[INPUT]" in text.upper() or "pipeline" in text)
 
 

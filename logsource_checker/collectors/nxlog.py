@@ -12,11 +12,13 @@ from ._common import query_inputs
 
 FORMAT = "nxlog"
 ANY_CHANNEL = "*"
-_BLOCK_RE = re.compile(r"<Input\s+([^>\r\n]{1,200})>(.*?)</Input>", re.S | re.I)
+_MODULE_RE = re.compile(r"^[ \t]*Module[ \t]+im_msvistalog\b", re.M | re.I)
+_OPEN_RE = re.compile(r"^[ \t]*<Input[ \t]+([^>\r\n]{1,200})>[ \t]*$", re.I)
+_CLOSE_RE = re.compile(r"^[ \t]*</Input>[ \t]*$", re.I)
 
 
 def sniff(text: str) -> bool:
-    return re.search(r"^\s*Module\s+im_msvistalog\b", text, re.M | re.I) is not None
+    return _MODULE_RE.search(text) is not None
 
 
 def _join_lines(body: str) -> list[str]:
@@ -33,10 +35,39 @@ def _join_lines(body: str) -> list[str]:
     return lines
 
 
+def _query_xml(body: str) -> tuple[list[str], str]:
+    """The <QueryXML> blocks of an input and the rest of its text (found with str.find: linear)."""
+    lower, queries, rest, pos = body.lower(), [], [], 0
+    while True:
+        start = lower.find("<queryxml>", pos)
+        end = lower.find("</queryxml>", start + 10) if start >= 0 else -1
+        if start < 0 or end < 0:
+            rest.append(body[pos:])
+            return queries, "".join(rest)
+        rest.append(body[pos:start])
+        queries.append(body[start + 10:end])
+        pos = end + 11
+
+
+def _blocks(text: str) -> list[tuple[str, str]]:
+    """(name, body) of each <Input name> ... </Input> block, line by line."""
+    blocks, name, lines = [], None, []
+    for line in text.splitlines():
+        if name is None:
+            match = _OPEN_RE.match(line)
+            if match:
+                name, lines = match.group(1), []
+        elif _CLOSE_RE.match(line):
+            blocks.append((name, "\n".join(lines)))
+            name = None
+        else:
+            lines.append(line)
+    return blocks
+
+
 def _input(path: str, name: str, body: str) -> list[ChannelInput]:
     stanza = f"<Input {name.strip()[:80]}>"
-    queries = [m.group(1) for m in re.finditer(r"<QueryXML>(.*?)</QueryXML>", body, re.S | re.I)]
-    body_rest = re.sub(r"<QueryXML>.*?</QueryXML>", "", body, flags=re.S | re.I)
+    queries, body_rest = _query_xml(body)
     channels: list[str] = []
     drops = re.search(r"\bdrop\s*\(\s*\)", body_rest) is not None
     for line in _join_lines(body_rest):
@@ -60,10 +91,9 @@ def _input(path: str, name: str, body: str) -> list[ChannelInput]:
 
 def read(path: str, text: str) -> CollectorConfig:
     config = CollectorConfig(path, FORMAT)
-    for match in _BLOCK_RE.finditer(text):
-        body = match.group(2)
-        if re.search(r"^\s*Module\s+im_msvistalog\b", body, re.M | re.I):
-            config.inputs += _input(path, match.group(1), body)
+    for name, body in _blocks(text):
+        if _MODULE_RE.search(body):
+            config.inputs += _input(path, name, body)
     if not config.inputs:
         raise CollectorInputError(path, "an NXLog configuration with no im_msvistalog <Input>")
     return config

@@ -25,7 +25,7 @@ _LIST_KEYS = ("whitelist", "blacklist")
 
 
 def sniff(text: str) -> bool:
-    return re.search(r"^\s*\[WinEventLog(://|:)", text, re.M | re.I) is not None
+    return re.search(r"^[ \t]*\[WinEventLog(://|:)", text, re.M | re.I) is not None
 
 
 def _stanzas(path: str, text: str) -> list[tuple[str, dict[str, str]]]:
@@ -46,6 +46,19 @@ def _stanzas(path: str, text: str) -> list[tuple[str, dict[str, str]]]:
             raise CollectorInputError(path, f"line {number}: neither a [stanza] nor key = value")
         current[1][key.strip().casefold()] = value.strip()
     return list(stanzas.values())
+
+
+#: a repeated group ("(a+)+", "(x|xy)*") can backtrack exponentially: such a regex is not evaluated
+_REPEATED_GROUP_RE = re.compile(r"\)[*+?{]")
+
+
+def _compile(regex: str) -> "re.Pattern[str] | None":
+    if len(regex) > 1000 or _REPEATED_GROUP_RE.search(regex):
+        return None
+    try:
+        return re.compile(regex)
+    except (re.error, RecursionError, OverflowError):
+        return None
 
 
 class _Entry:
@@ -69,10 +82,7 @@ class _Entry:
                     raise CollectorInputError(path, f"{stanza} {key}: not key=\"regex\" pairs")
                 break
             regex = match.group(2) if match.group(2) is not None else match.group(3)
-            try:
-                compiled = re.compile(regex)
-            except re.error:
-                compiled = None
+            compiled = _compile(regex)
             self.pairs.append((match.group(1), regex, compiled))
             pos = match.end()
 
@@ -90,7 +100,8 @@ class _Entry:
                 value = str(value)
             if value is None or compiled is None:
                 result = None if result is not False else False
-                why.append(f"{name}={regex[:60]!r} cannot be evaluated for the event")
+                why.append(f"{name}={regex[:60]!r} " + ("cannot be evaluated for the event" if value is None else
+                           "is a regex the tool does not evaluate (invalid, or a repeated group)"))
                 continue
             if compiled.search(str(value)) is None:
                 return False, f"{self.key}: {name} does not match"
