@@ -1,5 +1,5 @@
-"""OpenTelemetry Collector ``windowseventlog`` receivers: ``channel`` or ``xml_query`` (a QueryList,
-used instead of channel), ``exclude_providers``. A receiver no ``service.pipelines`` entry lists
+"""OpenTelemetry Collector ``windowseventlog`` receivers: ``channel`` or ``xml_query`` / ``query`` (a
+QueryList, used instead of channel), ``exclude_providers``. A receiver no ``service.pipelines`` entry lists
 does not run (OpenTelemetry Collector configuration docs): its channel is read as disabled.
 """
 from __future__ import annotations
@@ -50,8 +50,9 @@ def read(path: str, text: str) -> CollectorConfig:
             continue
         body = body if isinstance(body, dict) else {}
         stanza = f"receivers.{name}"
-        if body.get("xml_query"):
-            inputs = query_inputs(path, str(body["xml_query"]), stanza, f"{stanza} xml_query")
+        query = body.get("xml_query") or body.get("query")   # spelled either way across versions
+        if query:
+            inputs = query_inputs(path, str(query), stanza, f"{stanza} query")
         elif body.get("channel"):
             inputs = [ChannelInput(str(body["channel"]).strip(), True, Filter(), path, stanza)]
         else:
