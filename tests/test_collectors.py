@@ -305,6 +305,8 @@ OWN = [
     ("otel.yaml", OTEL, SYSMON, 1, SYS_P, True, ""),
     ("otel.yaml", OTEL, SYSMON, 3, SYS_P, False, "does not select"),
     ("otel.yaml", OTEL, "System", 7045, None, False, "no service pipeline"),
+    ("fb.yaml", "pipeline:\n  inputs:\n    - name: winevtlog\n      channels: [Security, System]\n", "System", 7045,
+     None, True, ""),
     ("agent.yml", ELASTIC_AGENT, SEC, 4688, AUD, True, ""),
     ("agent.yml", ELASTIC_AGENT, SEC, 4624, AUD, False, "not in"),
     ("agent.yml", ELASTIC_AGENT, "System", 7045, None, False, "disabled"),

@@ -21,7 +21,9 @@ def sniff(text: str) -> bool:
 
 
 def _inputs(path: str, settings: dict[str, Any], stanza: str) -> list[ChannelInput]:
-    channels = [c.strip() for c in str(settings.get("channels", "")).split(",") if c.strip()]
+    raw = settings.get("channels", "")
+    raw = ",".join(map(str, raw)) if isinstance(raw, list) else str(raw)   # YAML may give a list
+    channels = [c.strip() for c in raw.split(",") if c.strip()]
     if not channels:
         raise CollectorInputError(path, f"{stanza}: no Channels")
     query = settings.get("event_query")

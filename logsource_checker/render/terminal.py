@@ -143,6 +143,8 @@ def _print_collection(report: dict[str, Any], console: Any) -> None:
     console.print(Text("Collection", style="bold"))
     for c in collectors:
         console.print(_t(f"  read {c['path']} ({c['format']}): {len(c['inputs'])} channel stanzas"))
+        for note in c["warnings"][:5]:
+            console.print(_t(f"    note: {note}"))
     console.print(_t(f"  rules blind or partial because their events are not forwarded: {s['rules_not_collected']}; "
                      f"not evaluable: {s['rules_collection_unknown']}"))
     for req in report["requirements"]:
