@@ -40,6 +40,12 @@ CASES = [
     ("*[System[EventID=4624 and TimeCreated[timediff(@SystemTime) <= 86400000]]]", 4624, P, True, None),
     ("*[System[EventID=4624 and TimeCreated[timediff(@SystemTime) <= 86400000]]]", 4625, P, False, None),
     ("*[System[(EventID=0x1210)]]", 4624, P, True, None),
+    ("Event/System/EventID=4624", 4624, P, True, None),
+    ("*[System[Provider[@Name='x' or @Name='Microsoft-Windows-Security-Auditing']]]", 4624, P, True, None),
+    ("*[System[not(EventID=1) and not(EventID=2) or EventID=1]]", 1, P, True, None),   # and binds tighter
+    ("*[System[not(EventID=1) and (not(EventID=2) or EventID=1)]]", 1, P, False, None),
+    ("*[System[Security[@UserID='S-1-5-18']]]", 4624, P, None, "Security"),
+    ("*[System[EventID=4624]]", None, P, None, "EventID is not known"),
 ]
 
 
