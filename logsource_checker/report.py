@@ -224,7 +224,8 @@ def _recommendations(result: CheckResult, ranked: list[Ranked]) -> list[dict[str
             "requirement": r.requirement.id, "kind": r.requirement.kind, "name": r.requirement.name,
             "reason": r.requirement.reason, "volume": r.requirement.volume, "rules": r.rules,
             "high_critical": r.high_critical, "unblinds": r.unblinds,
-            "unblinds_high_critical": r.unblinds_high_critical} for r in ranked]
+            "unblinds_high_critical": r.unblinds_high_critical, "collected": r.requirement.collected}
+            for r in ranked]
     reqs = result.resolution.requirements
     levels = {res.rule.ref: res.rule.level for res in result.resolution.rules}
     out = []
@@ -236,7 +237,7 @@ def _recommendations(result: CheckResult, ranked: list[Ranked]) -> list[dict[str
                 "volume": step.volume, "rules": len(step.needed_by),
                 "high_critical": sum(1 for ref in step.needed_by if levels.get(ref) in ("high", "critical")),
                 "unblinds": len(step.unblinds), "unblinds_high_critical": step.unblinds_high_critical,
-                "change": step.key, "plan": plan.name})
+                "change": step.key, "plan": plan.name, "collected": req.collected})
     return out
 
 

@@ -195,3 +195,14 @@ def test_emit_keeps_rule_text_in_comments(cli, tmp_path):
     written = (tmp_path / "o" / "collectors" / "1-splunk-inputs.conf").read_text(encoding="utf-8")
     stanzas = [line for line in written.splitlines() if line.startswith("[")]
     assert stanzas == ["[WinEventLog://Security]"], written
+
+
+def test_recommendation_says_whether_its_events_would_arrive(cli, tmp_path):
+    """A change the plan recommends whose events the collector drops is flagged collected: false."""
+    _rule(tmp_path / "rules", "svc", "product: windows\n    service: security", "EventID: 4697")
+    (tmp_path / "audit.csv").write_text(AUDIT_CSV, encoding="utf-8")
+    (tmp_path / "w.yml").write_text("winlogbeat.event_logs:\n  - name: Security\n    event_id: 4624\n")
+    report = cli(tmp_path / "rules", "--auditpol", tmp_path / "audit.csv", "--collector", tmp_path / "w.yml",
+                 "--format", "json").json()
+    recs = [r for r in report["recommendations"] if r["kind"] == "audit_subcategory"]
+    assert recs and all(r["collected"] is False for r in recs), recs
