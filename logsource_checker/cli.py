@@ -214,6 +214,10 @@ def main(
     auditd_rules: List[Path] = typer.Option([], "--auditd-rules", metavar="FILE", help="Linux audit rules: "
                                             "'auditctl -l' output or a rules file (/etc/audit/rules.d/*.rules). "
                                             "Repeatable, read in order."),
+    collector: List[Path] = typer.Option([], "--collector", metavar="FILE", help="A log collector's configuration "
+                                         "(Winlogbeat/Elastic Agent YAML, Splunk inputs.conf, WEF subscription, "
+                                         "Wazuh/OSSEC ossec.conf, NXLog, Fluent Bit, OpenTelemetry): are the "
+                                         "needed events forwarded? Repeatable; format recognised by content."),
     role: Optional[Role] = typer.Option(None, "--role", help="The machine's role (its Windows audit defaults and "
                                         "event volumes): client, server or dc. Default: detected from the policy "
                                         "input, else client (the policy report says which)."),
@@ -258,7 +262,7 @@ def main(
     for path in paths:
         if not path.exists():
             raise _die(f"{path}: no such file or folder")
-    for path in [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []), *auditd_rules]:
+    for path in [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []), *auditd_rules, *collector]:
         if not path.is_file():
             raise _die(f"{path}: no such file")
     if status:
@@ -279,7 +283,7 @@ def main(
         use_cache=not no_cache,
         progress=_Progress(), role=role.value if role else None, plan=plan.value if plan else None,
         max_volume=max_volume.value if max_volume else None, hold_unknown_volume=hold_unknown_volume,
-        products=product, categories=category, services=service)
+        products=product, categories=category, services=service, collectors=[str(p) for p in collector])
     try:
         result = check(options)
     except PolicyInputError as exc:
@@ -291,7 +295,8 @@ def main(
     from .report import build
 
     report = build(result, verbose=verbose or emit is not None)
-    guard = _guard(result, paths, [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []), *auditd_rules],
+    guard = _guard(result, paths, [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []), *auditd_rules,
+                                   *collector],
                    force)
     outputs = _write_outputs(result, report, emit, docs, guard)
     if navigator is not None:

@@ -20,7 +20,7 @@ from .roles import ROLE_NAMES, default_outcomes
 
 _NO_COMPUTER_RESULTS = ("the policy input has no computer results (gpresult /x run without elevation), so "
                         "it cannot show this setting")
-_ORDER = {"met": 0, "unknown": 1, "not_checked": 1, "missing": 2}
+_ORDER = {"met": 0, "unknown": 1, "not_checked": 1, "missing": 2, "not_collected": 2}
 LEVEL_ORDER = ("critical", "high", "medium", "low", "informational")
 
 

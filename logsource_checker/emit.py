@@ -364,6 +364,9 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard
         "report.md": render_report(report, "markdown", True),
         "report.json": render_report(report, "json", True),
     }
+    from .collector_emit import collector_additions
+
+    files.update(collector_additions(result))   # --collector: what each collector must add
     sysmon_source = result.snapshot.sysmon.source if result.snapshot and result.snapshot.sysmon else None
     sysmon_groups = tailor(result, plan, sysmon_elements)
     if sysmon_source:

@@ -34,6 +34,7 @@ class CheckOptions:
     products: Sequence[str] = ()        # --product / --category / --service: only rules with one of these
     categories: Sequence[str] = ()
     services: Sequence[str] = ()
+    collectors: Sequence[str] = ()      # --collector files (collection.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -57,6 +58,15 @@ def read_policies(options: CheckOptions, kb: knowledge_mod.Knowledge) -> PolicyS
     if options.auditd_rules:
         snapshots.append(read_auditd(options.auditd_rules))
     return merge(snapshots)
+
+
+def read_collectors(options: CheckOptions) -> list:
+    """Every --collector file, read in order (a file of no known format fails the run, exit status 2)."""
+    if not options.collectors:
+        return []
+    from .collectors import read_collector
+
+    return [read_collector(path) for path in options.collectors]
 
 
 def check(options: CheckOptions) -> CheckResult:
@@ -102,6 +112,7 @@ def _read_knowledge(options: CheckOptions, refresh: bool) -> knowledge_mod.Knowl
 def _check(options: CheckOptions) -> CheckResult:
     kb = load_knowledge(options)
     snapshot = read_policies(options, kb)   # bad policy input fails before the rules are read
+    collectors = read_collectors(options)
     loaded = load_rules(options)
     rules = loaded.rules
     before = len(rules)
@@ -125,11 +136,16 @@ def _check(options: CheckOptions) -> CheckResult:
         snapshot.warnings.extend(input_notes(snapshot, {r.kind for r in resolution.requirements.values()}))
     diff = PolicyDiff(kb, snapshot, role.role)
     diff.apply(resolution)
+    collection = None
+    if collectors:
+        from .collection import apply_collection
+
+        collection = apply_collection(resolution, collectors, kb)
     ranked = rank_missing(resolution)
     result = CheckResult(loaded=loaded, resolution=resolution, knowledge=kb, snapshot=snapshot,
                          audit=diff.audit, ranked=ranked, filtered_out=before - len(rules), role=role,
                          max_volume=options.max_volume, hold_unknown_volume=options.hold_unknown_volume,
-                         roots=list(options.paths))
+                         roots=list(options.paths), collectors=collectors, collection=collection)
     result.plans = compute_plans(result, options.plan, options.max_volume, options.hold_unknown_volume)
     return result
 

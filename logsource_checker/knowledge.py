@@ -233,6 +233,8 @@ class Knowledge:
     force_subcategory_default: bool = True
     force_subcategory_policy: str | None = None   # registry policy id of the force option
     roles: dict[str, Any] = field(default_factory=dict)   # auditpol.yaml `roles`: assumed role, DC markers
+    audit_channel: str | None = None    # auditpol.yaml `channel`: where audit events land (Security)
+    audit_provider: str | None = None   # auditpol.yaml `provider`: the provider writing them
     registry_policies: dict[str, RegistryPolicy] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)                  # by casefolded name
     channel_aliases: dict[str, str] = field(default_factory=dict)   # casefolded alias -> casefolded name
@@ -420,6 +422,8 @@ def _load_auditpol(kb: Knowledge, path: Path) -> None:
     kb.force_subcategory_default = bool(data.get("force_subcategory_default", True))
     kb.force_subcategory_policy = _opt_str(data.get("force_subcategory_policy"))
     kb.roles = dict(data.get("roles") or {})
+    kb.audit_channel = _opt_str(data.get("channel"))
+    kb.audit_provider = _opt_str(data.get("provider"))
     for cat in data.get("categories") or []:
         kb.categories[cat["name"]] = AuditCategory(
             name=cat["name"], guid=str(cat["guid"]).upper(), legacy_policy=cat.get("legacy_policy", ""),
@@ -660,6 +664,10 @@ def validate(kb: Knowledge) -> list[str]:
     markers = roles.get("dc_markers")
     if not isinstance(markers, dict) or not all(isinstance(v, list) for v in markers.values()):
         problems.append("auditpol.yaml: roles.dc_markers must map marker kinds to lists")
+    if not kb.audit_channel or kb.channel(kb.audit_channel) is None:
+        problems.append(f"auditpol.yaml: channel {kb.audit_channel!r} is not in channels.yaml")
+    if not kb.audit_provider:
+        problems.append("auditpol.yaml: provider (of the audit events) missing")
     if len(kb.subcategories) != 59:
         problems.append(f"auditpol.yaml: {len(kb.subcategories)} subcategories, expected 59")
     for sub in kb.subcategories.values():

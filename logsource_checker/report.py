@@ -36,6 +36,8 @@ class CheckResult:
     roots: list = field(default_factory=list)      # the rule files and folders given (reports show paths below them)
     max_volume: str | None = None
     hold_unknown_volume: bool = False
+    collectors: list = field(default_factory=list)   # collectors.CollectorConfig per --collector file
+    collection: Any = None    # collection.CollectionCheck of the run (--collector), else None
 
 
 def _ls(key: tuple) -> dict[str, Any]:
@@ -83,6 +85,8 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool, kb
         "unsatisfiable_fields": res.unsatisfiable_fields,
         "tags": list(rule.tags),
         **extra,
+        "collection_reason": res.collection_reason,
+        "not_collected": res.not_collected,
     }
     if verbose:
         entry["fields"] = list(rule.fields)
@@ -141,6 +145,7 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
             "reference": req.reference, "how": req.how, "sacl": req.sacl,
             "rules": list(req.rules), "alternatives": list(req.alternatives),
             "status": req.status, "reason": req.reason,
+            "collected": req.collected, "collection": req.collection,
             "unblinds": ranked.unblinds if ranked else None,
             "unblinds_high_critical": ranked.unblinds_high_critical if ranked else None,
         })
@@ -183,6 +188,12 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
         "unsatisfiable_field_rules": sum(1 for res in resolution.rules if res.unsatisfiable_fields),
         "outside_windows": outside_summary(resolution.rules, resolution.requirements),
         "unknown_by_input": dict(Counter(hint for extra in extras for hint in extra["decided_by"]).most_common()),
+        "collectors": len(result.collectors),
+        "rules_not_collected": sum(1 for res in resolution.rules if res.collection_reason == "not_collected"),
+        "rules_collection_unknown": sum(1 for res in resolution.rules
+                                        if res.collection_reason == "collection_unknown"),
+        "requirements_not_collected": sum(1 for req in resolution.requirements.values()
+                                          if req.collected is False and req.rules),
     }
     report: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -198,7 +209,10 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
         "recommendations": _recommendations(result, missing),
         "plans": _plans(result),
         "policy": _policy(result),
+        "collectors": _collectors(result),
     }
+    if report["policy"] is not None:
+        report["policy"]["collectors"] = report["collectors"]
     return report
 
 
@@ -239,6 +253,13 @@ def _rule_extras(result: CheckResult, statuses: dict[str, str]) -> list[dict[str
     return out
 
 
+def _collectors(result: CheckResult) -> list[dict[str, Any]]:
+    return [{"path": c.path, "format": c.format, "warnings": list(c.warnings),
+             "inputs": [{"channel": i.channel, "enabled": i.enabled, "stanza": i.stanza,
+                         "filter": i.filter.description, "disabled": i.disabled_why or None} for i in c.inputs]}
+            for c in result.collectors]
+
+
 def _recommendations(result: CheckResult, ranked: list[Ranked]) -> list[dict[str, Any]]:
     """The chosen plan's changes in its order (see plans.py); without plans, the ranked missing
     requirements. ``unblinds`` counts the rules the plan makes usable that need the change."""
@@ -250,7 +271,8 @@ def _recommendations(result: CheckResult, ranked: list[Ranked]) -> list[dict[str
             "requirement": r.requirement.id, "kind": r.requirement.kind, "name": r.requirement.name,
             "reason": r.requirement.reason, "volume": r.requirement.volume, "rules": r.rules,
             "high_critical": r.high_critical, "unblinds": r.unblinds,
-            "unblinds_high_critical": r.unblinds_high_critical} for r in ranked]
+            "unblinds_high_critical": r.unblinds_high_critical, "collected": r.requirement.collected}
+            for r in ranked]
     reqs = result.resolution.requirements
     levels = {res.rule.ref: res.rule.level for res in result.resolution.rules}
     out = []
@@ -262,7 +284,7 @@ def _recommendations(result: CheckResult, ranked: list[Ranked]) -> list[dict[str
                 "volume": step.volume, "rules": len(step.needed_by),
                 "high_critical": sum(1 for ref in step.needed_by if levels.get(ref) in ("high", "critical")),
                 "unblinds": len(step.unblinds), "unblinds_high_critical": step.unblinds_high_critical,
-                "change": step.key, "plan": plan.name})
+                "change": step.key, "plan": plan.name, "collected": req.collected})
     return out
 
 

@@ -40,6 +40,8 @@ class Requirement:
     alternatives: dict[str, None] = field(default_factory=dict)
     status: str = "not_checked"
     reason: str | None = None
+    collected: bool | None = None    # --collector: do the events it makes the machine write get forwarded
+    collection: dict | None = None   # {file, stanza, reason} of that verdict (collection.py)
 
 
 @dataclass
@@ -103,6 +105,8 @@ class RuleResolution:
     event_ids_produced: list[int] = field(default_factory=list)
     event_ids_missing: list[int] = field(default_factory=list)
     lost_selections: list[str] = field(default_factory=list)   # partial: what the serving producer cannot see
+    collection_reason: str | None = None   # not_collected | collection_unknown (collection.py), else None
+    not_collected: list[str] = field(default_factory=list)     # per need: why its events are not forwarded
 
     @property
     def requirement_ids(self) -> list[str]:

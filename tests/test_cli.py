@@ -203,6 +203,7 @@ JSON_KEYS = {
         and all(set(p) >= {"name", "changes", "unblinds", "unblinds_high_critical", "still_blind", "held_back",
                            "volume"} and set(p["volume"]) == {"low", "medium", "high", "unknown"} for p in v),
     "policy": lambda v: v is None,
+    "collectors": lambda v: v == [],
 }
 
 

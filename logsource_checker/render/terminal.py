@@ -67,6 +67,7 @@ def print_report(report: dict[str, Any], console: Any, verbose: bool = False) ->
     _changes(report, console, verbose)
     _undecided(report, console)
     _policy(report, console, verbose)
+    _print_collection(report, console)
     _unmapped(report, console, roots)
     if verbose:
         _logsources(report, console)
@@ -110,6 +111,29 @@ def _verdict(report: dict[str, Any], console: Any) -> None:
 
 def _chosen(report: dict[str, Any]) -> dict[str, Any] | None:
     return next((p for p in report.get("plans") or [] if p["chosen"]), None)
+
+
+def _print_collection(report: dict[str, Any], console: Any) -> None:
+    """--collector: the files read, and one line per requirement whose events are not forwarded."""
+    from rich.text import Text
+
+    collectors = report.get("collectors") or []
+    if not collectors:
+        return
+    s = report["summary"]
+    console.print(Text("Collection", style="bold"))
+    for c in collectors:
+        console.print(_t(f"  read {c['path']} ({c['format']}): {len(c['inputs'])} channel stanzas"))
+        for note in c["warnings"][:5]:
+            console.print(_t(f"    note: {note}"))
+    console.print(_t(f"  rules blind or partial because their events are not forwarded: {s['rules_not_collected']}; "
+                     f"not evaluable: {s['rules_collection_unknown']}"))
+    for req in report["requirements"]:
+        if req.get("collected") is False and req["rules"]:
+            where = req["collection"] or {}
+            at = f" ({where.get('file')}, {where.get('stanza')})" if where.get("stanza") else ""
+            console.print(Text("  not collected: ", style="yellow") + _t(
+                f"{req['name']} [{req['kind']}, {req['status']}, {len(req['rules'])} rules]: {where.get('reason')}{at}"))
 
 
 def _volume(volume: str | None):
