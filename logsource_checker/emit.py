@@ -304,6 +304,8 @@ def change_label(change: Change) -> str:
         return change.channel.name
     if isinstance(change, SysmonChange):
         return f"Sysmon event {change.event_id}"
+    if isinstance(change, SaclChange) and change.kind is not None:
+        return change.kind.name
     return ""
 
 
@@ -372,7 +374,9 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard
     if sysmon_source:
         original = Path(sysmon_source).read_bytes()
         files["sysmon.xml"] = merge_sysmon_config(original, sysmon_groups, sysmon_blocked, kb)
-    else:
+    elif any(g.get("missing", True) for g in sysmon_groups):
+        # a new, complete configuration; with no event type to add none is written: applied with
+        # `sysmon -c`, an empty one would replace the configuration a machine already runs
         files["sysmon.xml"] = render_config(kb, context, sysmon_groups, sysmon_blocked)
     from .auditd_emit import auditd_files   # Linux audit rules (only when a checked rule needs them)
 

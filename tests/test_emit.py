@@ -284,8 +284,11 @@ def audit_csv(path: Path, rows: list[tuple[str, str, int]]) -> Path:
 def test_artefacts_on_the_samples(cli, tmp_path, case):
     want = EXPECTED[case]
     files = emit(cli, tmp_path / "out", *want["args"])
+    # audit.rules: a Linux sample rule; sysmon.xml only with Sysmon event types to add (an empty new
+    # configuration, applied with `sysmon -c`, would replace the one a machine runs) or a config to merge into
+    with_sysmon = bool(want["sysmon"]) or "--sysmon-config" in want["args"]
     assert sorted(files) == ["audit.csv", "audit.rules", "auditpol.cmd", "auditpol.ps1", "channels.cmd", "gpo.md",
-                             "registry.reg", "report.json", "report.md", "sysmon.xml"]   # audit.rules: a Linux sample rule
+                             "registry.reg", "report.json", "report.md"] + (["sysmon.xml"] if with_sysmon else [])
     text = texts(files)
     commands = parse_auditpol_cmd(text["auditpol.cmd"])
     assert [(g, s, f) for g, s, f, _ in commands] == want["auditpol"]
@@ -293,10 +296,11 @@ def test_artefacts_on_the_samples(cli, tmp_path, case):
     assert parse_audit_csv(text["audit.csv"]) == want["audit_csv"]
     assert parse_reg(text["registry.reg"]) == want["registry"]
     assert parse_channels(text["channels.cmd"]) == want["channels"]
-    root, filters = parse_sysmon(files["sysmon.xml"])
-    assert filters == want["sysmon"]
-    if not want["args"]:
-        assert root.get("schemaversion") == KB.sysmon_meta["schema_version"]
+    if with_sysmon:
+        root, filters = parse_sysmon(files["sysmon.xml"])
+        assert filters == want["sysmon"]
+        if not want["args"]:
+            assert root.get("schemaversion") == KB.sysmon_meta["schema_version"]
     force_path = KB.registry_policies[KB.force_subcategory_policy].gpo_path
     assert ("## Security Options" in text["gpo.md"]) is want["force"]
     assert (f"`{force_path}`" in text["gpo.md"]) is want["force"]
@@ -514,10 +518,10 @@ def test_nothing_missing_says_so(cli, tmp_path):
     assert parse_auditpol_ps1(files["auditpol.ps1"]) == []
     assert parse_channels(files["channels.cmd"]) == {}
     assert parse_reg(files["registry.reg"]) == {}
-    assert parse_sysmon(files["sysmon.xml"].encode())[1] == []
+    assert "sysmon.xml" not in files   # nothing to add: no new (empty) configuration that would replace one
     for name, phrase in (("auditpol.cmd", "REM Nothing to change"), ("auditpol.ps1", "# Nothing to change"),
                          ("channels.cmd", "REM Nothing to change"), ("registry.reg", "; Nothing to change"),
-                         ("sysmon.xml", "Nothing to add"), ("gpo.md", "Nothing to change")):
+                         ("gpo.md", "Nothing to change")):
         assert phrase in files[name], name
     assert "## Security Options" not in files["gpo.md"]
     assert parse_audit_csv(files["audit.csv"]) == current   # the current settings, unchanged
@@ -680,3 +684,16 @@ def test_audit_csv_two_inputs_keep_one_row_per_option(cli, tmp_path):
     assert [r for r in rows if r[2].startswith("Option:")] == [["", "", "Option:CrashOnAuditFail", "", "Disabled", "", "0"]]
     assert [r[6] for r in rows if r[2] == "FileGlobalSacl"] == ["S:(AU;FA;FA;;;WD)", "S:(AU;SA;FA;;;BA)"]
     assert {g: v for _, g, v in parse_audit_csv(text)}[LOGON] == 3   # raised, never lowered (the rules need both)
+
+
+def test_warning_lines_always_name_the_change(cli, tmp_path, corpus_rules):
+    """Every visible warning in gpo.md names its change (SACL changes had an empty label)."""
+    shared = corpus_rules.parent / "policy-samples" / "gpresult_x_childdc_adlab_2023.xml"
+    out = tmp_path / "out"
+    result = cli(corpus_rules / "rules" / "windows" / "builtin" / "security", "--gpresult", shared, "--emit", out,
+                 "--format", "json")
+    assert result.exit_code in (0, 1), result.stderr
+    gpo = (out / "gpo.md").read_text(encoding="utf-8")
+    warnings = [line for line in gpo.splitlines() if line.startswith("- **Warning:**")]
+    assert warnings and any("SACL" in line for line in warnings)
+    assert not [line for line in warnings if line.startswith("- **Warning:** :")]
