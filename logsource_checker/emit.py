@@ -63,7 +63,6 @@ class AuditChange(Change):
     volume: str = ""
     success: bool = False
     failure: bool = False
-    current: int = 0  # current SettingValue (0 when the policy does not configure it)
 
 
 @dataclass
@@ -133,10 +132,6 @@ def plan_changes(result: CheckResult) -> Plan:
                 if plan.baseline[rid] == "met":
                     continue
                 _add(plan, kb, reqs[rid], res.rule.ref)
-    if result.audit is not None:
-        for guid, change in plan.audit.items():
-            setting = result.audit.settings.get(guid)
-            change.current = setting.value if setting is not None else 0
     plan.counter = _count_unblinds(result, plan)
     return plan
 

@@ -1,7 +1,7 @@
 """The check as a library call: paths (+ policy inputs) -> ``CheckResult``."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from . import knowledge as knowledge_mod
@@ -24,7 +24,6 @@ class CheckOptions:
     use_cache: bool = True
     progress: Any = None
     data_root: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def load_rules(options: CheckOptions) -> LoadResult:

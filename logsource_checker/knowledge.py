@@ -207,12 +207,6 @@ class Knowledge:
     def channel(self, name: str) -> Channel | None:
         return self.channels.get(name.casefold())
 
-    def subcategory_by_name(self, name: str) -> AuditSubcategory | None:
-        wanted = name.strip().casefold()
-        for sub in self.subcategories.values():
-            if wanted in (sub.name.casefold(), sub.gpo_name.casefold()):
-                return sub
-        return None
 
 
 # --------------------------------------------------------------------------- loading

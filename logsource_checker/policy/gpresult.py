@@ -166,8 +166,8 @@ def _read_extensions(path: str, results, snap: PolicySnapshot) -> None:
                             continue
                         success = (_text(item, "SuccessAttempts", ext_ns) or "").casefold() in _TRUE
                         failure = (_text(item, "FailureAttempts", ext_ns) or "").casefold() in _TRUE
-                        legacy.add(key.casefold(), prec, (key, AuditSetting(
-                            success=success, failure=failure, source=path, explicit_none=not (success or failure))))
+                        legacy.add(key.casefold(), prec, (key, AuditSetting(success=success, failure=failure,
+                                                                               source=path)))
                     elif tag == "SecurityOptions":
                         key_name = _text(item, "KeyName", ext_ns)
                         if not key_name:

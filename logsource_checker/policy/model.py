@@ -25,7 +25,6 @@ class AuditSetting:
     success: bool
     failure: bool
     source: str  # the input file it came from
-    explicit_none: bool = False  # "No Auditing" set on purpose (SettingValue 0)
 
     @property
     def value(self) -> int:
@@ -43,8 +42,7 @@ class AuditSetting:
 
     @classmethod
     def from_value(cls, value: int, source: str) -> "AuditSetting":
-        return cls(success=bool(value & 1), failure=bool(value & 2), source=source,
-                   explicit_none=(value == 0))
+        return cls(success=bool(value & 1), failure=bool(value & 2), source=source)
 
 
 @dataclass(frozen=True)
