@@ -20,12 +20,12 @@ from typing import Any, Iterable
 
 from . import __version__
 from .diff import need_status, rule_coverage
+from .policy.model import long_registry_key
 from .knowledge import GUID_RE, SAFE_CHANNEL_RE, SAFE_ELEMENT_RE, SAFE_REGISTRY_RE, Channel, Knowledge, RegistryPolicy
 from .report import CheckResult
 from .resolve import Requirement
 from .templating import Trusted, nrules, render
 
-_INCLUSION = {0: "No Auditing", 1: "Success", 2: "Failure", 3: "Success and Failure"}
 _ACTIONABLE = ("audit_subcategory", "registry_policy", "event_channel", "sysmon_event")
 
 
@@ -224,7 +224,7 @@ def _audit_rows(result: CheckResult, plan: Plan) -> list[dict[str, Any]]:
         if values.get(sub.guid):
             value = values[sub.guid]
             rows.append({"gpo_name": Trusted(sub.gpo_name), "guid": Trusted(sub.guid),
-                         "inclusion": Trusted(_INCLUSION[value]), "value": Trusted(str(value))})
+                         "inclusion": Trusted(kb.inclusion_settings[value]), "value": Trusted(str(value))})
     return rows
 
 
@@ -235,10 +235,7 @@ def _registry_entries(plan: Plan) -> list[dict[str, Any]]:
         assert pol is not None
         values = []
         for spec in pol.registry:
-            key = spec.key
-            for short, long in (("HKLM\\", "HKEY_LOCAL_MACHINE\\"), ("HKCU\\", "HKEY_CURRENT_USER\\")):
-                if key.upper().startswith(short):
-                    key = long + key[len(short):]
+            key = long_registry_key(spec.key)
             _check(SAFE_REGISTRY_RE, key, "registry key")
             _check(SAFE_REGISTRY_RE, spec.value, "registry value name")
             if spec.type == "REG_DWORD":

@@ -38,12 +38,13 @@ def read_policies(options: CheckOptions, kb: knowledge_mod.Knowledge) -> PolicyS
         return None
     from .policy import merge, read_policy
 
-    snapshots = [read_policy(path, "gpresult") for path in options.gpresult]
-    snapshots += [read_policy(path, "auditpol") for path in options.auditpol]
+    vocabulary = kb.policy_vocabulary()
+    snapshots = [read_policy(path, "gpresult", vocabulary=vocabulary) for path in options.gpresult]
+    snapshots += [read_policy(path, "auditpol", vocabulary=vocabulary) for path in options.auditpol]
     if options.sysmon_config:
         snapshots.append(read_policy(options.sysmon_config, "sysmon",
                                      sysmon_events=list(kb.sysmon_events.values())))
-    return merge(snapshots)
+    return merge(snapshots, vocabulary)
 
 
 def check(options: CheckOptions) -> CheckResult:

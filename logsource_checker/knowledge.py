@@ -196,6 +196,9 @@ class Knowledge:
     legacy_events: dict[int, SpecialEvent] = field(default_factory=dict)
     force_subcategory_default: bool = True
     force_subcategory_policy: str | None = None   # registry policy id of the force option
+    subcategory_count: int = 0                     # how many subcategories Windows has (auditpol.yaml)
+    inclusion_settings: dict[int, str] = field(default_factory=dict)  # SettingValue -> 'Inclusion Setting' text
+    eventlog_policy_category: str = ""             # Administrative Templates category of event-log policies
     registry_policies: dict[str, RegistryPolicy] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)                  # by casefolded name
     sysmon_events: dict[int, SysmonEvent] = field(default_factory=dict)
@@ -206,6 +209,16 @@ class Knowledge:
 
     def channel(self, name: str) -> Channel | None:
         return self.channels.get(name.casefold())
+
+    def policy_vocabulary(self) -> "PolicyVocabulary":
+        """What the policy parsers must recognise in policy files (option names, setting labels)."""
+        from .policy.model import PolicyVocabulary
+
+        force = self.registry_policies.get(self.force_subcategory_policy or "")
+        return PolicyVocabulary(
+            force_value=force.registry[0].value if force is not None and force.registry else "",
+            inclusion=tuple((label, value) for value, label in sorted(self.inclusion_settings.items())),
+            eventlog_category=self.eventlog_policy_category)
 
 
 
@@ -349,6 +362,8 @@ def _load_auditpol(kb: Knowledge, path: Path) -> None:
     legacy_prefix = str(data.get("legacy_gpo_path_prefix", "")).rstrip("\\")
     kb.force_subcategory_default = bool(data.get("force_subcategory_default", True))
     kb.force_subcategory_policy = _opt_str(data.get("force_subcategory_policy"))
+    kb.subcategory_count = int(data.get("subcategory_count") or 0)
+    kb.inclusion_settings = {int(value): str(label) for value, label in (data.get("inclusion_settings") or {}).items()}
     for cat in data.get("categories") or []:
         kb.categories[cat["name"]] = AuditCategory(
             name=cat["name"], guid=str(cat["guid"]).upper(), legacy_policy=cat.get("legacy_policy", ""),
@@ -402,6 +417,7 @@ def _load_registry_policies(kb: Knowledge, path: Path) -> None:
 
 def _load_channels(kb: Knowledge, path: Path) -> None:
     data = _read_yaml(path) or {}
+    kb.eventlog_policy_category = str(data.get("eventlog_policy_category") or kb.eventlog_policy_category)
     for ch in data.get("channels") or []:
         size = ch.get("recommended_max_size_mb")
         record = Channel(
@@ -506,8 +522,16 @@ def validate(kb: Knowledge) -> list[str]:
         if not GUID_RE.match(cat.guid):
             problems.append(f"category {cat.name}: bad GUID {cat.guid}")
         guid_seen[cat.guid] = cat.name
-    if len(kb.subcategories) != 59:
-        problems.append(f"auditpol.yaml: {len(kb.subcategories)} subcategories, expected 59")
+    if len(kb.subcategories) != kb.subcategory_count:
+        problems.append(f"auditpol.yaml: {len(kb.subcategories)} subcategories, subcategory_count says "
+                        f"{kb.subcategory_count}")
+    if sorted(kb.inclusion_settings) != [0, 1, 2, 3] or not all(
+            re.fullmatch(r"[A-Za-z][A-Za-z ]*", label) for label in kb.inclusion_settings.values()):
+        problems.append("auditpol.yaml: inclusion_settings needs a plain label for each SettingValue 0-3")
+    force = kb.registry_policies.get(kb.force_subcategory_policy or "")
+    if kb.force_subcategory_policy and (force is None or not force.registry):
+        problems.append(f"auditpol.yaml: force_subcategory_policy {kb.force_subcategory_policy!r} is not a "
+                        "registry policy with a registry value")
     for sub in kb.subcategories.values():
         where = f"subcategory {sub.name}"
         if not GUID_RE.match(sub.guid):
