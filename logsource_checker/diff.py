@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from .knowledge import Knowledge, RegistryPolicy
 from .policy.model import AuditSetting, PolicySnapshot, norm_category, norm_registry_key
 from .resolve import Need, Requirement, Resolution, RuleResolution
+from .rules import LEVELS
 
 _NO_COMPUTER_RESULTS = ("the policy input has no computer results (gpresult /x run without elevation), so "
                         "it cannot show this setting")
 _ORDER = {"met": 0, "unknown": 1, "not_checked": 1, "missing": 2}
-LEVEL_ORDER = ("critical", "high", "medium", "low", "informational")
+LEVEL_ORDER = tuple(reversed(LEVELS))   # most severe first
 
 
 @dataclass

@@ -9,11 +9,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from ._gcpause import paused_gc
 from .diff import LEVEL_ORDER, EffectiveAudit, Ranked, describe_setting
 from .knowledge import Knowledge
 from .policy.model import PolicySnapshot
 from .resolve import Resolution, RuleResolution
-from .rules import LoadResult
+from .rules import LoadResult, logsource_dict
 
 COVERAGE_STATES = ("usable", "partial", "blind", "unknown", "not_checked")
 FORMAT_VERSION = 1
@@ -32,8 +33,7 @@ class CheckResult:
     filtered_out: int = 0
 
 
-def _ls(key: tuple) -> dict[str, Any]:
-    return {"product": key[0], "category": key[1], "service": key[2]}
+_ls = logsource_dict
 
 
 def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool) -> dict[str, Any]:
@@ -72,8 +72,6 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool) ->
 
 
 def build(result: CheckResult, verbose: bool = True) -> dict[str, Any]:
-    from .engine import paused_gc  # engine imports this module: look it up at call time
-
     with paused_gc():
         return _build(result, verbose)
 

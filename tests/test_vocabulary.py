@@ -76,3 +76,28 @@ def test_validate_checks_the_vocabulary(change, problem):
     broken = dataclasses.replace(KB, problems=[], **change)
     assert any(problem in p for p in knowledge.validate(broken))
     assert knowledge.validate(KB) == []
+
+
+# --------------------------------------------------------------------------- one label, one level order
+
+def test_one_level_order():
+    from logsource_checker.cli import Level
+    from logsource_checker.diff import LEVEL_ORDER
+    from logsource_checker.rules import LEVELS
+
+    assert tuple(level.value for level in Level) == LEVELS   # --level choices in the rules' order
+    assert LEVEL_ORDER == tuple(reversed(LEVELS))
+
+
+@pytest.mark.parametrize("key, label, compact", [
+    (("windows", "process_creation", None), "product: windows, category: process_creation",
+     "windows / process_creation"),
+    (("windows", None, "security"), "product: windows, service: security", "windows / security"),
+    ((None, None, None), "(empty logsource)", "(empty)"),
+])
+def test_one_logsource_label(key, label, compact):
+    from logsource_checker.render import ls_label
+    from logsource_checker.rules import LogSource, logsource_dict, logsource_label
+
+    assert LogSource(*key).label() == logsource_label(key) == ls_label(logsource_dict(key)) == label
+    assert ls_label(logsource_dict(key), compact=True) == compact

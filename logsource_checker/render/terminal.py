@@ -36,8 +36,8 @@ def print_report(report: dict[str, Any], console: Any, verbose: bool = False) ->
         levels = ls["levels"]
         ids = ls["event_ids"]
         ids_text = " ".join(map(str, ids[:6])) + (f" +{len(ids) - 6}" if len(ids) > 6 else "")
-        level_text = " ".join(f"{levels[lvl]} {_LEVEL_SHORT[lvl]}" for lvl in _LEVEL_SHORT if levels.get(lvl))
-        source = " / ".join(str(ls[k]) for k in ("product", "category", "service") if ls[k]) or "(empty)"
+        level_text = " ".join(f"{n} {_LEVEL_SHORT.get(lvl, lvl)}" for lvl, n in levels.items() if n)
+        source = ls_label(ls, compact=True)
         guide = _t(ls["guide_title"]) if ls["guide_title"] else Text("NO GUIDE", style="bold red")
         row = [_t(source), str(ls["rules"]), level_text, ids_text, guide]
         if s["policy_checked"]:
