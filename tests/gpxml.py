@@ -100,3 +100,16 @@ def write(folder: Path, name: str, text: str) -> str:
     path = folder / name
     path.write_bytes(text.encode("utf-16"))
     return str(path)
+
+
+def registry_pol(entries: list[tuple[str, str, int]]) -> bytes:
+    """A Machine registry.pol (PReg version 1) setting REG_DWORD values: (key without hive, value, data)."""
+    import struct
+
+    out = b"PReg" + struct.pack("<I", 1)
+    for key, value, data in entries:
+        raw = struct.pack("<I", data)
+        out += ("[" + key + "\x00;" + value + "\x00;").encode("utf-16-le") + struct.pack("<I", 4) + \
+            ";".encode("utf-16-le") + struct.pack("<I", len(raw)) + ";".encode("utf-16-le") + raw + \
+            "]".encode("utf-16-le")
+    return out

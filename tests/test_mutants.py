@@ -285,3 +285,47 @@ def test_force_option_emitted_unless_the_policy_enables_it(cli, tmp_path, force,
     registry = (out / "registry.reg").read_text(encoding="utf-8")
     assert ('"SCENoApplyLegacyAuditPolicy"=dword:00000001' in registry) is emitted
     assert ("Force audit policy subcategory settings" in (out / "gpo.md").read_text()) is emitted
+
+
+# --------------------------------------------------------------------------- found by tools/mutation.py
+
+SCRIPT_BLOCK_KEY = "SOFTWARE\\Policies\\Microsoft\\Windows\\PowerShell\\ScriptBlockLogging"
+
+
+@pytest.mark.parametrize("data, status, reason", [
+    (1, "met", "registry values set by policy"),
+    (0, "missing", "registry values set to other data by policy"),
+    (None, "missing", "not configured by policy"),
+])
+def test_registry_pol_values_decide_an_administrative_template(tmp_path, data, status, reason):
+    """A GPO's registry.pol shows no policy names, only the values behind them: they decide the policy."""
+    resolution, _ = _resolve(tmp_path, "product: windows, service: powershell", "EventID: 4104")
+    entries = [("SOFTWARE\\Policies\\Microsoft\\Windows\\EventLog\\Security", "MaxSize", 196608)]
+    if data is not None:
+        entries.append((SCRIPT_BLOCK_KEY, "EnableScriptBlockLogging", data))
+    path = tmp_path / "registry.pol"
+    path.write_bytes(gpxml.registry_pol(entries))
+    PolicyDiff(KB, read_policy(str(path), "gpresult")).apply(resolution)
+    req = resolution.requirements["registry:ps_scriptblock_logging"]
+    assert (req.status, req.reason) == (status, reason)
+
+
+@pytest.mark.parametrize("other, rid", [("audit", f"audit:{LOGON}:success"),
+                                        ("registry", "registry:ps_scriptblock_logging")])
+def test_an_input_with_settings_outweighs_a_gpresult_without_computer_results(tmp_path, other, rid):
+    """gpresult run without elevation shows nothing of the machine: what another input shows is still used."""
+    blind = read_policy(gpxml.write(tmp_path, "user-only.xml", gpxml.rsop(computer="")), "gpresult")
+    if other == "audit":
+        resolution, _ = _resolve(tmp_path, "product: windows, service: security", "EventID: 4624")
+        second = read_policy(_audit_csv(tmp_path, "audit.csv", LOGON, 1), "auditpol")
+    else:
+        resolution, _ = _resolve(tmp_path, "product: windows, service: powershell", "EventID: 4104")
+        path = tmp_path / "registry.pol"
+        path.write_bytes(gpxml.registry_pol([(SCRIPT_BLOCK_KEY, "EnableScriptBlockLogging", 1)]))
+        second = read_policy(str(path), "gpresult")
+    for snapshots, status in (([blind], "unknown"), ([blind, second], "met")):
+        merged = merge(snapshots)
+        assert merged.has_computer_results is False
+        PolicyDiff(KB, merged).apply(resolution)
+        req = resolution.requirements[rid]
+        assert req.status == status, req.reason
