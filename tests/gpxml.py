@@ -113,3 +113,10 @@ def registry_pol(entries: list[tuple[str, str, int]]) -> bytes:
             ";".encode("utf-16-le") + struct.pack("<I", len(raw)) + ";".encode("utf-16-le") + raw + \
             "]".encode("utf-16-le")
     return out
+
+
+def legacy_audit(key: str, value: int, precedence: int = 1) -> str:
+    """A legacy (category) audit setting, e.g. AuditLogonEvents, as gpresult's security extension shows it."""
+    return (f'        <q1:Audit>{_origin(precedence)}<q1:Name>{escape(key)}</q1:Name>'
+            f'<q1:SuccessAttempts>{"true" if value & 1 else "false"}</q1:SuccessAttempts>'
+            f'<q1:FailureAttempts>{"true" if value & 2 else "false"}</q1:FailureAttempts></q1:Audit>\n')

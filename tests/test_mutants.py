@@ -7,13 +7,14 @@ them (tests/gpxml.py), never hand-built snapshots where a file can say it.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 
 import pytest
 
 import gpxml
 from logsource_checker import knowledge
-from logsource_checker.diff import PolicyDiff, rule_coverage
+from logsource_checker.diff import PolicyDiff, rank_missing, rule_coverage
 from logsource_checker.policy import merge, read_policy
 from logsource_checker.resolve import resolve
 from logsource_checker.rules import load_file
@@ -329,3 +330,125 @@ def test_an_input_with_settings_outweighs_a_gpresult_without_computer_results(tm
         PolicyDiff(KB, merged).apply(resolution)
         req = resolution.requirements[rid]
         assert req.status == status, req.reason
+
+
+SECURITY = "product: windows, service: security"
+DETAILED_SHARE = "{0CCE9244-69AE-11D9-BED3-505054503030}"
+
+
+def _check_rules(tmp_path, rules: list[tuple[str, str, str, str]], snapshot):
+    """[(name, logsource, detection, level)] -> resolution with the diff applied."""
+    loaded = []
+    for name, logsource, detection, level in rules:
+        (rule,) = _rule(tmp_path, logsource, detection, name)
+        loaded.append(dataclasses.replace(rule, level=level))
+    resolution = resolve(loaded, KB)
+    PolicyDiff(KB, snapshot).apply(resolution)
+    return resolution
+
+
+def _audit_snapshot(tmp_path, settings: dict[str, int], force: int | None = 1, legacy: dict[str, int] | None = None):
+    items = [gpxml.audit_setting("Audit", guid, value) for guid, value in settings.items()]
+    security = [gpxml.security_option(FORCE, force)] if force is not None else []
+    security += [gpxml.legacy_audit(key, value) for key, value in (legacy or {}).items()]
+    extensions = [gpxml.auditing(*items)] if items else []
+    if security:
+        extensions.append(gpxml.security(*security))
+    return read_policy(gpxml.write(tmp_path, "gpresult.xml", gpxml.rsop(*extensions)), "gpresult")
+
+
+@pytest.mark.parametrize("logsource, detection, coverage", [
+    ("product: windows, category: no_such_category", "Image|endswith: '\\a.exe'", "unknown"),   # no guide
+    (SECURITY, "EventID: 4999", "unknown"),      # only an EventID nothing produces
+    (SECURITY, "EventID: 528", "unknown"),       # only a pre-Vista EventID
+    (SECURITY, "EventID: 4624", "usable"),
+    (SECURITY, "EventID: [4624, 5145]", "partial"),
+])
+def test_coverage_with_a_policy(tmp_path, logsource, detection, coverage):
+    resolution = _check_rules(tmp_path, [("r", logsource, detection, "high")], _audit_snapshot(tmp_path, {LOGON: 3}))
+    (res,) = resolution.rules
+    assert (res.coverage, res.partial) == (coverage, coverage == "partial")
+
+
+def test_without_a_policy_every_rule_is_not_checked(tmp_path):
+    resolution = _check_rules(tmp_path, [("a", SECURITY, "EventID: [4624, 5145]", "high"),
+                                         ("b", "product: windows, category: no_such_category", "Image: x", "low")], None)
+    assert [(r.coverage, r.partial) for r in resolution.rules] == [("not_checked", False)] * 2
+    assert {r.status for r in resolution.requirements.values()} == {"not_checked"}
+
+
+@pytest.mark.parametrize("settings, force, legacy, mode, origin, words", [
+    ({LOGON: 3}, 1, {}, "advanced", "advanced audit policy", "the policy enables"),
+    ({LOGON: 3}, None, {}, "advanced", "advanced audit policy", "Windows' default applies to"),
+    ({LOGON: 3}, 1, {"AuditLogonEvents": 1}, "advanced", "advanced audit policy", "legacy category settings in the "
+                                                                                 "input are ignored"),
+    ({LOGON: 2}, 0, {"AuditLogonEvents": 1}, "legacy_overrides", "legacy category policy", "override"),
+    ({FILE_SHARE: 3}, 0, {"AuditLogonEvents": 1}, "legacy_overrides", "legacy category policy", "override"),
+    ({}, None, {"AuditLogonEvents": 1}, "legacy", "legacy Audit logon events", "only legacy category"),
+])
+def test_effective_audit_says_which_settings_apply(tmp_path, settings, force, legacy, mode, origin, words):
+    snapshot = _audit_snapshot(tmp_path, settings, force, legacy)
+    resolution = _check_rules(tmp_path, [("r", SECURITY, "EventID: 4624", "high")], snapshot)
+    diff = PolicyDiff(KB, snapshot)
+    assert diff.audit.mode == mode and words in diff.audit.explanation
+    req = resolution.requirements[f"audit:{LOGON}:success"]
+    assert req.status == "met"   # Logon success: set by the advanced or by the legacy setting
+    assert req.reason.startswith(f"{origin} ({snapshot.inputs[0].path}): ")
+    if FILE_SHARE in settings:
+        assert diff.audit.origin[FILE_SHARE] == "advanced audit policy"
+
+
+def test_ranking_counts_high_and_critical_rules(tmp_path):
+    rules = [(f"r{i}", SECURITY, "EventID: 5145", level) for i, level in enumerate(("high", "critical", "low"))]
+    resolution = _check_rules(tmp_path, rules, _audit_snapshot(tmp_path, {LOGON: 3}))
+    ranked = rank_missing(resolution)
+    # success and failure of Detailed File Share (5145 is logged for both): one change, counted together
+    assert [(r.requirement.id, r.rules, r.high_critical, r.unblinds, r.unblinds_high_critical) for r in ranked] == [
+        (f"audit:{DETAILED_SHARE}:failure", 3, 2, 3, 2), (f"audit:{DETAILED_SHARE}:success", 3, 2, 3, 2)]
+
+
+def test_a_requirement_lists_every_rule_that_needs_it(tmp_path):
+    """Two guides needing the same requirement share one Requirement that names both rules."""
+    resolution = resolve(_rule(tmp_path, "product: windows, service: powershell", "EventID: 4103", "a")
+                         + _rule(tmp_path, "product: windows, category: ps_module", "Payload|contains: x", "b"), KB)
+    assert list(resolution.requirements["registry:ps_module_logging"].rules) == ["a", "b"]
+
+
+def test_unmapped_events_of_rules_resolved_from_the_memo(tmp_path):
+    """The second rule with the same log source and EventIDs is resolved from the memo: its unmapped
+    EventIDs are still recorded."""
+    rules = _rule(tmp_path, SECURITY, "EventID: [4624, 4999]", "a") + _rule(tmp_path, SECURITY,
+                                                                           "EventID: [4624, 4999]", "b")
+    resolution = resolve(rules, KB)
+    assert [r.unmapped_event_ids for r in resolution.rules] == [[4999], [4999]]
+    (entry,) = resolution.unmapped_events.values()
+    assert [r.id for r in entry.rules] == ["a", "b"]
+
+
+@pytest.mark.parametrize("detection, label, notes", [
+    ("EventID: 4624", "EventID 4624 (An account was successfully logged on.)", [None]),
+    ("EventID: 4663", "EventID 4663 (An attempt was made to access an object.)",
+     ["needs SACLs on the objects to audit"] * 3 + [None]),   # File System, Kernel Object, Registry; Removable Storage
+])
+def test_security_need_labels_and_notes(tmp_path, detection, label, notes):
+    _, res = _resolve(tmp_path, SECURITY, detection)
+    (need,) = res.needs
+    assert need.label == label
+    assert [o.notes for o in need.options] == notes
+
+
+def test_security_rule_without_event_id_says_why(tmp_path):
+    _, res = _resolve(tmp_path, SECURITY, "SubjectUserName: admin")
+    assert res.needs == [] and res.notes == ["rule names no EventID: which audit subcategories it needs "
+                                             "cannot be told"]
+
+
+@pytest.mark.parametrize("detection, options", [
+    # a rule whose fields are exactly those of the Security-log alternative still gets it
+    ("TargetObject: x\nDetails: y\nImage: z\nProcessId: 1", 2),
+    ("TargetObject: x\nNewName: y", 1),       # NewName only Sysmon has
+])
+def test_alternatives_by_the_fields_a_rule_reads(tmp_path, detection, options):
+    _, res = _resolve(tmp_path, REGISTRY_EVENT, detection)
+    (need,) = res.needs
+    assert len(need.options) == options
