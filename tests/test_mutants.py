@@ -452,3 +452,12 @@ def test_alternatives_by_the_fields_a_rule_reads(tmp_path, detection, options):
     _, res = _resolve(tmp_path, REGISTRY_EVENT, detection)
     (need,) = res.needs
     assert len(need.options) == options
+
+
+@pytest.mark.parametrize("logsource, event_ids, unmapped", [
+    ("product: aws, service: cloudtrail", [4624], []),        # the guide lists no events: none is unmapped
+    ("product: windows, service: taskscheduler", [106, 9999], [9999]),
+])
+def test_event_ids_are_checked_only_against_guides_that_list_events(tmp_path, logsource, event_ids, unmapped):
+    _, res = _resolve(tmp_path, logsource, "EventID: [" + ", ".join(map(str, event_ids)) + "]")
+    assert res.guide is not None and res.unmapped_event_ids == unmapped
