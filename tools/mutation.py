@@ -24,6 +24,7 @@ import ast
 import copy
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -240,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{m.module}:{m.line}: {m.description}: {m.original_line}")
         print(f"{len(mutants)} mutants")
         return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))   # so the private copies are removed
     start = time.monotonic()
     done = [0]
 
