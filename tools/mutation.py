@@ -40,8 +40,8 @@ PACKAGE = ROOT / "logsource_checker"
 MODULE_TESTS = {
     "diff": ["test_diff.py", "test_mutants.py", "test_emit.py", "test_resolve.py", "test_properties.py"],
     "resolve": ["test_resolve.py", "test_mutants.py", "test_diff.py", "test_emit.py", "test_properties.py"],
-    "policy": ["test_policy.py", "test_policy_properties.py", "test_mutants.py", "test_hostile.py",
-               "test_diff.py"],
+    "policy": ["test_policy.py", "test_policy_properties.py", "test_mutants.py", "test_gpresult_edges.py",
+               "test_vocabulary.py", "test_hostile.py", "test_diff.py"],
     "emit": ["test_emit.py", "test_mutants.py", "test_escaping.py", "test_hostile.py"],
 }
 
