@@ -19,108 +19,13 @@ from ._gcpause import paused_gc
 # while they run (typer here, the engine in ``main``), which saves several ms per run.
 with paused_gc():
     import typer
-    from typer.core import TyperCommand
+
+    from ._typer_fast import FastCommand as _Command  # typer's option conversion without pydantic
 
 from . import __version__  # noqa: E402
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
-
-
-def _fast_coercion(params: list) -> None:
-    """Give typer's parameters a converter for the plain values of this command (str -> Path, str ->
-    Enum member, str -> str) that does not import pydantic (~55-80 ms per run with typer >= 0.2x,
-    which builds a pydantic TypeAdapter for every option). The conversions are typer's own
-    (``coerce_cli_path``, ``coerce_cli_choice``) and return exactly what typer returns; any value that
-    is not a plain ``str`` or an Enum member, and any value typer would reject, goes to typer's own
-    pydantic-based converter, so results and error messages are typer's. On a typer without these
-    internals nothing is changed."""
-    try:
-        from typing import get_args, get_origin
-
-        from typer._coercion import RuntimeParam, build_runtime_param
-        from typer._param_types import coerce_cli_choice, coerce_cli_path
-    except ImportError:  # pragma: no cover - other typer versions: typer's own converters
-        return
-
-    class _Fast(RuntimeParam):
-        def _coerce_value(self, value, param, ctx):  # noqa: ANN001, ANN202
-            try:
-                if get_origin(self.annotation) is list:
-                    items = value if isinstance(value, (list, tuple)) else [value]
-                    return [self._one(item, param, ctx) for item in items]
-                return self._one(value, param, ctx)
-            except Exception:  # noqa: BLE001 - let typer decide (and word the error)
-                return build_runtime_param(param.type_descriptor)._coerce_value(value, param=param, ctx=ctx)
-
-    class _FastPath(_Fast):
-        def _one(self, value, param, ctx):  # noqa: ANN001, ANN202
-            if type(value) is not str:
-                raise TypeError(value)
-            return coerce_cli_path(Path(value), self.parameter_info, path_type=Path, param=param, ctx=ctx)
-
-    class _FastChoice(_Fast):
-        def _one(self, value, param, ctx):  # noqa: ANN001, ANN202
-            if type(value) is not str and not isinstance(value, Enum):
-                raise TypeError(value)
-            return coerce_cli_choice(value, choices=list(self.annotation),
-                                     case_sensitive=self.parameter_info.case_sensitive, ctx=ctx)
-
-    class _FastStr(_Fast):
-        def _one(self, value, param, ctx):  # noqa: ANN001, ANN202
-            if type(value) is not str:
-                raise TypeError(value)
-            return value
-
-    class _FastBool(_Fast):  # typer converts flags that hold a bool itself; this covers -h/--help (None)
-        def _one(self, value, param, ctx):  # noqa: ANN001, ANN202
-            if type(value) is not bool:
-                raise TypeError(value)
-            return value
-
-    for param in params:
-        descriptor = getattr(param, "type_descriptor", None)
-        if descriptor is None or getattr(param, "_runtime_param", 0) is not None:
-            continue
-        info = descriptor.parameter_info
-        if descriptor.file_annotation is not None or info.parser is not None \
-                or getattr(info, "click_type", None) is not None:
-            continue
-        annotation = descriptor.annotation
-        leaf = get_args(annotation)[0] if get_origin(annotation) is list else annotation
-        if leaf is Path and info.path_type is None and not info.resolve_path and not info.allow_dash:
-            kind = _FastPath
-        elif isinstance(leaf, type) and issubclass(leaf, Enum):
-            kind = _FastChoice
-        elif leaf is str:
-            kind = _FastStr
-        elif annotation is bool:
-            kind = _FastBool
-        else:
-            continue
-        param._runtime_param = kind(parameter_info=info, annotation=annotation)
-
-
-def _try_fast_coercion(params: list) -> None:
-    """``_fast_coercion`` leans on typer internals: if they changed shape, typer's own path stays."""
-    try:
-        _fast_coercion(params)
-    except Exception:  # noqa: BLE001
-        for param in params:
-            if type(getattr(param, "_runtime_param", None)).__module__ == __name__:
-                param._runtime_param = None
-
-
-class _Command(TyperCommand):
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
-        super().__init__(*args, **kwargs)
-        _try_fast_coercion(self.params)
-
-    def get_help_option(self, ctx):  # noqa: ANN001, ANN201
-        option = super().get_help_option(ctx)
-        if option is not None:
-            _try_fast_coercion([option])
-        return option
 
 
 class Format(str, Enum):
@@ -460,9 +365,6 @@ def run() -> None:
         code: object = 0
     except SystemExit as exc:
         code = exc.code
-    except KeyboardInterrupt:
-        sys.stderr.write("check-logsources: interrupted\n")
-        code = 130
     except Exception as exc:  # noqa: BLE001 - a bug: one line and exit 3, never a traceback
         where = exc.__traceback__
         while where is not None and where.tb_next is not None:

@@ -17,11 +17,12 @@ from .objects import sacl_status
 from .auditd_check import auditd_status, only_linux_inputs
 from .resolve import Need, Requirement, Resolution, RuleResolution
 from .roles import ROLE_NAMES, default_outcomes
+from .rules import LEVELS
 
 _NO_COMPUTER_RESULTS = ("the policy input has no computer results (gpresult /x run without elevation), so "
                         "it cannot show this setting")
 _ORDER = {"met": 0, "unknown": 1, "not_checked": 1, "missing": 2, "not_collected": 2}
-LEVEL_ORDER = ("critical", "high", "medium", "low", "informational")
+LEVEL_ORDER = tuple(reversed(LEVELS))   # most severe first
 
 
 @dataclass

@@ -13,11 +13,11 @@ from . import __version__
 from .knowledge import Guide, Knowledge
 from .render import ls_label, rel_path
 from .report import CheckResult
+from .rules import logsource_dict
 from .templating import Trusted, render
 
 
-def _ls_dict(key: tuple) -> dict[str, Any]:
-    return {"product": key[0], "category": key[1], "service": key[2]}
+_ls_dict = logsource_dict
 
 
 def _detail(label: str, value: Any, kind: str = "text") -> dict[str, Any]:

@@ -23,6 +23,7 @@ from .plans import ChangePlan, baseline_statuses, chosen_plan, compute_plans
 from .knowledge import (GUID_RE, SAFE_CHANNEL_RE, SAFE_ELEMENT_RE, SAFE_REGISTRY_RE, Channel, Knowledge, RegistryPolicy,
                         SaclKind)
 from .objects import sacl_entries
+from .policy.model import long_registry_key
 from .report import CheckResult
 from .resolve import Requirement
 from .sysmon_emit import merge_sysmon_config, render_config, split_blocking, tailor
@@ -66,7 +67,6 @@ class AuditChange(Change):
     gpo_path: str = ""
     success: bool = False
     failure: bool = False
-    current: int = 0  # current SettingValue (0 when the policy does not configure it)
 
 
 @dataclass
@@ -141,10 +141,6 @@ def plan_changes(result: CheckResult, source: ChangePlan | None = None) -> Plan:
                 for rid in need.best_option(plan.baseline).requirements:
                     if reqs[rid].kind == "external" and plan.baseline[rid] != "met":
                         _add(plan, kb, reqs[rid], res.rule.ref)
-    if result.audit is not None:
-        for guid, change in plan.audit.items():
-            setting = result.audit.settings.get(guid)
-            change.current = setting.value if setting is not None else 0
     plan.counter = _count_unblinds(result, plan)
     return plan
 
@@ -244,10 +240,7 @@ def _registry_entries(plan: Plan) -> list[dict[str, Any]]:
         assert pol is not None
         values = []
         for spec in pol.registry:
-            key = spec.key
-            for short, long in (("HKLM\\", "HKEY_LOCAL_MACHINE\\"), ("HKCU\\", "HKEY_CURRENT_USER\\")):
-                if key.upper().startswith(short):
-                    key = long + key[len(short):]
+            key = long_registry_key(spec.key)
             _check(SAFE_REGISTRY_RE, key, "registry key")
             _check(SAFE_REGISTRY_RE, spec.value, "registry value name")
             if spec.type == "REG_DWORD":

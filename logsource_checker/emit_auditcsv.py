@@ -23,8 +23,6 @@ from .policy.model import audit_setting_value
 from .roles import default_value
 from .templating import Trusted, one_line
 
-INCLUSION = {0: "No Auditing", 1: "Success", 2: "Failure", 3: "Success and Failure"}
-_INCLUSION_TEXT = {text.casefold(): value for value, text in INCLUSION.items()}
 _COLUMNS = 7
 
 
@@ -36,10 +34,11 @@ def _cell(value: Any) -> Trusted:
     return Trusted(text)
 
 
-def _row_value(row: list[str]) -> int | None:
+def _row_value(row: list[str], by_text: dict[str, int]) -> int | None:
+    """A row's setting: its Setting Value, else its Inclusion Setting text (labels from the guide data)."""
     value = audit_setting_value(row[6])
     if value is None:
-        value = _INCLUSION_TEXT.get(" ".join(row[4].casefold().split()))
+        value = by_text.get(" ".join(row[4].casefold().split()))
     return value
 
 
@@ -83,6 +82,8 @@ def _defaults_today(result: Any) -> tuple[str, ...]:
 def audit_csv_rows(result: Any, additions: dict[str, tuple[bool, bool]]) -> list[list[Trusted]]:
     """The rows (cells) of the audit.csv to emit; ``additions``: GUID -> (success, failure) to switch on."""
     kb = result.knowledge
+    labels = kb.inclusion_settings    # SettingValue -> 'Inclusion Setting' text (mappings/auditpol.yaml)
+    by_text = {text.casefold(): value for value, text in labels.items()}
     values: dict[str, int] = {}
     if result.audit is not None:
         for guid, setting in result.audit.settings.items():
@@ -102,7 +103,7 @@ def audit_csv_rows(result: Any, additions: dict[str, tuple[bool, bool]]) -> list
             key = "{" + guid.strip("{}").upper() + "}"
             if key in kb.subcategories:
                 kept_system[key] = row   # a later input's row replaces an earlier one
-                values[key] = values.get(key, 0) | (_row_value(row) or 0)
+                values[key] = values.get(key, 0) | (_row_value(row, by_text) or 0)
             else:
                 unknown_system.append(row)
         else:   # per-user, Option:, FileGlobalSacl / RegistryGlobalSacl rows
@@ -114,15 +115,15 @@ def audit_csv_rows(result: Any, additions: dict[str, tuple[bool, bool]]) -> list
         value = values.get(guid, 0)
         row = kept_system.get(guid)
         if row is not None:
-            current = _row_value(row)
+            current = _row_value(row, by_text)
             if current != value and not (current is None and value == 0):
-                row = row[:4] + [INCLUSION[value], row[5], str(value)]
+                row = row[:4] + [labels[value], row[5], str(value)]
             out.append([_cell(c) for c in row])
         elif value:
             out.append([Trusted(""), Trusted("System"), Trusted(sub.gpo_name), Trusted(sub.guid),
-                        Trusted(INCLUSION[value]), Trusted(""), Trusted(str(value))])
+                        Trusted(labels[value]), Trusted(""), Trusted(str(value))])
     out.extend([_cell(c) for c in row] for row in unknown_system + list(others.values()))
     return out
 
 
-__all__ = ["audit_csv_rows", "INCLUSION"]
+__all__ = ["audit_csv_rows"]

@@ -1,7 +1,7 @@
 """The check as a library call: paths (+ policy inputs) -> ``CheckResult``."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from . import knowledge as knowledge_mod
@@ -35,7 +35,6 @@ class CheckOptions:
     categories: Sequence[str] = ()
     services: Sequence[str] = ()
     collectors: Sequence[str] = ()      # --collector files (collection.py)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def load_rules(options: CheckOptions) -> LoadResult:
@@ -50,14 +49,15 @@ def read_policies(options: CheckOptions, kb: knowledge_mod.Knowledge) -> PolicyS
         return None
     from .policy import merge, read_auditd, read_policy
 
-    snapshots = [read_policy(path, "gpresult") for path in options.gpresult]
-    snapshots += [read_policy(path, "auditpol") for path in options.auditpol]
+    vocabulary = kb.policy_vocabulary()
+    snapshots = [read_policy(path, "gpresult", vocabulary=vocabulary) for path in options.gpresult]
+    snapshots += [read_policy(path, "auditpol", vocabulary=vocabulary) for path in options.auditpol]
     if options.sysmon_config:
         snapshots.append(read_policy(options.sysmon_config, "sysmon",
                                      sysmon_events=list(kb.sysmon_events.values())))
     if options.auditd_rules:
         snapshots.append(read_auditd(options.auditd_rules))
-    return merge(snapshots)
+    return merge(snapshots, vocabulary)
 
 
 def read_collectors(options: CheckOptions) -> list:

@@ -235,6 +235,9 @@ class Knowledge:
     roles: dict[str, Any] = field(default_factory=dict)   # auditpol.yaml `roles`: assumed role, DC markers
     audit_channel: str | None = None    # auditpol.yaml `channel`: where audit events land (Security)
     audit_provider: str | None = None   # auditpol.yaml `provider`: the provider writing them
+    subcategory_count: int = 0                     # how many subcategories Windows has (auditpol.yaml)
+    inclusion_settings: dict[int, str] = field(default_factory=dict)  # SettingValue -> 'Inclusion Setting' text
+    eventlog_policy_category: str = ""             # Administrative Templates category of event-log policies
     registry_policies: dict[str, RegistryPolicy] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)                  # by casefolded name
     channel_aliases: dict[str, str] = field(default_factory=dict)   # casefolded alias -> casefolded name
@@ -265,12 +268,16 @@ class Knowledge:
         found = self.channel(name)
         return found.name.casefold() if found is not None else name.strip().casefold()
 
-    def subcategory_by_name(self, name: str) -> AuditSubcategory | None:
-        wanted = name.strip().casefold()
-        for sub in self.subcategories.values():
-            if wanted in (sub.name.casefold(), sub.gpo_name.casefold()):
-                return sub
-        return None
+    def policy_vocabulary(self) -> "PolicyVocabulary":
+        """What the policy parsers must recognise in policy files (option names, setting labels)."""
+        from .policy.model import PolicyVocabulary
+
+        force = self.registry_policies.get(self.force_subcategory_policy or "")
+        return PolicyVocabulary(
+            force_value=force.registry[0].value if force is not None and force.registry else "",
+            inclusion=tuple((label, value) for value, label in sorted(self.inclusion_settings.items())),
+            eventlog_category=self.eventlog_policy_category)
+
 
 
 # --------------------------------------------------------------------------- loading
@@ -424,6 +431,8 @@ def _load_auditpol(kb: Knowledge, path: Path) -> None:
     kb.roles = dict(data.get("roles") or {})
     kb.audit_channel = _opt_str(data.get("channel"))
     kb.audit_provider = _opt_str(data.get("provider"))
+    kb.subcategory_count = int(data.get("subcategory_count") or 0)
+    kb.inclusion_settings = {int(value): str(label) for value, label in (data.get("inclusion_settings") or {}).items()}
     for cat in data.get("categories") or []:
         kb.categories[cat["name"]] = AuditCategory(
             name=cat["name"], guid=str(cat["guid"]).upper(), legacy_policy=cat.get("legacy_policy", ""),
@@ -504,6 +513,7 @@ def _parse_deferral(raw: Any, path: Path, kb: Knowledge) -> PolicyDeferral | Non
 
 def _load_channels(kb: Knowledge, path: Path) -> None:
     data = _read_yaml(path) or {}
+    kb.eventlog_policy_category = str(data.get("eventlog_policy_category") or kb.eventlog_policy_category)
     for ch in data.get("channels") or []:
         size = ch.get("recommended_max_size_mb")
         record = Channel(
@@ -668,8 +678,16 @@ def validate(kb: Knowledge) -> list[str]:
         problems.append(f"auditpol.yaml: channel {kb.audit_channel!r} is not in channels.yaml")
     if not kb.audit_provider:
         problems.append("auditpol.yaml: provider (of the audit events) missing")
-    if len(kb.subcategories) != 59:
-        problems.append(f"auditpol.yaml: {len(kb.subcategories)} subcategories, expected 59")
+    if len(kb.subcategories) != kb.subcategory_count:
+        problems.append(f"auditpol.yaml: {len(kb.subcategories)} subcategories, subcategory_count says "
+                        f"{kb.subcategory_count}")
+    if sorted(kb.inclusion_settings) != [0, 1, 2, 3] or not all(
+            re.fullmatch(r"[A-Za-z][A-Za-z ]*", label) for label in kb.inclusion_settings.values()):
+        problems.append("auditpol.yaml: inclusion_settings needs a plain label for each SettingValue 0-3")
+    force = kb.registry_policies.get(kb.force_subcategory_policy or "")
+    if kb.force_subcategory_policy and (force is None or not force.registry):
+        problems.append(f"auditpol.yaml: force_subcategory_policy {kb.force_subcategory_policy!r} is not a "
+                        "registry policy with a registry value")
     for sub in kb.subcategories.values():
         where = f"subcategory {sub.name}"
         if not GUID_RE.match(sub.guid):

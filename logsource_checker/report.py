@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .decide import deciding_inputs, outside_summary
+from ._gcpause import paused_gc
 from .diff import LEVEL_ORDER, EffectiveAudit, Ranked, describe_setting
 from .knowledge import Knowledge
 from .policy.model import PolicySnapshot
 from .resolve import Resolution, RuleResolution
-from .rules import LoadResult
+from .rules import LoadResult, logsource_dict
 
 COVERAGE_STATES = ("usable", "partial", "blind", "unknown", "not_checked")
 FORMAT_VERSION = 1
@@ -40,8 +41,7 @@ class CheckResult:
     collection: Any = None    # collection.CollectionCheck of the run (--collector), else None
 
 
-def _ls(key: tuple) -> dict[str, Any]:
-    return {"product": key[0], "category": key[1], "service": key[2]}
+_ls = logsource_dict
 
 
 def _canonical_channels(values: tuple[str, ...], kb: Knowledge) -> list[str]:
@@ -105,8 +105,6 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool, kb
 
 
 def build(result: CheckResult, verbose: bool = True) -> dict[str, Any]:
-    from .engine import paused_gc  # engine imports this module: look it up at call time
-
     with paused_gc():
         return _build(result, verbose)
 

@@ -203,10 +203,24 @@ class LogSource:
         return (self.product, self.category, self.service)
 
     def label(self) -> str:
-        parts = [f"{name}: {value}" for name, value in
-                 (("product", self.product), ("category", self.category), ("service", self.service))
-                 if value is not None]
-        return ", ".join(parts) if parts else "(empty logsource)"
+        return logsource_label(self.key)
+
+
+LOGSOURCE_KEYS = ("product", "category", "service")
+
+
+def logsource_label(key: tuple[str | None, str | None, str | None], compact: bool = False) -> str:
+    """'product: windows, category: process_creation' (compact: 'windows / process_creation'), the one
+    wording of a log source everywhere (reports, docs, notes); absent parts are left out."""
+    present = [(name, value) for name, value in zip(LOGSOURCE_KEYS, key) if value]
+    if compact:
+        return " / ".join(str(value) for _, value in present) or "(empty)"
+    return ", ".join(f"{name}: {value}" for name, value in present) or "(empty logsource)"
+
+
+def logsource_dict(key: tuple[str | None, str | None, str | None]) -> dict[str, str | None]:
+    """A log-source key as the JSON report writes it: every part, None where absent."""
+    return dict(zip(LOGSOURCE_KEYS, key))
 
 
 @dataclass

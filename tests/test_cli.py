@@ -165,9 +165,9 @@ def test_entry_point_never_shows_a_traceback(patch, code, message):
 
 
 def test_typer_internals_changing_shape_keeps_typer_path():
-    patch = ("import logsource_checker.cli as c\n"
-             "def broken(params):\n    raise AttributeError('typer moved things')\n"
-             "c._fast_coercion = broken")
+    patch = ("import logsource_checker._typer_fast as t\n"
+             "def broken(param):\n    raise AttributeError('typer moved things')\n"
+             "t._kind = broken")
     proc = _run_entry_point(patch, str(RULES), "--no-cache", "-f", "json", "--level", "high")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["summary"]["rules_checked"] == 5

@@ -18,9 +18,9 @@ KB = knowledge.load(str(ROOT))
 
 
 def _sub(name):
-    sub = KB.subcategory_by_name(name)
-    assert sub is not None, name
-    return sub.guid
+    (guid,) = [sub.guid for sub in KB.subcategories.values() if name.casefold() in
+               (sub.name.casefold(), sub.gpo_name.casefold())]
+    return guid
 
 
 def _rule_file(tmp_path, name, logsource, detection, level="high"):

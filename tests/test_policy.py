@@ -81,14 +81,14 @@ def test_corpus_table_covers_every_file(policy_samples):
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
 def test_corpus_file(policy_samples, name):
-    fmt, count, explicit_none, spot, legacy, force = CORPUS[name]
+    fmt, count, no_auditing, spot, legacy, force = CORPUS[name]
     path = str(policy_samples / name)
     snap = read_policy(path, kind_for(name))
     assert [i.format for i in snap.inputs] == [fmt]
     assert snap.has_computer_results
     assert len(snap.audit) == count
-    if explicit_none is not None:
-        assert sum(1 for s in snap.audit.values() if s.explicit_none) == explicit_none
+    if no_auditing is not None:  # "No Auditing" set on purpose (SettingValue 0)
+        assert sum(1 for s in snap.audit.values() if s.value == 0) == no_auditing
     for guid, value in spot.items():
         assert snap.audit[guid].value == value, guid
         assert snap.audit[guid].source == path
@@ -205,7 +205,7 @@ def test_sample_advanced_audit_is_utf16_rsop():
     assert {g: snap.audit[g].value for g in want} == want
     for absent in ("0cce9244", "0cce9217", "0cce923c", "0cce9242", "0cce9240"):  # not configured
         assert G(absent) not in snap.audit
-    assert snap.audit[G("0cce9225")].explicit_none
+    assert snap.audit[G("0cce9225")].describe() == "no auditing"
     assert snap.force_subcategory is True
     assert policy(snap, "Turn on PowerShell Script Block Logging").state == "Enabled"
     assert policy(snap, "Include command line in process creation events",

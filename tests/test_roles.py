@@ -25,7 +25,8 @@ DC_AUDITPOL = "auditpol_get_r_ws2019-dc_ps-redirect-utf16.csv"
 
 
 def sub(name: str):
-    found = KB.subcategory_by_name(name)
+    found = next((s for s in KB.subcategories.values() if name.casefold() in (s.name.casefold(), s.gpo_name.casefold())),
+                 None)
     assert found is not None, name
     return found
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Iterable, Sequence
 
-from .model import (AuditSetting, ChannelSetting, PolicyInput, PolicyInputError, PolicySnapshot,
+from .model import (AuditSetting, ChannelSetting, PolicyInput, PolicyInputError, PolicySnapshot, PolicyVocabulary,
                     RegistryPolicySetting, RegistryValue, SysmonConfig, norm_category, norm_registry_key)
 from .xmlsafe import looks_like_xml, read_limited
 
 __all__ = ["read_policy", "read_auditd", "merge", "PolicySnapshot", "PolicyInputError", "RANK", "AuditSetting",
-           "ChannelSetting", "PolicyInput", "RegistryPolicySetting", "RegistryValue", "SysmonConfig"]
+           "ChannelSetting", "PolicyInput", "PolicyVocabulary", "RegistryPolicySetting", "RegistryValue",
+           "SysmonConfig"]
 
 # how much an input format says about the machine's effective state
 RANK = {"auditpol_r": 3, "gpresult": 2, "gpo_report": 1, "audit_csv": 1, "gpttmpl": 1, "registry_pol": 1,
@@ -33,11 +34,16 @@ RANK_WHY = {3: "live audit state (auditpol /get /r) outranks policy files",
             1: "a single GPO"}
 
 
-def read_policy(path: str, kind: str, sysmon_events: Iterable[Any] | None = None) -> PolicySnapshot:
-    """Read one policy input; raise ``PolicyInputError(path, one-line reason)`` when it cannot be used."""
+def read_policy(path: str, kind: str, sysmon_events: Iterable[Any] | None = None,
+                vocabulary: PolicyVocabulary | None = None) -> PolicySnapshot:
+    """Read one policy input; raise ``PolicyInputError(path, one-line reason)`` when it cannot be used.
+    ``vocabulary`` (option names, setting labels) comes from the guide data; without it the installed
+    data is loaded."""
     path = str(path)
     if kind == "auditd":
         return read_auditd([path])
+    if vocabulary is None and kind != "sysmon":
+        vocabulary = _installed_vocabulary()
     data = read_limited(path)
     if kind == "sysmon":
         from .sysmon_config import read_sysmon_config
@@ -54,7 +60,7 @@ def read_policy(path: str, kind: str, sysmon_events: Iterable[Any] | None = None
     if looks_like_xml(data):
         from .gpresult import read_gpresult
 
-        return read_gpresult(path, data)
+        return read_gpresult(path, data, vocabulary)
     if not data.strip(b"\x00 \t\r\n\xef\xbb\xbf\xff\xfe"):
         raise PolicyInputError(path, "empty file")
     from .auditpol import decode_text, is_audit_csv, read_auditpol
@@ -62,9 +68,9 @@ def read_policy(path: str, kind: str, sysmon_events: Iterable[Any] | None = None
 
     text = decode_text(path, data)
     if is_audit_csv(text):
-        return read_auditpol(path, data)
+        return read_auditpol(path, data, vocabulary)
     if is_gpttmpl(text):
-        return read_gpttmpl(path, data)
+        return read_gpttmpl(path, data, vocabulary)
     if kind == "gpresult":
         raise PolicyInputError(path, "not a gpresult /x or GPO report XML (nor a GptTmpl.inf, registry.pol or "
                                      "audit CSV): the file does not start with '<'")
@@ -90,6 +96,12 @@ def read_auditd(paths: Sequence[str]) -> PolicySnapshot:
             raise PolicyInputError(path, "not a text file (NUL bytes): expected audit rules or 'auditctl -l' output")
         texts.append(data.decode("utf-8", errors="replace"))
     return read_auditd_rules([str(p) for p in paths], texts)
+
+
+def _installed_vocabulary() -> PolicyVocabulary:
+    from ..knowledge import load
+
+    return load().policy_vocabulary()
 
 
 def _input_rank(snap: PolicySnapshot) -> tuple[int, str, str]:
@@ -131,7 +143,7 @@ class _Picker:
         return [item for _, item, _ in self.best.values()]
 
 
-def merge(snapshots: Sequence[PolicySnapshot]) -> PolicySnapshot:
+def merge(snapshots: Sequence[PolicySnapshot], vocabulary: PolicyVocabulary | None = None) -> PolicySnapshot:
     """One effective snapshot from several inputs (in command-line order)."""
     out = PolicySnapshot()
     if not snapshots:
@@ -180,8 +192,10 @@ def merge(snapshots: Sequence[PolicySnapshot]) -> PolicySnapshot:
                                None if c.max_size_kb is None else f"max size {c.max_size_kb} KB") if x) or "nothing",
                            lambda a, b: (a.enabled, a.max_size_kb) == (b.enabled, b.max_size_kb))
         if snap.force_subcategory is not None:
+            vocabulary = vocabulary or _installed_vocabulary()
             force.offer("force", order, snap.force_subcategory, snap.force_subcategory_source or path,
-                        "'force audit policy subcategory settings' (SCENoApplyLegacyAuditPolicy)",
+                        "'force audit policy subcategory settings'" + (
+                            f" ({vocabulary.force_value})" if vocabulary and vocabulary.force_value else ""),
                         lambda v: "enabled" if v else "disabled", lambda a, b: a == b)
         for kind, shown in snap.role_evidence.items():
             have = out.role_evidence.setdefault(kind, [])

@@ -10,14 +10,11 @@ from __future__ import annotations
 import csv
 import re
 
-from .model import (AuditSetting, PolicyInput, PolicyInputError, PolicySnapshot, audit_setting_value, normalize_guid,
-                    small_uint)
+from .model import (AuditSetting, PolicyInput, PolicyInputError, PolicySnapshot, PolicyVocabulary, audit_setting_value,
+                    normalize_guid, small_uint)
 from .xmlsafe import one_line, sniff_encoding
 
 GUID_RE = re.compile(r"^\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?$")
-# Inclusion Setting text as auditpol prints it on English systems -> SettingValue
-INCLUSION_TEXT = {"no auditing": 0, "success": 1, "failure": 2, "success and failure": 3}
-FORCE_OPTION = "scenoapplylegacyauditpolicy"
 
 
 def decode_text(path: str, data: bytes) -> str:
@@ -58,7 +55,7 @@ def _header_index(lines: list[str]) -> int | None:
     return None
 
 
-def read_auditpol(path: str, data: bytes) -> PolicySnapshot:
+def read_auditpol(path: str, data: bytes, vocabulary: PolicyVocabulary) -> PolicySnapshot:
     text = decode_text(path, data)
     lines = text.splitlines()
     header_at = _header_index(lines)
@@ -69,14 +66,8 @@ def read_auditpol(path: str, data: bytes) -> PolicySnapshot:
     columns = len(header)
     live = columns < 7  # 'auditpol /get /r' has no Setting Value column
     fmt = "auditpol_r" if live else "audit_csv"
-    snap = PolicySnapshot()
-    inp = PolicyInput(path=path, format=fmt)
-    snap.inputs.append(inp)
-
-    def warn(msg: str) -> None:
-        inp.warnings.append(msg)
-        snap.warnings.append(f"{path}: {msg}")
-
+    snap = PolicySnapshot(inputs=[PolicyInput(path=path, format=fmt)])
+    warn = snap.warn
     rows = [row for row in csv.reader(line for line in lines[header_at + 1:] if line.strip())]
     unknown_text: set[str] = set()
     for row in rows:
@@ -89,7 +80,7 @@ def read_auditpol(path: str, data: bytes) -> PolicySnapshot:
         if subcategory.casefold().startswith("option:"):
             option = subcategory.split(":", 1)[1].strip()
             flag = _option_value(value_text, inclusion)
-            if option.casefold() == FORCE_OPTION:
+            if vocabulary.is_force_value(option):
                 if flag is not None:
                     snap.force_subcategory = flag
                     snap.force_subcategory_source = path
@@ -107,7 +98,7 @@ def read_auditpol(path: str, data: bytes) -> PolicySnapshot:
             continue  # per-user audit policy (Policy Target is a user/group): not the machine policy
         value = audit_setting_value(value_text)
         if value is None:
-            value = INCLUSION_TEXT.get(" ".join(inclusion.casefold().split()))
+            value = vocabulary.inclusion_value(inclusion)  # English 'Inclusion Setting' text
         if value is None:
             unknown_text.add(inclusion)
             continue

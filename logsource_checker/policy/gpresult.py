@@ -6,8 +6,9 @@ their settings are read by element name, never by position.
 """
 from __future__ import annotations
 
-from .model import (AuditSetting, ChannelSetting, PolicyInput, PolicyInputError, PolicySnapshot,
-                    RegistryPolicySetting, RegistryValue, norm_category, audit_setting_value, normalize_guid, small_uint)
+from .model import (AuditSetting, ChannelSetting, PolicyInput, PolicyInputError, PolicySnapshot, PolicyVocabulary,
+                    RegistryPolicySetting, RegistryValue, audit_setting_value, norm_category, norm_registry_key,
+                    normalize_guid, rooted_registry_key, small_uint)
 from .xmlsafe import local_name, namespace, one_line, parse_xml_bytes
 
 NS_RSOP = "http://www.microsoft.com/GroupPolicy/Rsop"
@@ -17,13 +18,6 @@ NS_XSI = "http://www.w3.org/2001/XMLSchema-instance"
 EXT_SECURITY = (NS_SETTINGS + "/Security", "SecuritySettings")
 EXT_AUDIT = (NS_SETTINGS + "/Auditing", "AuditSettings")
 EXT_REGISTRY = (NS_SETTINGS + "/Registry", "RegistrySettings")
-
-# "Audit: Force audit policy subcategory settings (Windows Vista or later) to override audit policy
-# category settings": the registry value name behind it (a security option, not an audit GUID).
-FORCE_VALUE = "scenoapplylegacyauditpolicy"
-# Administrative Templates of the event-log service live under this category; the last component
-# is the log the policy is about.
-EVENTLOG_CATEGORY = "windows components/event log service/"
 
 _TRUE = {"true", "1", "yes"}
 
@@ -83,24 +77,21 @@ class _Collector:
         return [item for _, item in self.items.values()]
 
 
-def read_gpresult(path: str, data: bytes) -> PolicySnapshot:
+def read_gpresult(path: str, data: bytes, vocabulary: PolicyVocabulary) -> PolicySnapshot:
     root = parse_xml_bytes(path, data)
     ns, name = namespace(root), local_name(root)
     snap = PolicySnapshot()
     if name == "Rsop" and ns == NS_RSOP:
         fmt = "gpresult"
         computer = _child(root, "ComputerResults", NS_RSOP)
-        inp = PolicyInput(path=path, format=fmt)
-        snap.inputs.append(inp)
+        snap.inputs.append(PolicyInput(path=path, format=fmt))
         if computer is None or len(computer) == 0:
             snap.has_computer_results = False
-            msg = ("the gpresult has no computer results (gpresult /x run without elevation shows only the user's "
-                   "policy): run 'gpresult /scope computer /x FILE' from an elevated prompt")
-            inp.warnings.append(msg)
-            snap.warnings.append(f"{path}: {msg}")
+            snap.warn("the gpresult has no computer results (gpresult /x run without elevation shows only the "
+                      "user's policy): run 'gpresult /scope computer /x FILE' from an elevated prompt")
             return snap
         _role_evidence_rsop(path, computer, snap)
-        _read_extensions(path, computer, snap)
+        _read_extensions(path, computer, snap, vocabulary)
         return snap
     if name == "GPO" and ns == NS_SETTINGS:
         inp = PolicyInput(path=path, format="gpo_report")
@@ -112,15 +103,12 @@ def read_gpresult(path: str, data: bytes) -> PolicySnapshot:
         enabled = _text(computer, "Enabled", NS_SETTINGS) if computer is not None else None
         if computer is None or not any(local_name(c) == "ExtensionData" for c in computer):
             snap.has_computer_results = False
-            msg = "the GPO report has no computer settings: this GPO configures nothing on the machine side"
-            inp.warnings.append(msg)
-            snap.warnings.append(f"{path}: {msg}")
+            snap.warn("the GPO report has no computer settings: this GPO configures nothing on the machine side")
             return snap
         if enabled is not None and enabled.casefold() not in _TRUE:
-            msg = "the computer part of this GPO is disabled (Computer/Enabled is false): its settings are read anyway"
-            inp.warnings.append(msg)
-            snap.warnings.append(f"{path}: {msg}")
-        _read_extensions(path, computer, snap)
+            snap.warn("the computer part of this GPO is disabled (Computer/Enabled is false): its settings are "
+                      "read anyway")
+        _read_extensions(path, computer, snap, vocabulary)
         return snap
     what = f"root element <{name}>" + (f" in namespace {ns}" if ns else "")
     raise PolicyInputError(path, f"not a gpresult /x RSoP or GPO report XML ({what}); "
@@ -145,7 +133,7 @@ def _role_evidence_rsop(path: str, computer, snap: PolicySnapshot) -> None:
                 evidence.setdefault("gpo_names", []).append((name, path))
 
 
-def _read_extensions(path: str, results, snap: PolicySnapshot) -> None:
+def _read_extensions(path: str, results, snap: PolicySnapshot, vocabulary: PolicyVocabulary) -> None:
     audit = _Collector()
     legacy = _Collector()
     policies = _Collector()
@@ -172,8 +160,8 @@ def _read_extensions(path: str, results, snap: PolicySnapshot) -> None:
                         continue
                     number = audit_setting_value(value)
                     if number is None:
-                        snap.warnings.append(f"{path}: audit setting {one_line(guid, 60)} has value "
-                                             f"{one_line(value, 40)!r}, not 0-3; skipped")
+                        snap.warn(f"audit setting {one_line(guid, 60)} has value {one_line(value, 40)!r}, "
+                                  "not 0-3; skipped")
                         continue
                     audit.add(normalize_guid(guid), _precedence(item), AuditSetting.from_value(number, path))
             elif kind == EXT_SECURITY:
@@ -188,8 +176,8 @@ def _read_extensions(path: str, results, snap: PolicySnapshot) -> None:
                             continue
                         success = (_text(item, "SuccessAttempts", ext_ns) or "").casefold() in _TRUE
                         failure = (_text(item, "FailureAttempts", ext_ns) or "").casefold() in _TRUE
-                        legacy.add(key.casefold(), prec, (key, AuditSetting(
-                            success=success, failure=failure, source=path, explicit_none=not (success or failure))))
+                        legacy.add(key.casefold(), prec, (key, AuditSetting(success=success, failure=failure,
+                                                                               source=path)))
                     elif tag == "SecurityOptions":
                         key_name = _text(item, "KeyName", ext_ns)
                         if not key_name:
@@ -200,8 +188,9 @@ def _read_extensions(path: str, results, snap: PolicySnapshot) -> None:
                         if data is None:
                             continue
                         key, value = split_key(key_name)
-                        values.add((key.casefold(), value.casefold()), prec, RegistryValue(key, value, data, path))
-                        if value.casefold() == FORCE_VALUE and number is not None:
+                        values.add((norm_registry_key(key), value.casefold()), prec,
+                                   RegistryValue(key, value, data, path))
+                        if vocabulary.is_force_value(value) and number is not None:
                             if force is None or prec < force[0]:
                                 force = (prec, number.strip() not in ("0", ""))
                     elif tag == "EventLog":
@@ -222,7 +211,7 @@ def _read_extensions(path: str, results, snap: PolicySnapshot) -> None:
                             continue
                         policies.add((policy.name.casefold(), norm_category(policy.category)),
                                      _precedence(item), policy)
-                        channel = _eventlog_policy(policy, path)
+                        channel = _eventlog_policy(policy, path, vocabulary)
                         if channel is not None:
                             channels.add(channel.name.casefold() + "|" + policy.name.casefold(),
                                          _precedence(item), channel)
@@ -237,9 +226,8 @@ def _read_extensions(path: str, results, snap: PolicySnapshot) -> None:
                             data = _text(value, "String", ext_ns)
                         if data is None:
                             continue
-                        rooted = key_path.upper().startswith(("HKLM", "HKEY_", "MACHINE"))
-                        key = key_path if rooted else "HKLM\\" + key_path
-                        values.add((key.casefold(), vname.casefold()), _precedence(item),
+                        key = rooted_registry_key(key_path)
+                        values.add((norm_registry_key(key), vname.casefold()), _precedence(item),
                                    RegistryValue(key, vname, data, path))
     for guid, setting in ((g, item) for g, (_, item) in audit.items.items()):
         snap.audit[guid] = setting
@@ -253,8 +241,7 @@ def _read_extensions(path: str, results, snap: PolicySnapshot) -> None:
         snap.force_subcategory_source = path
     if not (snap.audit or snap.legacy_audit or snap.registry_policies or snap.registry_values or snap.channels):
         types = ", ".join(sorted(seen_types)) or "none"
-        snap.warnings.append(f"{path}: no audit, security-option, registry or event-log settings found "
-                             f"(extensions present: {types})")
+        snap.warn(f"no audit, security-option, registry or event-log settings found (extensions present: {types})")
 
 
 def _merge_channel_parts(parts: list[ChannelSetting]) -> list[ChannelSetting]:
@@ -312,9 +299,12 @@ def _read_policy(node, ns: str, path: str) -> RegistryPolicySetting | None:
     return RegistryPolicySetting(name=name, category=category, state=state, settings=tuple(settings), source=path)
 
 
-def _eventlog_policy(policy: RegistryPolicySetting, path: str) -> ChannelSetting | None:
+def _eventlog_policy(policy: RegistryPolicySetting, path: str, vocabulary: PolicyVocabulary) -> ChannelSetting | None:
+    """The event-log setting behind an Administrative Template of the event-log category, whose last
+    component names the log (".../Event Log Service/Security")."""
     category = norm_category(policy.category) + "/"
-    if not category.startswith(EVENTLOG_CATEGORY) or category == EVENTLOG_CATEGORY:
+    prefix = norm_category(vocabulary.eventlog_category) + "/"
+    if prefix == "/" or not category.startswith(prefix) or category == prefix:
         return None
     # the log is the last component as written in the file, e.g. ".../Event Log Service/Security"
     log = policy.category.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].strip()

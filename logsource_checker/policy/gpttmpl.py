@@ -10,10 +10,10 @@ from __future__ import annotations
 import csv
 import re
 
-from .model import (AuditSetting, ChannelSetting, PolicyInput, PolicyInputError, PolicySnapshot, RegistryValue,
-                    audit_setting_value, small_uint)
+from .model import (AuditSetting, ChannelSetting, PolicyInput, PolicyInputError, PolicySnapshot, PolicyVocabulary,
+                    RegistryValue, audit_setting_value, small_uint)
 from .auditpol import decode_text
-from .gpresult import FORCE_VALUE, split_key
+from .gpresult import split_key
 
 _SECTION_RE = re.compile(r"^\[([^\]]+)\]\s*$")
 _OBJECT_SECTIONS = ("file security", "registry keys")
@@ -30,13 +30,11 @@ def is_gpttmpl(text: str) -> bool:
                                                  or "event audit" in sections or "registry values" in sections)
 
 
-def read_gpttmpl(path: str, data: bytes) -> PolicySnapshot:
+def read_gpttmpl(path: str, data: bytes, vocabulary: PolicyVocabulary) -> PolicySnapshot:
     text = decode_text(path, data)
     if not is_gpttmpl(text):
         raise PolicyInputError(path, "not a GptTmpl.inf security template (no [Version]/[Event Audit] sections)")
-    snap = PolicySnapshot()
-    inp = PolicyInput(path=path, format="gpttmpl")
-    snap.inputs.append(inp)
+    snap = PolicySnapshot(inputs=[PolicyInput(path=path, format="gpttmpl")])
     section = section_raw = ""
     for raw in text.splitlines():
         line = raw.strip()
@@ -65,16 +63,14 @@ def read_gpttmpl(path: str, data: bytes) -> PolicySnapshot:
                 reg_data = reg_data[1:-1]
             reg_key, reg_value = split_key(key)
             snap.registry_values.append(RegistryValue(reg_key, reg_value, reg_data, path))
-            if reg_value.casefold() == FORCE_VALUE and small_uint(reg_data) is not None:
+            if vocabulary.is_force_value(reg_value) and small_uint(reg_data) is not None:
                 snap.force_subcategory = small_uint(reg_data) != 0
                 snap.force_subcategory_source = path
         elif section.endswith(" log") and key.casefold() == "maximumlogsize" and small_uint(value) is not None:
             snap.channels.append(ChannelSetting(name=section_raw[: -len(" log")], max_size_kb=small_uint(value),
                                                 source=path))
     if not (snap.legacy_audit or snap.registry_values or snap.channels or snap.object_sacls):
-        msg = "no [Event Audit], [Registry Values] or log-size settings in the template"
-        inp.warnings.append(msg)
-        snap.warnings.append(f"{path}: {msg}")
+        snap.warn("no [Event Audit], [Registry Values] or log-size settings in the template")
     return snap
 
 

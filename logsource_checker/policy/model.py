@@ -2,7 +2,8 @@
 
 Parsers in this package (one module per input format) each return a ``PolicySnapshot``;
 ``merge`` folds several into one effective snapshot, recording which input won where.
-Nothing here knows GUIDs or channel names: those live in the data files.
+Nothing here knows GUIDs, channel or option names: those live in the data files and reach the
+parsers as a ``PolicyVocabulary`` (built by ``knowledge.Knowledge.policy_vocabulary``).
 """
 from __future__ import annotations
 
@@ -19,13 +20,31 @@ class PolicyInputError(Exception):
 
 
 @dataclass(frozen=True)
+class PolicyVocabulary:
+    """What the parsers must recognise in policy files, from the data (mappings/*.yaml)."""
+
+    force_value: str = ""           # registry value name of the 'force subcategory settings' option
+    inclusion: tuple[tuple[str, int], ...] = ()  # 'Inclusion Setting' text -> SettingValue
+    eventlog_category: str = ""     # Administrative Templates category of the event-log policies
+
+    def is_force_value(self, name: str) -> bool:
+        return bool(self.force_value) and name.strip().casefold() == self.force_value.casefold()
+
+    def inclusion_value(self, text: str) -> int | None:
+        wanted = " ".join(text.casefold().split())
+        for label, value in self.inclusion:
+            if label.casefold() == wanted:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
 class AuditSetting:
     """Success/failure auditing for one subcategory (or one legacy category)."""
 
     success: bool
     failure: bool
     source: str  # the input file it came from
-    explicit_none: bool = False  # "No Auditing" set on purpose (SettingValue 0)
 
     @property
     def value(self) -> int:
@@ -43,8 +62,7 @@ class AuditSetting:
 
     @classmethod
     def from_value(cls, value: int, source: str) -> "AuditSetting":
-        return cls(success=bool(value & 1), failure=bool(value & 2), source=source,
-                   explicit_none=(value == 0))
+        return cls(success=bool(value & 1), failure=bool(value & 2), source=source)
 
 
 @dataclass(frozen=True)
@@ -163,20 +181,52 @@ class PolicySnapshot:
     # or the GPO a report is of); each value tagged with the input it came from: (value, path).
     role_evidence: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
+    def warn(self, message: str) -> None:
+        """Record a warning about this snapshot's (only) input: on the input and, with its path, overall."""
+        inp = self.inputs[0]
+        if message not in inp.warnings:
+            inp.warnings.append(message)
+        line = f"{inp.path}: {message}"
+        if line not in self.warnings:
+            self.warnings.append(line)
+
 
 def norm_category(text: str) -> str:
     """A policy category compared loosely: '/' or '\\' separated, case and blanks ignored."""
     return "/".join(part.strip().casefold() for part in text.replace("\\", "/").split("/") if part.strip())
 
 
+# The spellings of a registry hive in policy files: (full name, abbreviation, other spellings). MACHINE and
+# USER are how GptTmpl.inf [Registry Values] and gpresult security options root their keys; registry.pol keys
+# have no hive (a Machine registry.pol is relative to HKLM). Registry syntax, like XML's, not guide knowledge.
+_HIVES = (("HKEY_LOCAL_MACHINE", "HKLM", ("MACHINE",)), ("HKEY_CURRENT_USER", "HKCU", ("USER",)),
+          ("HKEY_USERS", "HKU", ()), ("HKEY_CLASSES_ROOT", "HKCR", ()))
+_HIVE_BY_NAME = {name.casefold(): (long, short) for long, short, others in _HIVES for name in (long, short, *others)}
+
+
+def split_hive(key: str) -> tuple[tuple[str, str] | None, str]:
+    """('HKEY_LOCAL_MACHINE', 'HKLM') and the rest of the key, or (None, key) when it names no hive."""
+    text = key.strip().replace("/", "\\")
+    first, sep, rest = text.partition("\\")
+    hive = _HIVE_BY_NAME.get(first.casefold())
+    return (hive, rest) if hive is not None else (None, text)
+
+
 def norm_registry_key(key: str) -> str:
-    """A registry key compared loosely: HKLM / MACHINE / HKEY_LOCAL_MACHINE alike (and the user hive)."""
-    text = key.strip().replace("/", "\\").casefold()
-    for long, short in (("hkey_local_machine\\", "hklm\\"), ("machine\\", "hklm\\"),
-                        ("hkey_current_user\\", "hkcu\\"), ("user\\", "hkcu\\")):
-        if text.startswith(long):
-            return short + text[len(long):]
-    return text
+    """A registry key compared loosely: HKLM / MACHINE / HKEY_LOCAL_MACHINE alike, case ignored."""
+    hive, rest = split_hive(key)
+    return (f"{hive[1]}\\{rest}".rstrip("\\") if hive else rest).casefold()
+
+
+def rooted_registry_key(key: str, default_hive: str = "HKLM") -> str:
+    """The key as written when it names its hive, else under ``default_hive``."""
+    return key if split_hive(key)[0] else f"{default_hive}\\{key}"
+
+
+def long_registry_key(key: str) -> str:
+    """The key with its hive spelled out (HKEY_LOCAL_MACHINE\\...), as .reg files need it."""
+    hive, rest = split_hive(key)
+    return f"{hive[0]}\\{rest}".rstrip("\\") if hive else rest
 
 
 def small_uint(text: str | None, max_digits: int = 10) -> int | None:

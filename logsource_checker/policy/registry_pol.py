@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 
-from .model import PolicyInput, PolicyInputError, PolicySnapshot, RegistryValue
+from .model import PolicyInput, PolicyInputError, PolicySnapshot, RegistryValue, norm_registry_key, rooted_registry_key
 
 MAGIC = b"PReg"
 _OPEN, _SEMI, _CLOSE = "[".encode("utf-16-le"), ";".encode("utf-16-le"), "]".encode("utf-16-le")
@@ -60,9 +60,7 @@ def read_registry_pol(path: str, data: bytes) -> PolicySnapshot:
         raise PolicyInputError(path, "not a registry.pol file (no 'PReg' signature)")
     if len(data) < 8 or struct.unpack("<I", data[4:8])[0] != 1:
         raise PolicyInputError(path, "registry.pol version is not 1")
-    snap = PolicySnapshot()
-    inp = PolicyInput(path=path, format="registry_pol")
-    snap.inputs.append(inp)
+    snap = PolicySnapshot(inputs=[PolicyInput(path=path, format="registry_pol")])
     values: dict[tuple[str, str], RegistryValue] = {}
     pos = 8
     while pos < len(data):
@@ -85,11 +83,9 @@ def read_registry_pol(path: str, data: bytes) -> PolicySnapshot:
         pos = _expect(data, pos + size, _CLOSE, path)
         if not value or value.startswith("**"):
             continue  # key creation, or a deletion instruction (**del., **DeleteValues, ...)
-        full_key = key if key.upper().startswith(("HKLM\\", "HKEY_", "MACHINE\\")) else "HKLM\\" + key
-        values[(full_key.casefold(), value.casefold())] = RegistryValue(full_key, value, _render(kind, raw), path)
+        full_key = rooted_registry_key(key)
+        values[(norm_registry_key(full_key), value.casefold())] = RegistryValue(full_key, value, _render(kind, raw), path)
     snap.registry_values.extend(values.values())
     if not values:
-        msg = "no registry values set in the file"
-        inp.warnings.append(msg)
-        snap.warnings.append(f"{path}: {msg}")
+        snap.warn("no registry values set in the file")
     return snap

@@ -85,13 +85,8 @@ def read_sysmon_config(path: str, data: bytes, sysmon_events: Iterable[Any] | No
         raise PolicyInputError(path, f"not a Sysmon configuration (root element <{local_name(root)}>, "
                                      "expected <Sysmon schemaversion=...>)")
     schema = root.get("schemaversion")
-    snap = PolicySnapshot()
-    inp = PolicyInput(path=path, format="sysmon_config")
-    snap.inputs.append(inp)
-
-    def warn(msg: str) -> None:
-        inp.warnings.append(msg)
-        snap.warnings.append(f"{path}: {msg}")
+    snap = PolicySnapshot(inputs=[PolicyInput(path=path, format="sysmon_config")])
+    warn = snap.warn
 
     if not schema:
         warn("the <Sysmon> element has no schemaversion attribute; Sysmon refuses such a configuration")

@@ -24,9 +24,11 @@ def rel_path(path: str, roots: list[str] | tuple[str, ...] = ()) -> str:
     return path
 
 
-def ls_label(ls: dict[str, Any]) -> str:
-    parts = [f"{k}: {ls[k]}" for k in ("product", "category", "service") if ls.get(k)]
-    return ", ".join(parts) or "(empty logsource)"
+def ls_label(ls: dict[str, Any], compact: bool = False) -> str:
+    """The label of a report's log-source entry (``rules.logsource_label``)."""
+    from ..rules import LOGSOURCE_KEYS, logsource_label
+
+    return logsource_label(tuple(ls.get(k) for k in LOGSOURCE_KEYS), compact)  # type: ignore[arg-type]
 
 
 def _renderer(fmt: str) -> Callable[[dict[str, Any], bool], str]:
