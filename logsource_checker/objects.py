@@ -10,17 +10,16 @@ gives kernel objects a default SACL) auditing the outcome, else ``unknown``.
 """
 from __future__ import annotations
 
-import fnmatch
 import re
 from dataclasses import dataclass
 
 from typing import Callable
 
+from .condition import parse_conditions, used_positively
 from .knowledge import AuditEvent, AuditSubcategory, Knowledge, ObjectAccess, ObjectClass, SaclKind
 from .policy.model import PolicySnapshot
 from .rules import Rule
 
-_NEGATED_RE = re.compile(r"\bnot\s+(?:(?:1|all|any)\s+of\s+)?([A-Za-z0-9_*.\-]+)", re.IGNORECASE)
 _TYPE_FIELDS = ("objecttype",)
 _SERVER_FIELDS = ("objectserver",)
 _NAME_FIELDS = ("objectname",)
@@ -46,15 +45,16 @@ class ProducerOption:
 
 
 def negated_selections(rule: Rule) -> set[str]:
-    """Selections the condition only uses negated (``not filter``, ``not 1 of filter_*``): they describe
-    what the rule excludes, not the object it watches. Parenthesised negations are not followed."""
+    """Selections the condition never uses positively (only under a negation, such as ``not filter`` or
+    ``not (a or b)``, or not at all): they describe what the rule excludes, not the object it watches.
+    Read with the same condition parser as the producer verdicts (condition.py); a condition that cannot
+    be parsed negates nothing."""
     names = [name for name, _ in rule.selections]
-    negated: set[str] = set()
-    for condition in rule.condition:
-        for match in _NEGATED_RE.finditer(condition):
-            pattern = match.group(1)
-            negated.update(n for n in names if fnmatch.fnmatchcase(n, pattern))
-    return negated
+    parsed = parse_conditions(rule.condition, names)
+    if parsed.node is None:
+        return set()
+    positive = used_positively(parsed.node)
+    return {name for name in names if name not in positive}
 
 
 def _values(branch: tuple, fields: tuple[str, ...]) -> list[str]:

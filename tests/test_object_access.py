@@ -465,3 +465,24 @@ def test_joint_requirements_are_validated(tmp_path, old, new, problem):
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
     problems = knowledge.validate(knowledge.load(str(data), use_cache=False))
     assert any(problem in p for p in problems), problems
+
+
+NEGATION_CASES = [
+    # (condition, the selections whose object counts): a parenthesised or quantified negation excludes too
+    ("selection and not filter", {"selection"}),
+    ("selection and not (filter or other)", {"selection"}),
+    ("selection and not 1 of filter*", {"selection"}),
+    ("not (not selection) and not filter", {"selection"}),
+]
+
+
+@pytest.mark.parametrize("condition, positive", NEGATION_CASES)
+def test_object_hints_skip_negated_selections(condition, positive):
+    from logsource_checker.objects import negated_selections
+    from logsource_checker.rules import LogSource, Rule
+
+    names = ("selection", "filter", "other", "filter_b")
+    rule = Rule(path="r.yml", document=0, id="r", title="t", level="high", status="test",
+                logsource=LogSource("windows", None, "security"), condition=(condition,),
+                selections=tuple((name, ((("ObjectType", (), ("Key",)),),)) for name in names))
+    assert set(names) - negated_selections(rule) == positive
