@@ -334,10 +334,15 @@ def rule_coverage(res: RuleResolution, statuses: dict[str, str], checked: bool =
 
 def coverage_key(res: RuleResolution) -> tuple:
     """Everything ``rule_coverage`` reads of a rule: two rules with the same key get the same coverage
-    under any statuses. (Extend it whenever ``rule_coverage`` starts reading something else.)"""
-    return (res.guide is None, bool(res.unmapped_event_ids), bool(res.notes), bool(res.always_logged_event_ids),
+    under any statuses. (Extend it whenever ``rule_coverage`` starts reading something else.) Kept on the
+    record after the first call: what it reads is final once the resolver has made the record."""
+    key = res.__dict__.get("_coverage_key")
+    if key is None:
+        key = res.__dict__["_coverage_key"] = (
+            res.guide is None, bool(res.unmapped_event_ids), bool(res.notes), bool(res.always_logged_event_ids),
             tuple((need.event_id, tuple((option.requirements, option.lost) for option in need.options))
                   for need in res.needs))
+    return key
 
 
 class WhatIf:
