@@ -161,7 +161,8 @@ def _tactic_pages(result: CheckResult, guide_links: dict[str, tuple[str, str]]) 
             rows.append({"technique": technique, "rules": len(resolutions),
                          "coverage": _coverage_counts(resolutions),
                          "sources": [{"title": g_title, "link": Trusted("../" + guide_links[g][0])}
-                                     for g in guides for g_title in [guide_links[g][1]]],
+                                     for g, g_title in sorted(((g, guide_links[g][1]) for g in guides),
+                                                              key=lambda x: x[1].lower())],
                          "no_guide": sum(1 for res in resolutions if res.guide is None)})
         rules = {id(res) for resolutions in by_tactic[tactic].values() for res in resolutions}
         pages.append({"tactic": tactic, "link": f"attack/{tactic}.md", "rows": rows, "rules": len(rules),
