@@ -419,3 +419,64 @@ def test_long_rule_lists_fold_and_wrap(cli, tmp_path):
     built = (out / "site" / "sources" / "windows" / "core" / "process_creation" / "index.html").read_text()
     assert "<details>" in built and built.count("<td>Copy ") == FOLD_RULES + 1
     check_html(out)
+
+
+def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
+    """Width, height and rows of an 8-bit RGB or RGBA PNG (what Chromium writes), filters undone."""
+    import struct
+    import zlib
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", chunk[:10])
+            assert depth == 8 and colour in (2, 6), (depth, colour)
+            bpp = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    raw, stride, rows, prev = zlib.decompress(idat), width * bpp, [], bytearray(width * bpp)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 255
+            elif kind == 2:
+                line[i] = (line[i] + b) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(b"".join(bytes(line[x:x + 3]) for x in range(0, stride, bpp)))
+        prev = line
+    return width, height, rows
+
+
+def test_landing_page_screenshot_is_not_blank(tagged_site, tmp_path):
+    """Headless Chromium renders the built landing page: the picture has text and a menu bar, not one colour."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium or chromium-browser on PATH")
+    out, _ = tagged_site
+    shot = tmp_path / "landing.png"
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--window-size=1000,700", f"--screenshot={shot}",
+                           (out / "site" / "index.html").as_uri()],
+                          capture_output=True, text=True, timeout=MKDOCS_TIMEOUT)
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+    width, height, rows = png_pixels(shot.read_bytes())
+    assert (width, height) == (1000, 700)
+    pixels = [row[x:x + 3] for row in rows[::4] for x in range(0, len(row), 12)]
+    colours = set(pixels)
+    background = max(colours, key=pixels.count)
+    assert len(colours) > 20, len(colours)                       # text is anti-aliased: many shades
+    assert sum(p != background for p in pixels) > len(pixels) // 50   # more than 2% of the page is drawn
