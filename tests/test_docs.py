@@ -304,6 +304,8 @@ SAMPLE_TAGS = {
     "proc_creation": ["attack.execution", "attack.t1059.001"],
     "security": ["attack.persistence", "attack.privilege_escalation", "attack.t1543.003", "attack.g0010"],
     "registry_set": ["attack.persistence", "attack.t1547.001"],
+    "taskscheduler": ["attack.execution"],                 # a tactic without a technique
+    "ps_script": ["attack.t1059.001", "attack.<b>x</b>"],  # a technique without a tactic; a tag that is neither
 }
 
 
@@ -380,18 +382,24 @@ def test_tactic_pages_list_techniques_and_coverage(tagged_site):
     for rule in report["rules"]:
         tactics, techniques = attack_tags(rule["tags"])
         for tactic in tactics:
-            for technique in techniques:
+            for technique in techniques or ["(no technique tag)"]:
                 expected.setdefault((tactic, technique), []).append(rule["coverage"])
     assert set(expected) == {("execution", "T1059.001"), ("persistence", "T1543.003"),
-                             ("persistence", "T1547.001"), ("privilege-escalation", "T1543.003")}
+                             ("persistence", "T1547.001"), ("privilege-escalation", "T1543.003"),
+                             ("execution", "(no technique tag)")}
     for (tactic, technique), coverages in expected.items():
         table = tables((attack / f"{tactic}.md").read_text(encoding="utf-8"))[0]
         header, rows = table[0], {r[0]: r for r in table[1:]}
-        row = rows[technique]
+        row = rows[unescape(technique)] if technique in rows else rows[technique.replace("(", "\\(")
+                                                                         .replace(")", "\\)")]
         assert int(row[1]) == len(coverages)
         for state in ("usable", "partial", "blind", "unknown"):
             assert int(row[header.index(state.capitalize())]) == coverages.count(state), (tactic, technique, state)
         assert "](../sources/windows/" in row[-1]
+    overview = (attack / "index.md").read_text(encoding="utf-8")
+    untagged = sum(1 for r in report["rules"] if not attack_tags(r["tags"])[0])
+    assert f"{untagged} of the {len(report['rules'])} rules carry no tactic tag (1 of them carry a technique tag)" \
+        in overview
     html_page = (out / "site" / "attack" / "persistence" / "index.html").read_text(encoding="utf-8")
     assert "T1547.001" in html_page and 'href="../../sources/windows/' in html_page
 
