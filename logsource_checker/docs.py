@@ -156,13 +156,14 @@ def _tactic_pages(result: CheckResult, guide_links: dict[str, tuple[str, str]]) 
     pages = []
     for tactic in sorted(by_tactic):
         rows = []
-        for technique, resolutions in sorted(by_tactic[tactic].items(), key=lambda kv: (kv[0].startswith("("), kv[0])):
-            guides = sorted({res.guide.id for res in resolutions if res.guide is not None})
+        techniques_of = by_tactic[tactic]
+        for technique in sorted(techniques_of, key=lambda name: (name.startswith("("), name)):
+            resolutions = techniques_of[technique]
+            links = sorted({guide_links[res.guide.id] for res in resolutions if res.guide is not None},
+                           key=lambda link_title: (link_title[1].lower(), link_title[0]))
             rows.append({"technique": technique, "rules": len(resolutions),
                          "coverage": _coverage_counts(resolutions),
-                         "sources": [{"title": g_title, "link": Trusted("../" + guide_links[g][0])}
-                                     for g, g_title in sorted(((g, guide_links[g][1]) for g in guides),
-                                                              key=lambda x: x[1].lower())],
+                         "sources": [{"title": title, "link": Trusted("../" + link)} for link, title in links],
                          "no_guide": sum(1 for res in resolutions if res.guide is None)})
         rules = {id(res) for resolutions in by_tactic[tactic].values() for res in resolutions}
         pages.append({"tactic": tactic, "link": f"attack/{tactic}.md", "rows": rows, "rules": len(rules),
