@@ -268,8 +268,9 @@ def _write_outputs(result, report: dict, emit: Optional[Path], docs: Optional[Pa
             written = write_docs(result, docs, guard)
         except (OSError, WriteRefused) as exc:
             raise _write_error(docs, exc)
-        outputs.append(_written("the docs site", written, f"{len(written) - 3} guide pages, index, audit policy, "
-                                "mkdocs.yml"))
+        guides = sum(1 for path in written if path.suffix == ".md" and "sources" in path.parts[:-1])
+        outputs.append(_written("the docs site", written, f"{guides} log-source pages, index, ATT&CK tactic pages, "
+                                "audit policy, mkdocs.yml"))
     return outputs
 
 

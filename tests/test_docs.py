@@ -489,3 +489,15 @@ def test_landing_page_screenshot_is_not_blank(tagged_site, tmp_path):
     background = max(colours, key=pixels.count)
     assert len(colours) > 20, len(colours)                       # text is anti-aliased: many shades
     assert sum(p != background for p in pixels) > len(pixels) // 50   # more than 2% of the page is drawn
+
+
+def test_docs_summary_counts_the_log_source_pages(cli, tmp_path):
+    """The one-line summary of --docs counts the log-source pages written (not every file)."""
+    import re as _re
+
+    site = tmp_path / "site"
+    result = cli(SAMPLES / "rules", "--docs", site)
+    assert result.exit_code in (0, 1), result.stderr
+    pages = [p for p in (site / "docs" / "sources").rglob("*.md")]
+    match = _re.search(r"(\d+) log-source pages", result.stdout)
+    assert match and int(match.group(1)) == len(pages) > 0
