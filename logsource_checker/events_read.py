@@ -139,6 +139,13 @@ def read_events(path: str) -> list[EventSample]:
 
 
 def read_event_file(path: str) -> EventSample:
+    try:
+        return _read_file(path)
+    except OSError as exc:
+        raise EventsInputError(path, f"cannot be read: {exc.strerror or exc}") from None
+
+
+def _read_file(path: str) -> EventSample:
     with open(path, "rb") as handle:
         head = handle.read(8)
     if head == b"ElfFile\x00":
