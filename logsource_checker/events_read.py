@@ -261,6 +261,8 @@ def _json_items(path: str, text: str) -> Iterator[tuple[str, Any]]:
         return
     except RecursionError:
         raise EventsInputError(path, "JSON nested too deeply") from None
+    if isinstance(doc, dict) and isinstance(doc.get("aggregations"), dict):
+        doc = list(_es_rows(doc["aggregations"], {}, 0))
     if isinstance(doc, dict):
         for key in ("results", "rows", "events", "data"):
             if isinstance(doc.get(key), list):
@@ -272,6 +274,30 @@ def _json_items(path: str, text: str) -> Iterator[tuple[str, Any]]:
         raise EventsInputError(path, "JSON is neither a list of objects nor an object holding one")
     for number, item in enumerate(doc, 1):
         yield f"item {number}", item
+
+
+def _es_rows(aggs: dict, above: dict[str, Any], depth: int) -> Iterator[dict[str, Any]]:
+    """Rows from an Elasticsearch search response's ``aggregations``: nested ``terms`` aggregations (each
+    named for its field, e.g. ``winlog.channel`` > ``winlog.event_id`` > ``host.name``) or a ``composite``
+    one (``key`` holds the fields); a bucket's ``doc_count`` is the count, a ``min``/``max`` sub-aggregation
+    named ``first_seen``/``last_seen`` its times. A bucket with no deeper buckets is one row."""
+    if depth > _FLATTEN_DEPTH:
+        return
+    values = {name: (agg.get("value_as_string") or agg.get("value")) for name, agg in aggs.items()
+              if isinstance(agg, dict) and "value" in agg}
+    nested = [(name, agg["buckets"]) for name, agg in aggs.items()
+              if isinstance(agg, dict) and isinstance(agg.get("buckets"), list)]
+    for name, buckets in nested[:1]:
+        for bucket in buckets:
+            if not isinstance(bucket, dict):
+                continue
+            key = bucket.get("key")
+            row = {**above, **values, **(key if isinstance(key, dict) else {name: key})}
+            row["doc_count"] = bucket.get("doc_count")
+            inner = {k: v for k, v in bucket.items() if isinstance(v, dict)}
+            deeper = list(_es_rows(inner, row, depth + 1)) if inner else []
+            yield from deeper or [{**row, **{k: (v.get("value_as_string") or v.get("value"))
+                                              for k, v in inner.items() if "value" in v}}]
 
 
 def _read_json(path: str, text: str) -> EventSample:

@@ -72,7 +72,8 @@ class EventsCheck:
         return {"events": events, "per_day": per_day, "per_hour": per_hour,
                 "first": _iso(min(firsts)) if firsts else None, "last": _iso(max(lasts)) if lasts else None,
                 "hosts": hosts[:_HOSTS_SHOWN], "hosts_total": len(hosts),
-                "event_ids": sorted({s.event_id for s in items if s.event_id is not None})}
+                "event_ids": sorted({s.event_id for s in items if s.event_id is not None}),
+                "flag": None, "reason": None}
 
     def flag(self, req: Requirement, observed: dict[str, Any]) -> None:
         expect = EXPECT_WITHIN.get(req.volume or "")

@@ -150,6 +150,40 @@ def test_json_shapes(tmp_path, text):
     assert {h for s in sample.seen.values() for h in s.hosts} == {"dc1"}
 
 
+_ES_NESTED = {"took": 5, "aggregations": {"winlog.channel": {"buckets": [
+    {"key": "Security", "doc_count": 7, "winlog.event_id": {"buckets": [
+        {"key": "4624", "doc_count": 5, "host.name": {"buckets": [
+            {"key": "dc1", "doc_count": 3,
+             "first_seen": {"value": 1704067200000, "value_as_string": "2024-01-01T00:00:00.000Z"},
+             "last_seen": {"value": 1704153600000}},
+            {"key": "dc2", "doc_count": 2}]}},
+        {"key": "4625", "doc_count": 2}]}},
+    {"key": "System", "doc_count": 2, "winlog.event_id": {"buckets": [{"key": 7045, "doc_count": 2}]}}]}}}
+_ES_COMPOSITE = {"aggregations": {"counts": {"after_key": {}, "buckets": [
+    {"key": {"winlog.channel": "Security", "event.code": "4624", "host.name": "dc1"}, "doc_count": 3},
+    {"key": {"winlog.channel": "Security", "event.code": "4624", "host.name": "dc2"}, "doc_count": 2},
+    {"key": {"winlog.channel": "Security", "event.code": "4625", "host.name": "dc1"}, "doc_count": 2},
+    {"key": {"winlog.channel": "System", "event.code": 7045, "host.name": "dc1"}, "doc_count": 2}]}}}
+
+
+@pytest.mark.parametrize("doc", [_ES_NESTED, _ES_COMPOSITE])
+def test_elasticsearch_aggregations(tmp_path, doc):
+    path = tmp_path / "agg.json"
+    path.write_text(json.dumps(doc))
+    sample = read_event_file(str(path))
+    assert sample.bad_rows == 0, sample.warnings
+    assert _counts(sample) == {("Security", 4624): 5, ("Security", 4625): 2, ("System", 7045): 2}
+    assert sample.seen[("Security", 4624, None)].hosts == {"dc1", "dc2"}
+
+
+def test_elasticsearch_min_max_times(tmp_path):
+    path = tmp_path / "agg.json"
+    path.write_text(json.dumps(_ES_NESTED))
+    seen = read_event_file(str(path)).seen[("Security", 4624, None)]
+    assert (seen.first.isoformat(), seen.last.isoformat()) == ("2024-01-01T00:00:00+00:00",
+                                                               "2024-01-02T00:00:00+00:00")
+
+
 def test_csv_without_count_counts_each_row_once(tmp_path):
     path = tmp_path / "raw.csv"
     path.write_text("TimeCreated,LogName,Id\n2024-01-01T00:00:00,Security,4624\n"
@@ -289,3 +323,18 @@ def test_cli_evtx_folder(cli, evtx_samples):
     events = result.json()["events"]
     assert len(events["files"]) == len(list(evtx_samples.glob("*.evtx")))
     assert events["events"] == sum(f["events"] for f in events["files"])
+
+
+@pytest.mark.parametrize("fmt, line", [
+    ("terminal", "not observed: "), ("text", "- not observed: "), ("markdown", "- Not observed: "),
+])
+def test_not_observed_in_human_reports(cli, tmp_path, fmt, line):
+    counts = tmp_path / "counts.csv"
+    counts.write_text("channel,event_id,count,first_seen,last_seen\n"
+                      "Microsoft-Windows-Sysmon/Operational,3,10,2024-01-01T00:00:00Z,2024-01-08T00:00:00Z\n"
+                      "Security,x,1,,\n")
+    result = cli(RULES, "--sysmon-config", ROOT / "samples" / "sysmon" / "partial-config.xml", "--events", counts,
+                 "-f", fmt, "--no-cache")
+    assert "Events seen" in result.stdout
+    assert line in result.stdout
+    assert "counts.csv:line3:EventID'x'" in "".join(result.stdout.split())   # the bad row's note (may wrap)
