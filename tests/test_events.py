@@ -338,3 +338,18 @@ def test_not_observed_in_human_reports(cli, tmp_path, fmt, line):
     assert "Events seen" in result.stdout
     assert line in result.stdout
     assert "counts.csv:line3:EventID'x'" in "".join(result.stdout.split())   # the bad row's note (may wrap)
+
+
+def test_hostile_values_are_escaped_in_markdown(cli, tmp_path):
+    counts = tmp_path / "counts.csv"
+    counts.write_text('channel,event_id,count\nSecurity,4688,3\nSecurity,"<img src=x> | # [a](javascript:x)",1\n')
+    result = cli(RULES, "--events", counts, "-f", "markdown", "--no-cache")
+    note = next(line for line in result.stdout.splitlines() if "note:" in line)
+    assert "<img" not in note and "&lt;img" in note
+    assert "\\](javascript" in note and "\\|" in note and " | " not in note
+
+
+def test_cli_missing_events_path_exits_2(cli, tmp_path):
+    result = cli(RULES, "--events", tmp_path / "nope.csv", "-f", "json", "--no-cache")
+    assert result.exit_code == 2
+    assert "no such file or folder" in result.stderr
