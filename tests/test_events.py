@@ -353,3 +353,14 @@ def test_cli_missing_events_path_exits_2(cli, tmp_path):
     result = cli(RULES, "--events", tmp_path / "nope.csv", "-f", "json", "--no-cache")
     assert result.exit_code == 2
     assert "no such file or folder" in result.stderr
+
+
+def test_evtx_package_missing_is_one_clear_error(tmp_path, monkeypatch):
+    import sys
+
+    path = tmp_path / "a.evtx"
+    path.write_bytes(b"ElfFile\x00" + b"\x00" * 4088)
+    monkeypatch.setitem(sys.modules, "evtx", None)
+    with pytest.raises(EventsInputError) as err:
+        read_event_file(str(path))
+    assert "needs the 'evtx' package" in err.value.reason
