@@ -123,6 +123,9 @@ def main(
                                          "(Winlogbeat/Elastic Agent YAML, Splunk inputs.conf, WEF subscription, "
                                          "Wazuh/OSSEC ossec.conf, NXLog, Fluent Bit, OpenTelemetry): are the "
                                          "needed events forwarded? Repeatable; format recognised by content."),
+    events: List[Path] = typer.Option([], "--events", metavar="FILE|DIR", help="Events really seen: .evtx files or "
+                                      "a SIEM's event-count export (CSV or JSON: channel, event_id, count[, host]"
+                                      "[, provider][, first_seen, last_seen]), or a folder of them. Repeatable."),
     role: Optional[Role] = typer.Option(None, "--role", help="The machine's role (its Windows audit defaults and "
                                         "event volumes): client, server or dc. Default: detected from the policy "
                                         "input, else client (the policy report says which)."),
@@ -170,6 +173,9 @@ def main(
     for path in [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []), *auditd_rules, *collector]:
         if not path.is_file():
             raise _die(f"{path}: no such file")
+    for path in events:
+        if not path.exists():
+            raise _die(f"{path}: no such file or folder")
     if status:
         from .rules import STATUSES
 
@@ -188,7 +194,8 @@ def main(
         use_cache=not no_cache,
         progress=_Progress(), role=role.value if role else None, plan=plan.value if plan else None,
         max_volume=max_volume.value if max_volume else None, hold_unknown_volume=hold_unknown_volume,
-        products=product, categories=category, services=service, collectors=[str(p) for p in collector])
+        products=product, categories=category, services=service, collectors=[str(p) for p in collector],
+        events=[str(p) for p in events])
     try:
         result = check(options)
     except PolicyInputError as exc:
@@ -201,7 +208,7 @@ def main(
 
     report = build(result, verbose=verbose or emit is not None)
     guard = _guard(result, paths, [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []), *auditd_rules,
-                                   *collector],
+                                   *collector, *events],
                    force)
     outputs = _write_outputs(result, report, emit, docs, guard)
     if navigator is not None:

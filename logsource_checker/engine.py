@@ -35,6 +35,7 @@ class CheckOptions:
     categories: Sequence[str] = ()
     services: Sequence[str] = ()
     collectors: Sequence[str] = ()      # --collector files (collection.py)
+    events: Sequence[str] = ()          # --events files or folders (events_read.py, observed.py)
 
 
 def load_rules(options: CheckOptions) -> LoadResult:
@@ -67,6 +68,15 @@ def read_collectors(options: CheckOptions) -> list:
     from .collectors import read_collector
 
     return [read_collector(path) for path in options.collectors]
+
+
+def read_event_samples(options: CheckOptions) -> list:
+    """Every --events file or folder, read in order (an unusable file fails the run, exit status 2)."""
+    if not options.events:
+        return []
+    from .events_read import read_events
+
+    return [sample for path in options.events for sample in read_events(path)]
 
 
 def check(options: CheckOptions) -> CheckResult:
@@ -113,6 +123,7 @@ def _check(options: CheckOptions) -> CheckResult:
     kb = load_knowledge(options)
     snapshot = read_policies(options, kb)   # bad policy input fails before the rules are read
     collectors = read_collectors(options)
+    samples = read_event_samples(options)
     loaded = load_rules(options)
     rules = loaded.rules
     before = len(rules)
@@ -141,11 +152,16 @@ def _check(options: CheckOptions) -> CheckResult:
         from .collection import apply_collection
 
         collection = apply_collection(resolution, collectors, kb)
+    events = None
+    if samples:
+        from .observed import apply_events
+
+        events = apply_events(resolution, samples, kb)
     ranked = rank_missing(resolution)
     result = CheckResult(loaded=loaded, resolution=resolution, knowledge=kb, snapshot=snapshot,
                          audit=diff.audit, ranked=ranked, filtered_out=before - len(rules), role=role,
                          max_volume=options.max_volume, hold_unknown_volume=options.hold_unknown_volume,
-                         roots=list(options.paths), collectors=collectors, collection=collection)
+                         roots=list(options.paths), collectors=collectors, collection=collection, events=events)
     result.plans = compute_plans(result, options.plan, options.max_volume, options.hold_unknown_volume)
     return result
 

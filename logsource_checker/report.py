@@ -39,6 +39,7 @@ class CheckResult:
     hold_unknown_volume: bool = False
     collectors: list = field(default_factory=list)   # collectors.CollectorConfig per --collector file
     collection: Any = None    # collection.CollectionCheck of the run (--collector), else None
+    events: Any = None        # observed.EventsCheck of the run (--events), else None
 
 
 _ls = logsource_dict
@@ -55,7 +56,7 @@ def _canonical_channels(values: tuple[str, ...], kb: Knowledge) -> list[str]:
 
 
 def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool, kb: Knowledge,
-                extra: dict[str, Any]) -> dict[str, Any]:
+                extra: dict[str, Any], observed: dict[str, Any] | None = None) -> dict[str, Any]:
     from .diff import need_status
 
     rule = res.rule
@@ -88,6 +89,8 @@ def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool, kb
         "collection_reason": res.collection_reason,
         "not_collected": res.not_collected,
     }
+    if observed is not None:
+        entry["observed"] = observed.get(rule.ref)
     if verbose:
         entry["fields"] = list(rule.fields)
         entry["needs"] = [{
@@ -144,6 +147,7 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
             "rules": list(req.rules), "alternatives": list(req.alternatives),
             "status": req.status, "reason": req.reason,
             "collected": req.collected, "collection": req.collection,
+            **({"observed": result.events.per_req.get(req.id)} if result.events is not None else {}),
             "unblinds": ranked.unblinds if ranked else None,
             "unblinds_high_critical": ranked.unblinds_high_critical if ranked else None,
         })
@@ -199,7 +203,9 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
         "errors": [{"path": e.path, "line": e.line, "message": e.message} for e in loaded.errors],
         "logsources": logsources,
         "rule_roots": [str(p) for p in result.roots],
-        "rules": [_rule_entry(res, statuses, verbose, kb, extra) for res, extra in zip(resolution.rules, extras)],
+        "rules": [_rule_entry(res, statuses, verbose, kb, extra,
+                              result.events.per_rule if result.events is not None else None)
+                  for res, extra in zip(resolution.rules, extras)],
         "requirements": requirements,
         "unmapped": {"logsources": unmapped_ls, "event_ids": unmapped_events},
         "other_documents": [{"path": o.path, "document": o.document, "kind": o.kind, "id": o.id,
@@ -209,6 +215,9 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
         "policy": _policy(result),
         "collectors": _collectors(result),
     }
+    if result.events is not None:   # --events: the samples read, their warnings, the not_observed requirements
+        report["events"] = result.events.summary()
+        summary["requirements_not_observed"] = len(result.events.not_observed)
     if report["policy"] is not None:
         report["policy"]["collectors"] = report["collectors"]
     return report

@@ -68,6 +68,7 @@ def print_report(report: dict[str, Any], console: Any, verbose: bool = False) ->
     _undecided(report, console)
     _policy(report, console, verbose)
     _print_collection(report, console)
+    _print_events(report, console)
     _unmapped(report, console, roots)
     if verbose:
         _logsources(report, console)
@@ -134,6 +135,25 @@ def _print_collection(report: dict[str, Any], console: Any) -> None:
             at = f" ({where.get('file')}, {where.get('stanza')})" if where.get("stanza") else ""
             console.print(Text("  not collected: ", style="yellow") + _t(
                 f"{req['name']} [{req['kind']}, {req['status']}, {len(req['rules'])} rules]: {where.get('reason')}{at}"))
+
+
+def _print_events(report: dict[str, Any], console: Any) -> None:
+    """--events: the samples read, their warnings, and the met requirements never seen (not_observed)."""
+    from rich.text import Text
+
+    events = report.get("events")
+    if not events:
+        return
+    console.print(Text("Events seen", style="bold"))
+    console.print(_t(f"  {events['events']} events in {len(events['files'])} files, covering "
+                     f"{events['span_hours']} hours ({events['first']} to {events['last']})"))
+    for note in events["warnings"][:5]:
+        console.print(_t(f"    note: {note}"))
+    for req in report["requirements"]:
+        seen = req.get("observed") or {}
+        if seen.get("flag") == "not_observed" and req["rules"]:
+            console.print(Text("  not observed: ", style="yellow") + _t(
+                f"{req['name']} [{req['kind']}, {len(req['rules'])} rules]: {seen['reason']}"))
 
 
 def _volume(volume: str | None):
