@@ -159,7 +159,12 @@ def _canonical(value: Any, paths: tuple[str, ...]) -> Any:
         return value
     if value is None or isinstance(value, (bool, int, float)):
         return value
-    return repr(value)
+    if hasattr(value, "__dict__"):   # plain objects (collector filters): their type and attributes
+        return [type(value).__name__, _canonical(vars(value), paths)]
+    slots = [name for cls in type(value).__mro__ for name in getattr(cls, "__slots__", ())]
+    if slots:
+        return [type(value).__name__, {name: _canonical(getattr(value, name, None), paths) for name in slots}]
+    return repr(value)   # unknown: distinct objects never share a group by accident (at worst, less sharing)
 
 
 def fingerprint(snapshot: Any, collectors: list, role: Any, paths: Iterable[str]) -> str:
