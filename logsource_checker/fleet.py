@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -67,13 +68,16 @@ def _kind_of(path: Path) -> str | None:
     """The input kind of a file in a host folder: a kind (or alias) as a part of its name, else its extension,
     else its content (a Sysmon configuration's root element; audit rules' -a/-w lines)."""
     parts = path.name.casefold().split(".")
-    for part in parts[:-1] if len(parts) > 1 else parts:
-        kind = part if part in KINDS else _ALIASES.get(part)
-        if kind:
-            return kind
+    words = [w for part in (parts[:-1] if len(parts) > 1 else parts) for w in re.split(r"[-_ ]+", part) if w]
+    kinds = [w for w in words if w in KINDS]
+    if kinds:
+        return kinds[-1]
     ext = path.suffix.casefold()
     if ext in _BY_EXTENSION:
         return _BY_EXTENSION[ext]
+    aliases = [_ALIASES[w] for w in words if w in _ALIASES]
+    if aliases:
+        return aliases[-1]
     try:
         with open(path, "rb") as handle:
             head = handle.read(4096)
@@ -106,7 +110,12 @@ def discover(folder: Path) -> tuple[list[HostInputs], list[str]]:
             continue
         if entry.is_dir():
             host = hosts.setdefault(entry.name, HostInputs(entry.name))
-            for item in sorted(entry.iterdir(), key=lambda p: p.name):
+            try:
+                items = sorted(entry.iterdir(), key=lambda p: p.name)
+            except OSError as exc:
+                host.errors.append(f"{entry}: cannot list the folder: {exc.strerror or exc}")
+                continue
+            for item in items:
                 if item.name.startswith("."):
                     continue
                 kind = _kind_of(item) if item.is_file() else None

@@ -97,6 +97,8 @@ def verdict(report: dict, fail_on: str) -> tuple[int, str]:
     problems = [f"{n} {label}" for n, label in ((s["hosts_not_read"], "hosts not read"),
                                                 (len(report["errors"]), "files in the fleet folder not used"),
                                                 (s["rule_errors"], "rule file errors")) if n]
+    if not s["hosts"]:
+        problems.append("no host in the fleet folder (README, A whole fleet)")
     if fail_on == "never":
         return 0, "the run completed (--fail-on never)" + (f"; listed: {', '.join(problems)}" if problems else "")
     if problems:

@@ -68,12 +68,13 @@ def _single(options: engine.CheckOptions):
             [(r.requirement.id, r.rules, r.unblinds, r.unblinds_high_critical) for r in result.ranked])
 
 
-def _base() -> engine.CheckOptions:
-    return engine.CheckOptions(paths=[str(RULES)], use_cache=False)
+def _base(role: str | None = None) -> engine.CheckOptions:
+    return engine.CheckOptions(paths=[str(RULES)], use_cache=False, role=role)
 
 
-def test_groups_equal_single_runs(hosts: Path) -> None:
-    result = fleet.run(_base(), hosts)
+@pytest.mark.parametrize("role", [None, "server"])
+def test_groups_equal_single_runs(hosts: Path, role: str | None) -> None:
+    result = fleet.run(_base(role), hosts)
     by_name = {h["name"]: h for h in result.hosts}
     groups = {g.id: g for g in result.groups}
     found, _ = fleet.discover(hosts)
@@ -82,12 +83,12 @@ def test_groups_equal_single_runs(hosts: Path) -> None:
         row = by_name[host.name]
         if row["group"] is None:
             continue
-        coverage, statuses, role, ranked = _single(fleet.host_options(_base(), host))
+        coverage, statuses, single_role, ranked = _single(fleet.host_options(_base(role), host))
         group = groups[row["group"]]
         assert group.coverage == coverage, host.name
         assert [(r.requirement.id, r.rules, r.unblinds, r.unblinds_high_critical) for r in group.ranked] == ranked
         assert group.statuses == statuses, host.name
-        assert group.role.role == role == row["role"], host.name
+        assert group.role.role == single_role == row["role"] == (role or single_role), host.name
         checked += 1
     assert checked == len(result.hosts) - 1   # all but broken1
     assert all(g.snapshot is None and g.collectors == [] for g in result.groups)   # only verdicts are kept
@@ -170,6 +171,10 @@ def test_flat_names(name: str, expected: tuple[str, str] | None) -> None:
     ("winlogbeat.yml", "winlogbeat.event_logs: []\n", "collector"),
     ("GptTmpl.inf", "[Unicode]\n", "gpresult"),
     ("notes.txt", "hello\n", None),
+    ("sysmon-config.xml", "<?xml version='1.0'?>\n<!-- no root element yet -->", "sysmon"),   # by name
+    ("ws1_gpresult_2024.xml", "<Sysmon/>", "gpresult"),            # the name decides over the content
+    ("my-audit-rules.rules", "-w /etc/passwd -p wa\n", "auditd"),   # the extension over the 'audit' alias
+    ("gpo-backup.xml", "<x/>", "gpresult"),
 ])
 def test_kind_in_host_folder(tmp_path: Path, name: str, content: str, kind: str | None) -> None:
     path = tmp_path / name
@@ -280,5 +285,27 @@ def test_fleet_refuses_single_host_options(cli, hosts: Path, extra: list[str]) -
     assert result.exit_code == 2
 
 
+def test_empty_fleet_folder_fails(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    (tmp_path / "hosts").mkdir()
+    result = cli(RULES, "--fleet", tmp_path / "hosts", "-f", "json", "--no-cache")
+    assert result.exit_code == 1
+    assert result.json()["fleet"]["summary"]["hosts"] == 0
+
+
 def test_fleet_csv_needs_fleet(cli, tmp_path: Path) -> None:  # noqa: ANN001
     assert cli(RULES, "--fleet-csv", tmp_path / "csv").exit_code == 2
+
+
+def test_fingerprints_stable_across_processes(hosts: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    seen = []
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        done = subprocess.run([sys.executable, "-m", "logsource_checker", str(RULES), "--fleet", str(hosts),
+                               "-f", "json", "--no-cache"], capture_output=True, text=True, env=env, check=False)
+        seen.append([(g["hosts"], g["fingerprint"]) for g in json.loads(done.stdout)["fleet"]["groups"]])
+    assert seen[0] == seen[1] and len(seen[0]) > 5
