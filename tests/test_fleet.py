@@ -309,3 +309,11 @@ def test_fingerprints_stable_across_processes(hosts: Path) -> None:
                                "-f", "json", "--no-cache"], capture_output=True, text=True, env=env, check=False)
         seen.append([(g["hosts"], g["fingerprint"]) for g in json.loads(done.stdout)["fleet"]["groups"]])
     assert seen[0] == seen[1] and len(seen[0]) > 5
+
+
+def test_markdown_escapes_host_names(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    root = tmp_path / "hosts"
+    _put(GPRESULT / "advanced-audit.xml", root / "a|b<script>" / "gpresult.xml")
+    result = cli(RULES, "--fleet", root, "-f", "markdown", "--no-cache")
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| G1 |"))
+    assert "<script>" not in result.stdout and row.count(" | ") == 8 - 1 and "a\\|b" in row
