@@ -30,7 +30,9 @@ _ALIASES = {"audit": "auditpol", "gporeport": "gpresult", "gpo": "gpresult", "rs
 _BY_EXTENSION = {".csv": "auditpol", ".inf": "gpresult", ".pol": "gpresult", ".rules": "auditd",
                  ".yml": "collector", ".yaml": "collector", ".conf": "collector"}
 COVERAGES = ("usable", "partial", "blind", "unknown", "not_checked")
-_NOT_SETTINGS = frozenset({"warnings", "conflicts", "role", "role_reason"})   # reports about the inputs, not policy
+# reports about the inputs, not policy; and what shows the role (its decision is part of the key instead: a host's
+# own security groups and OU would otherwise split hosts with the same policy)
+_NOT_SETTINGS = frozenset({"warnings", "conflicts", "role", "role_reason", "role_evidence"})
 
 
 @dataclass
@@ -148,7 +150,7 @@ def host_options(base: engine.CheckOptions, host: HostInputs) -> engine.CheckOpt
 
 # --------------------------------------------------------------------------- the fingerprint
 
-def _canonical(value: Any, paths: tuple[str, ...]) -> Any:
+def _canonical(value: Any, paths: tuple[tuple[str, str], ...]) -> Any:
     """A JSON-able form of a snapshot part with every input path replaced (so hosts with the same settings in
     differently named files match)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -162,9 +164,9 @@ def _canonical(value: Any, paths: tuple[str, ...]) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(json.dumps(_canonical(v, paths), sort_keys=True) for v in value)
     if isinstance(value, str):
-        for index, path in enumerate(paths):
+        for path, label in paths:
             if path in value:
-                value = value.replace(path, f"<input {index}>")
+                value = value.replace(path, label)
         return value
     if value is None or isinstance(value, (bool, int, float)):
         return value
@@ -176,11 +178,12 @@ def _canonical(value: Any, paths: tuple[str, ...]) -> Any:
     return repr(value)   # unknown: distinct objects never share a group by accident (at worst, less sharing)
 
 
-def fingerprint(snapshot: Any, collectors: list, role: Any, paths: Iterable[str]) -> str:
-    """A stable hash of what decides a host's verdicts: the merged policy's settings (source paths and
-    warnings left out), the collectors' settings, and the role decided."""
-    # the longest first, so a path containing another is replaced whole; by file name order within a kind
-    ordered = tuple(sorted(set(paths), key=len, reverse=True))
+def fingerprint(snapshot: Any, collectors: list, role: Any, paths: Iterable[tuple[str, str]]) -> str:
+    """A stable hash of what decides a host's verdicts: the merged policy's settings (source paths, warnings and
+    role evidence left out), the collectors' settings, and the role decided. ``paths``: (path, label) of each
+    input; a path is replaced by its label (its kind and place among the host's inputs of that kind)."""
+    # the longest first, so a path containing another is replaced whole
+    ordered = tuple(sorted(dict(paths).items(), key=lambda item: len(item[0]), reverse=True))
     canon = [_canonical(snapshot, ordered), [_canonical(c, ordered) for c in collectors], role.role, role.known]
     return hashlib.sha256(json.dumps(canon, sort_keys=True, default=repr).encode("utf-8")).hexdigest()[:16]
 
@@ -208,8 +211,8 @@ def read_host(options: engine.CheckOptions, kb: Any) -> tuple[Any, list, Any]:
     return snapshot, collectors, decide_role(snapshot, kb, options.role)
 
 
-def _host_paths(host: HostInputs) -> list[str]:
-    return [path for kind in KINDS for path in host.files[kind]]
+def _host_paths(host: HostInputs) -> list[tuple[str, str]]:
+    return [(path, f"<{kind} {n}>") for kind in KINDS for n, path in enumerate(host.files[kind])]
 
 
 def group_hosts(hosts: list[HostInputs], base: engine.CheckOptions, kb: Any) -> tuple[list[dict], list[Group]]:

@@ -216,6 +216,25 @@ def test_fingerprint_ignores_paths_not_settings(tmp_path: Path) -> None:
     assert prints[0] == prints[1] != prints[2]
 
 
+def test_same_policy_other_security_groups_same_group(hosts: Path) -> None:
+    """A host's own security groups (role evidence) do not split a group while the role decided is the same;
+    file names of other lengths neither."""
+    dc1 = hosts / "dc1" / "gpresult.xml"
+    if not dc1.is_file():
+        pytest.skip("the corpus policy samples are not present")
+    text = dc1.read_bytes()
+    sid, other = "-3530825558-1001".encode("utf-16-le"), "-3530825558-1107".encode("utf-16-le")   # a UTF-16 export
+    assert sid in text
+    (hosts / "dc3").mkdir()
+    (hosts / "dc3" / "a-much-longer-gpresult-file-name.xml").write_bytes(text.replace(sid, other))
+    _put(SAMPLES / "sysmon" / "partial-config.xml", hosts / "dc3" / "s.sysmon.xml")
+    _put(SAMPLES / "sysmon" / "partial-config.xml", hosts / "dc1" / "sysmon-config-of-dc1.xml")
+    result = fleet.run(_base(), hosts)
+    groups = _group_of(result)
+    assert groups["dc3"] == groups["dc1"] != groups["dc2"]
+    assert next(h for h in result.hosts if h["name"] == "dc3")["role"] == "dc"
+
+
 def _copy(source: Path, target: Path) -> Path:
     _put(source, target)
     return target
