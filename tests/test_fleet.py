@@ -311,6 +311,19 @@ def test_empty_fleet_folder_fails(cli, tmp_path: Path) -> None:  # noqa: ANN001
     assert result.json()["fleet"]["summary"]["hosts"] == 0
 
 
+def test_fleet_must_be_a_folder(cli) -> None:  # noqa: ANN001
+    assert cli(RULES, "--fleet", GPRESULT / "advanced-audit.xml").exit_code == 2
+
+
+def test_flat_files_join_the_host_folder(tmp_path: Path) -> None:
+    root = tmp_path / "hosts"
+    _put(GPRESULT / "advanced-audit.xml", root / "web01" / "gpresult.xml")
+    _put(SAMPLES / "sysmon" / "partial-config.xml", root / "web01.sysmon.xml")
+    found, errors = fleet.discover(root)
+    assert errors == [] and [h.name for h in found] == ["web01"]
+    assert [len(found[0].files[k]) for k in ("gpresult", "sysmon")] == [1, 1]
+
+
 def test_fleet_csv_needs_fleet(cli, tmp_path: Path) -> None:  # noqa: ANN001
     assert cli(RULES, "--fleet-csv", tmp_path / "csv").exit_code == 2
 
