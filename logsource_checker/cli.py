@@ -126,6 +126,12 @@ def main(
     events: List[Path] = typer.Option([], "--events", metavar="FILE|DIR", help="Events really seen: .evtx files or "
                                       "a SIEM's event-count export (CSV or JSON: channel, event_id, count[, host]"
                                       "[, provider][, first_seen, last_seen]), or a folder of them. Repeatable."),
+    fleet: Optional[Path] = typer.Option(None, "--fleet", metavar="DIR", help="A whole fleet: one folder per host "
+                                         "(its name is the host name) holding its inputs, or HOST.<kind>.<ext> files "
+                                         "(kind: gpresult, auditpol, sysmon, collector, auditd); hosts with the same "
+                                         "effective policy are assessed once (README, A whole fleet)."),
+    fleet_csv: Optional[Path] = typer.Option(None, "--fleet-csv", metavar="DIR", help="With --fleet: write the host x "
+                                             "requirement and host x rule CSV matrices into this folder."),
     role: Optional[Role] = typer.Option(None, "--role", help="The machine's role (its Windows audit defaults and "
                                         "event volumes): client, server or dc. Default: detected from the policy "
                                         "input, else client (the policy report says which)."),
@@ -183,6 +189,9 @@ def main(
             if value.lower() not in STATUSES:
                 raise _die(f"--status {value!r}: choose from {', '.join(STATUSES)}")
 
+    if fleet is not None or fleet_csv is not None:
+        _fleet_checks(fleet, fmt.value, [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []),
+                                         *auditd_rules, *collector, *events, emit, docs, navigator])
     with paused_gc():
         from .engine import CheckOptions, KnowledgeError, check
         from .policy.model import PolicyInputError
@@ -197,6 +206,12 @@ def main(
         products=product, categories=category, services=service, collectors=[str(p) for p in collector],
         events=[str(p) for p in events])
     try:
+        if fleet is not None:
+            from .fleet_report import run_cli
+
+            code, reason = run_cli(options, fleet, fmt.value, output, fleet_csv, fail_on.value, force)
+            sys.stderr.write(f"Verdict: exit {code}, {reason}\n")
+            raise typer.Exit(code)
         result = check(options)
     except PolicyInputError as exc:
         raise _die(f"{exc.path}: {exc.reason}")
@@ -229,6 +244,19 @@ def main(
                                report_file=str(output) if output else None, code=code, reason=reason)
         (sys.stderr if asked and output is None else sys.stdout).write(text)
     raise typer.Exit(code)
+
+
+def _fleet_checks(fleet: Optional[Path], fmt: str, single: list) -> None:
+    """--fleet reads each host's inputs from its folder: no per-run policy input or output folder beside it."""
+    if fleet is None:
+        raise _die("--fleet-csv needs --fleet")
+    if not fleet.is_dir():
+        raise _die(f"{fleet}: no such folder")
+    if any(item is not None for item in single):
+        raise _die("--fleet takes each host's inputs from its folder: give no --gpresult, --auditpol, --sysmon-config, "
+                   "--auditd-rules, --collector, --events, --emit, --docs or --navigator with it")
+    if fmt == "sarif":
+        raise _die("--fleet reports as terminal, text, markdown or json")
 
 
 def _warn_unmatched_filters(result, filters) -> None:  # noqa: ANN001
