@@ -22,20 +22,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import __version__, auditd_data, object_data, rules
+from . import __version__, auditd_data, object_data
 from ._cache import cache_dir, conforms, read_trusted_pickle, write_pickle_atomically
 from .auditd_data import AuditdData
 from .object_data import ObjectAccess, ObjectClass, ObjectProducer, SaclKind  # noqa: F401 (re-exported)
+from .rules import yaml_read
 
 _Loader: Any = None
 
 
 def _yaml() -> Any:
-    """PyYAML, with ``_Loader`` (its fastest safe loader, the rule loader's ``rules._Loader``) set; imported
+    """PyYAML, with ``_Loader`` (its fastest safe loader, ``yaml_read.pyyaml_safe_loader``) set; imported
     on first use (not needed on a cache hit)."""
     global _Loader
-    yaml = rules._pyyaml()
-    _Loader = rules._Loader
+    yaml, _Loader = yaml_read.pyyaml_safe_loader()
     return yaml
 
 GUID_RE = re.compile(r"^\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\}$")
@@ -297,12 +297,12 @@ def _read_yaml(path: Path) -> Any:
 
 def _read_yaml_fast(text: str) -> dict[str, Any] | None:
     """The mapping PyYAML would read from ``text``, parsed by yaml_rs (several times faster), or None
-    (then PyYAML reads the text, and words any error): ``rules.load_mapping_like_pyyaml`` with every key
+    (then PyYAML reads the text, and words any error): ``yaml_read.load_mapping_like_pyyaml`` with every key
     and value checked, which tests/test_speed_invariants.py checks on the guide data. An empty text or
     one with a byte-order mark goes to PyYAML."""
     if not text or "\ufeff" in text:
         return None
-    return rules.load_mapping_like_pyyaml(text, check_all_keys=True)
+    return yaml_read.load_mapping_like_pyyaml(text, check_all_keys=True)
 
 
 def _opt_str(value: Any) -> str | None:
@@ -384,13 +384,13 @@ def _kb_cache_path(base: Path) -> str:
 
 def _kb_cache_key(base: Path, files: tuple[list[Path], list[Path], list[Path]]) -> tuple[Any, ...] | None:
     """What the cached Knowledge depends on: every data file's path, size, times and inode, plus this
-    module's source and rules.py (whose proof decides which texts yaml_rs reads), the installed YAML
-    parsers (``rules.parser_fingerprint``), the package version and the Python version. None when a
+    module's source and rules/yaml_read.py (whose proof decides which texts yaml_rs reads), the installed
+    YAML parsers (``yaml_read.parser_fingerprint``), the package version and the Python version. None when a
     file cannot be stat'ed (then no cache is used)."""
     mappings = base / "mappings"
     paths = [mappings / "auditpol.yaml", mappings / "sysmon.yaml", mappings / "object_access.yaml",
              mappings / "event_fields.yaml", mappings / "auditd.yaml", Path(__file__), Path(object_data.__file__),
-             Path(auditd_data.__file__), Path(rules.__file__),
+             Path(auditd_data.__file__), Path(yaml_read.__file__),
              *files[0], *files[1], *files[2]]
     entries = []
     try:
@@ -403,7 +403,7 @@ def _kb_cache_key(base: Path, files: tuple[list[Path], list[Path], list[Path]]) 
             entries.append((str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
     except OSError:
         return None
-    return (KB_CACHE_FORMAT, __version__, sys.version_info[:2], rules.parser_fingerprint(), os.path.abspath(base),
+    return (KB_CACHE_FORMAT, __version__, sys.version_info[:2], yaml_read.parser_fingerprint(), os.path.abspath(base),
             tuple(entries))
 
 
