@@ -1,14 +1,17 @@
 """``validate``: every schema problem in the loaded guide data and mappings, one line each (the schema is
 docs/DATA.md). Used by the data tests and by ``engine.load_knowledge`` (a cached ``Knowledge`` it finds
-fault with is rebuilt); ``knowledge.validate`` calls it."""
+fault with is rebuilt); re-exported as ``knowledge.validate``."""
 from __future__ import annotations
 
 import re
 
 from . import auditd_data, object_data
-from .knowledge import (DEFAULTS, GUID_RE, ROLES, SAFE_CHANNEL_RE, SAFE_ELEMENT_RE, SAFE_FIELD_RE, SAFE_REGISTRY_RE,
-                        SYSMON_UNMENTIONED, UUID_RE, VOLUMES, Knowledge, RegistryPolicy, RequirementSpec,
-                        _sysmon_condition_problems)
+from typing import Any
+
+from .knowledge_model import (DEFAULTS, GUID_RE, ROLES, SAFE_CHANNEL_RE, SAFE_ELEMENT_RE, SAFE_FIELD_RE,
+                              SAFE_REGISTRY_RE, SYSMON_UNMENTIONED, UUID_RE, VOLUMES, Knowledge, RegistryPolicy,
+                              RequirementSpec)
+from .object_data import _as_list
 
 
 def validate(kb: Knowledge) -> list[str]:
@@ -210,3 +213,25 @@ def _spec_problems(kb: Knowledge, spec: RequirementSpec) -> list[str]:
             return ["external requirement needs name, how and an https reference"]
     return []
 
+
+_SAFE_CONDITION_RE = re.compile(r"^[a-z]+( [a-z]+)*$")
+
+
+def _sysmon_condition_problems(meta: dict[str, Any]) -> list[str]:
+    """The modifier -> condition table of mappings/sysmon.yaml names only conditions Sysmon accepts."""
+    known = set(_as_list(meta.get("conditions")))
+    problems = [f"sysmon condition {c!r} is not a plain name" for c in sorted(map(str, known))
+                if not _SAFE_CONDITION_RE.match(c)]
+    table = meta.get("filter_conditions") or {}
+    if not isinstance(table, dict) or "equals" not in table:
+        return problems + ["sysmon filter_conditions: missing, or no 'equals' entry"]
+    for modifier, forms in table.items():
+        if not isinstance(forms, dict) or not forms.get("one"):
+            problems.append(f"sysmon filter_conditions {modifier}: needs at least a 'one' condition")
+            continue
+        for form, condition in forms.items():
+            if form not in ("one", "any", "all"):
+                problems.append(f"sysmon filter_conditions {modifier}: unknown form {form!r}")
+            elif condition is not None and condition not in known:
+                problems.append(f"sysmon filter_conditions {modifier}.{form}: {condition!r} is not a Sysmon condition")
+    return problems
