@@ -10,6 +10,7 @@ from .model import LoadError
 #: Files larger than this are refused without being read (see README, "Bad input").
 MAX_RULE_FILE_BYTES = 5 * 1024 * 1024
 RULE_SUFFIXES = (".yml", ".yaml")
+NOT_REGULAR = "not a regular file (device, pipe or socket); not read"
 
 
 def display_path(path: str) -> str:
@@ -33,11 +34,14 @@ def iter_rule_files_stat(paths: Iterable[str], errors: list[LoadError]) -> Itera
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
 
+    def fail(path: str, message: str) -> None:
+        errors.append(LoadError(display_path(path), None, message))
+
     def walk(directory: str) -> Iterator[tuple[str, os.stat_result]]:
         try:
             st = os.stat(directory)
         except OSError as exc:
-            errors.append(LoadError(display_path(directory), None, f"cannot read folder: {exc.strerror or exc}"))
+            fail(directory, _cannot_read("folder", exc))
             return
         ident = (st.st_dev, st.st_ino)
         if ident in seen_dirs:
@@ -47,7 +51,7 @@ def iter_rule_files_stat(paths: Iterable[str], errors: list[LoadError]) -> Itera
             with os.scandir(directory) as it:
                 entries = sorted(it, key=_entry_name)
         except OSError as exc:
-            errors.append(LoadError(display_path(directory), None, f"cannot read folder: {exc.strerror or exc}"))
+            fail(directory, _cannot_read("folder", exc))
             return
         for entry in entries:
             try:
@@ -65,10 +69,10 @@ def iter_rule_files_stat(paths: Iterable[str], errors: list[LoadError]) -> Itera
         try:
             st = os.stat(path)
         except OSError as exc:
-            errors.append(LoadError(display_path(path), None, f"cannot read file: {exc.strerror or exc}"))
+            fail(path, _cannot_read("file", exc))
             return
         if not stat.S_ISREG(st.st_mode):
-            errors.append(LoadError(display_path(path), None, "not a regular file (device, pipe or socket); not read"))
+            fail(path, NOT_REGULAR)
             return
         ident = (st.st_dev, st.st_ino)
         if ident in seen_files:
@@ -81,6 +85,10 @@ def iter_rule_files_stat(paths: Iterable[str], errors: list[LoadError]) -> Itera
             yield from walk(path)
         else:
             yield from one_file(path)
+
+
+def _cannot_read(what: str, exc: OSError) -> str:
+    return f"cannot read {what}: {exc.strerror or exc}"
 
 
 def _entry_name(entry: os.DirEntry) -> str:  # type: ignore[type-arg]
@@ -106,14 +114,14 @@ def read_text(path: str, size: int | None = None) -> str:
         try:
             size = os.path.getsize(path)
         except OSError as exc:
-            raise ValueError(f"cannot read file: {exc.strerror or exc}") from None
+            raise ValueError(_cannot_read("file", exc)) from None
     if size > MAX_RULE_FILE_BYTES:
         raise ValueError(f"file is {size} bytes, over the {MAX_RULE_FILE_BYTES} byte limit; not read")
     try:
         with open(path, "rb", buffering=0, opener=_open_nonblocking) as handle:
             st = os.fstat(handle.fileno())
             if not stat.S_ISREG(st.st_mode):
-                raise ValueError("not a regular file (device, pipe or socket); not read")
+                raise ValueError(NOT_REGULAR)
             # one read of the whole file (its size + 1 shows growth), then on to the end, never past the limit
             want = min(st.st_size, MAX_RULE_FILE_BYTES) + 1
             chunks: list[bytes] = []
@@ -126,7 +134,7 @@ def read_text(path: str, size: int | None = None) -> str:
                 total += len(chunk)
                 want = min(MAX_RULE_FILE_BYTES + 1 - total, 1 << 16)
     except OSError as exc:
-        raise ValueError(f"cannot read file: {exc.strerror or exc}") from None
+        raise ValueError(_cannot_read("file", exc)) from None
     if total > MAX_RULE_FILE_BYTES:
         raise ValueError(f"file is over the {MAX_RULE_FILE_BYTES} byte limit; not read")
     return decode_rule_bytes(chunks[0] if len(chunks) == 1 else b"".join(chunks))
