@@ -6,10 +6,11 @@ checks the data against the schema in docs/DATA.md.
 
 Parsing the ~130 data files takes tens of milliseconds, so the loaded ``Knowledge`` is kept in the
 user's cache directory (next to the rule cache) and reused only while every data file, the set of
-data files, this module and knowledge_model.py, the package version and the Python version are all unchanged. The cache is
-safe to delete; a corrupt one, one from another version or one not owned by the user is ignored, and
-so is one whose content does not have the shape of ``Knowledge`` (``_cache.conforms``) or that
-``validate`` finds fault with (``load(..., refresh=True)``, see engine.load_knowledge): it is rebuilt.
+data files, this module and knowledge_model.py, the package version and the Python version are all
+unchanged. The cache is safe to delete; a corrupt one, one from another version or one not owned by the
+user is ignored, and so is one whose content does not have the shape of ``Knowledge``
+(``_cache.conforms``) or that ``validate`` finds fault with (``load(..., refresh=True)``, see
+engine.load_knowledge): it is rebuilt.
 """
 from __future__ import annotations
 

@@ -5,6 +5,10 @@ rule collections (``action: global`` / ``reset`` / ``repeat``), recognises corre
 documents, and extracts what the resolver needs: the log source, every EventID, the ``Channel`` and
 ``Provider_Name`` values and the field names used in the detection. One bad file never stops the
 rest: it becomes a ``LoadError`` with its path, the line where known and a one-line reason.
+
+One module per job: ``model`` (the records), ``walk`` (finding and reading files), ``yaml_read``
+(PyYAML, the yaml_rs fast path and its proof), ``extract`` (documents -> rules), ``cache`` (packing for
+the rule cache). This module ties them together (``load_file``) and re-exports their public names.
 """
 from __future__ import annotations
 
