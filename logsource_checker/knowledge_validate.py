@@ -17,6 +17,17 @@ from .object_data import _as_list
 def validate(kb: Knowledge) -> list[str]:
     """Every schema problem in the data, one line each (empty when the data is sound)."""
     problems = list(kb.problems) + auditd_data.auditd_problems(kb.auditd)
+    problems += _audit_problems(kb)
+    problems += _registry_problems(kb)
+    problems += _channel_problems(kb)
+    problems += _sysmon_problems(kb)
+    problems += _guide_problems(kb)
+    return problems
+
+
+def _audit_problems(kb: Knowledge) -> list[str]:
+    """Audit categories, subcategories and their events, roles, object access, special events."""
+    problems: list[str] = []
     guid_seen: dict[str, str] = {}
     for cat in kb.categories.values():
         if not GUID_RE.match(cat.guid):
@@ -79,6 +90,12 @@ def validate(kb: Knowledge) -> list[str]:
     for special in list(kb.always_logged.values()) + list(kb.legacy_events.values()):
         if not (special.reference or "").startswith("https://"):
             problems.append(f"event {special.id}: no https reference")
+    return problems
+
+
+def _registry_problems(kb: Knowledge) -> list[str]:
+    """Registry policies: references, volumes, deferrals, keys and values safe in registry.reg."""
+    problems: list[str] = []
     for pol in kb.registry_policies.values():
         if not pol.reference.startswith("https://"):
             problems.append(f"registry policy {pol.id}: no https reference")
@@ -99,6 +116,12 @@ def validate(kb: Knowledge) -> list[str]:
             for text in (reg.key, reg.value, str(reg.data)):
                 if not SAFE_REGISTRY_RE.match(text):
                     problems.append(f"registry policy {pol.id}: {text!r} has a character unsafe in registry.reg")
+    return problems
+
+
+def _channel_problems(kb: Knowledge) -> list[str]:
+    """Channels and their aliases: references, GUIDs, names safe in a wevtutil command."""
+    problems: list[str] = []
     for ch in kb.channels.values():
         if not (ch.reference or "").startswith("https://"):
             problems.append(f"channel {ch.name}: no https reference")
@@ -115,6 +138,12 @@ def validate(kb: Knowledge) -> list[str]:
                 problems.append(f"channel {ch.name}: alias {alias!r} cites no https reference")
             if not SAFE_CHANNEL_RE.match(alias):
                 problems.append(f"channel {ch.name}: alias {alias!r} has a character unsafe in a wevtutil command")
+    return problems
+
+
+def _sysmon_problems(kb: Knowledge) -> list[str]:
+    """Sysmon events (elements, fields, blocking, when unmentioned) and the condition table."""
+    problems: list[str] = []
     for ev in kb.sysmon_events.values():
         if ev.filterable and not ev.element:
             problems.append(f"sysmon event {ev.id}: filterable but no element")
@@ -129,6 +158,12 @@ def validate(kb: Knowledge) -> list[str]:
             problems.append(f"sysmon event {ev.id}: when_unmentioned must be one of {', '.join(SYSMON_UNMENTIONED)}"
                             " with an unmentioned_basis")
     problems.extend(_sysmon_condition_problems(kb.sysmon_meta))
+    return problems
+
+
+def _guide_problems(kb: Knowledge) -> list[str]:
+    """Guides: ids, log sources, description, volume, references, sources, requirement specs."""
+    problems: list[str] = []
     ids_seen: dict[str, str] = {}
     for guide in kb.guides:
         where = guide.path
