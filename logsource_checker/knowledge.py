@@ -1,60 +1,48 @@
 """Loads the guide data (``guides/``) and the mappings (``mappings/``) into typed records.
 
 The data files are the single source of truth: this module holds no GUID, event ID or channel
-name. ``validate`` checks the data against the schema in docs/DATA.md (used by the data tests).
+name. The records are defined in knowledge_model.py; ``validate`` (knowledge_validate.py, re-exported here)
+checks the data against the schema in docs/DATA.md.
 
 Parsing the ~130 data files takes tens of milliseconds, so the loaded ``Knowledge`` is kept in the
 user's cache directory (next to the rule cache) and reused only while every data file, the set of
-data files, this module, the package version and the Python version are all unchanged. The cache is
-safe to delete; a corrupt one, one from another version or one not owned by the user is ignored, and
-so is one whose content does not have the shape of ``Knowledge`` (``_cache.conforms``) or that
-``validate`` finds fault with (``load(..., refresh=True)``, see engine.load_knowledge): it is rebuilt.
+data files, this module and knowledge_model.py, the package version and the Python version are all
+unchanged. The cache is safe to delete; a corrupt one, one from another version or one not owned by the
+user is ignored, and so is one whose content does not have the shape of ``Knowledge``
+(``_cache.conforms``) or that ``validate`` finds fault with (``load(..., refresh=True)``, see
+engine.load_knowledge): it is rebuilt.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import os
-import re
 import sys
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import __version__, auditd_data, object_data, rules
+from . import __version__, auditd_data, knowledge_model, object_data
 from ._cache import cache_dir, conforms, read_trusted_pickle, write_pickle_atomically
-from .auditd_data import AuditdData
 from .object_data import ObjectAccess, ObjectClass, ObjectProducer, SaclKind  # noqa: F401 (re-exported)
+from .object_data import _as_list, _opt_str
+from .knowledge_model import (  # noqa: F401 (re-exported: the records are imported from here)
+    GUID_RE, UUID_RE, SAFE_CHANNEL_RE, SAFE_REGISTRY_RE, SAFE_ELEMENT_RE, SAFE_FIELD_RE, VOLUMES, DEFAULTS, ROLES,
+    SYSMON_UNMENTIONED, REQUIREMENT_KEYS, LogSourceKey, AuditEvent, AuditSubcategory, AuditCategory, SpecialEvent,
+    RegistryValueSpec, PolicyDeferral, RegistryPolicy, Channel, SysmonEvent, RequirementSpec, Alternative,
+    GuideEvent, Guide, Knowledge)
+from .knowledge_validate import validate  # noqa: F401 (re-exported: knowledge.validate)
+from .rules import yaml_read
 
 _Loader: Any = None
 
 
 def _yaml() -> Any:
-    """PyYAML, with ``_Loader`` (its fastest safe loader, the rule loader's ``rules._Loader``) set; imported
+    """PyYAML, with ``_Loader`` (its fastest safe loader, ``yaml_read.pyyaml_safe_loader``) set; imported
     on first use (not needed on a cache hit)."""
     global _Loader
-    yaml = rules._pyyaml()
-    _Loader = rules._Loader
+    yaml, _Loader = yaml_read.pyyaml_safe_loader()
     return yaml
-
-GUID_RE = re.compile(r"^\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\}$")
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-# What may stand in a generated command or file (validated here, checked again by emit at render time):
-# channel names in `wevtutil sl "<name>"`, registry keys / value names / string data in registry.reg,
-# Sysmon element names in sysmon.xml. No quote, percent, caret, ampersand, pipe, angle bracket or newline.
-SAFE_CHANNEL_RE = re.compile(r"^[A-Za-z0-9 ._/\-]+$")
-SAFE_REGISTRY_RE = re.compile(r"^[A-Za-z0-9 ._\\\-*]+$")
-SAFE_ELEMENT_RE = re.compile(r"^[A-Za-z]+$")
-# Sysmon event field names (filter condition elements in sysmon.xml): letters and digits.
-SAFE_FIELD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
-VOLUMES = ("low", "medium", "high", "unknown")
-DEFAULTS = ("none", "success", "failure", "success_and_failure", "unknown")
-ROLES = ("client", "server", "dc")   # machine roles whose audit defaults and volumes differ
-SYSMON_UNMENTIONED = ("logged", "not_logged", "unknown")
-REQUIREMENT_KEYS = ("audit", "audit_events", "registry_policy", "channel", "sysmon_event", "external", "auditd_rule")
-
-LogSourceKey = tuple[str | None, str | None, str | None]
 
 
 def data_root() -> Path:
@@ -66,218 +54,6 @@ def data_root() -> Path:
     if (packaged / "mappings").is_dir():
         return packaged
     return Path(__file__).resolve().parent.parent
-
-
-# --------------------------------------------------------------------------- records
-
-@dataclass(frozen=True)
-class AuditEvent:
-    id: int
-    name: str | None
-    outcomes: frozenset[str]
-    primary: bool = False
-    inferred: bool = False     # no Microsoft page states this event's subcategory or outcome: our reading
-    basis: str | None = None   # why we read it so (required when inferred)
-    also_requires: tuple["RequirementSpec", ...] = ()   # other subcategories needed as well ("all of")
-    produced_alone: bool = True         # False: the subcategory only helps another one write the event
-    regardless_of_setting: bool = False  # written whatever the subcategory is set to
-
-
-@dataclass(frozen=True)
-class AuditSubcategory:
-    name: str
-    gpo_name: str
-    guid: str
-    category: str
-    volume: str
-    defaults: dict[str, str]
-    requires_sacl: bool
-    reference: str
-    events: tuple[AuditEvent, ...]
-    gpo_path: str
-    volume_by_role: dict[str, str] = field(default_factory=dict)   # role -> volume where Microsoft states it differs
-
-
-@dataclass(frozen=True)
-class AuditCategory:
-    name: str
-    guid: str
-    legacy_policy: str
-    legacy_key: str
-    gpo_path: str
-
-
-@dataclass(frozen=True)
-class SpecialEvent:
-    id: int
-    name: str | None
-    reference: str | None
-    replaced_by: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class RegistryValueSpec:
-    key: str
-    value: str
-    type: str
-    data: str | int
-
-
-@dataclass(frozen=True)
-class PolicyDeferral:
-    """A check box of a policy that makes the program read another policy instead (PowerShell 7's
-    "Use Windows PowerShell Policy setting."): with it on, the other policy decides."""
-
-    setting: str                  # the check box as GPO reports name it
-    value: str                    # its state when on, as GPO reports write it
-    registry: RegistryValueSpec   # the value it writes
-    policy: str                   # id of the policy that then decides
-    references: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RegistryPolicy:
-    id: str
-    name: str
-    category: str
-    kind: str
-    gpo_path: str
-    state: str
-    settings: tuple[tuple[str, str], ...]
-    registry: tuple[RegistryValueSpec, ...]
-    reference: str
-    defer: PolicyDeferral | None = None
-    volume: str = "unknown"        # the event volume switching it on adds (VOLUMES)
-    volume_reference: str | None = None
-
-
-@dataclass(frozen=True)
-class Channel:
-    name: str
-    provider: str | None
-    provider_guid: str | None
-    type: str
-    enabled_by_default: bool
-    recommended_max_size_mb: int | None
-    gpo_path: str | None
-    reference: str | None
-    aliases: tuple[tuple[str, str | None], ...] = ()   # (other spelling, the URL that shows it)
-
-
-@dataclass(frozen=True)
-class SysmonEvent:
-    id: int
-    name: str
-    element: str | None
-    filterable: bool
-    fields: tuple[str, ...] = ()         # data fields a filter condition can name (empty: not known)
-    blocking: bool = False               # Sysmon blocks on a match: never written by the tool
-    blocking_reference: str | None = None
-    when_unmentioned: str = "unknown"    # logged | not_logged | unknown: no filter element for the type
-    unmentioned_basis: str = ""          # the sources behind when_unmentioned
-    since_schema: str | None = None      # first schema version with the event (public manifest.xml)
-
-
-@dataclass(frozen=True)
-class RequirementSpec:
-    """One requirement as a guide states it (before it is resolved for a rule)."""
-
-    kind: str          # audit | audit_events | registry_policy | channel | sysmon_event | external
-    value: Any         # GUID, True, policy id, channel name, Sysmon event id, external mapping
-    success: bool = True
-    failure: bool = False
-    when_fields: frozenset[str] | None = None
-    when_event_ids: frozenset[int] | None = None
-
-
-@dataclass(frozen=True)
-class Alternative:
-    name: str
-    primary: bool
-    fields: frozenset[str] | None
-    notes: str | None
-    requires: tuple[RequirementSpec, ...]
-
-
-@dataclass(frozen=True)
-class GuideEvent:
-    id: int
-    name: str | None
-    provider: str | None
-    requires: tuple[RequirementSpec, ...] = ()
-
-
-@dataclass
-class Guide:
-    id: str
-    title: str
-    path: str
-    logsources: tuple[LogSourceKey, ...]
-    description: str
-    volume: str
-    references: tuple[str, ...]
-    sources: tuple[dict[str, Any], ...]
-    events: dict[int, GuideEvent]
-    key_fields: tuple[str, ...]
-    enablement: tuple[Alternative, ...]
-
-
-@dataclass
-class Knowledge:
-    root: Path
-    categories: dict[str, AuditCategory] = field(default_factory=dict)          # by name
-    subcategories: dict[str, AuditSubcategory] = field(default_factory=dict)    # by GUID
-    producers: dict[int, list[tuple[AuditSubcategory, AuditEvent]]] = field(default_factory=dict)
-    always_logged: dict[int, SpecialEvent] = field(default_factory=dict)
-    legacy_events: dict[int, SpecialEvent] = field(default_factory=dict)
-    force_subcategory_default: bool = True
-    force_subcategory_policy: str | None = None   # registry policy id of the force option
-    roles: dict[str, Any] = field(default_factory=dict)   # auditpol.yaml `roles`: assumed role, DC markers
-    audit_channel: str | None = None    # auditpol.yaml `channel`: where audit events land (Security)
-    audit_provider: str | None = None   # auditpol.yaml `provider`: the provider writing them
-    subcategory_count: int = 0                     # how many subcategories Windows has (auditpol.yaml)
-    inclusion_settings: dict[int, str] = field(default_factory=dict)  # SettingValue -> 'Inclusion Setting' text
-    eventlog_policy_category: str = ""             # Administrative Templates category of event-log policies
-    registry_policies: dict[str, RegistryPolicy] = field(default_factory=dict)
-    channels: dict[str, Channel] = field(default_factory=dict)                  # by casefolded name
-    channel_aliases: dict[str, str] = field(default_factory=dict)   # casefolded alias -> casefolded name
-    sysmon_events: dict[int, SysmonEvent] = field(default_factory=dict)
-    sysmon_meta: dict[str, Any] = field(default_factory=dict)
-    object_access: ObjectAccess = field(default_factory=ObjectAccess)
-    auditd: AuditdData = field(default_factory=AuditdData)   # mappings/auditd.yaml (Linux audit)
-    guides: list[Guide] = field(default_factory=list)
-    by_logsource: dict[LogSourceKey, Guide] = field(default_factory=dict)
-    # fields every event of a product carries (mappings/event_fields.yaml), by product
-    common_fields: dict[str, frozenset[str]] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)  # schema problems found while loading
-
-    def channel(self, name: str) -> Channel | None:
-        """The channel a name stands for: its Windows name or one of its aliases (pySigma's spellings),
-        compared case-insensitively and without surrounding blanks."""
-        key = name.strip().casefold()
-        found = self.channels.get(key)
-        if found is None:
-            alias_of = self.channel_aliases.get(key)
-            if alias_of is not None:
-                found = self.channels.get(alias_of)
-        return found
-
-    def channel_key(self, name: str) -> str:
-        """A name to compare channels by: the casefolded Windows name of a known channel (so an alias and
-        the name it stands for compare equal), else the casefolded name as given."""
-        found = self.channel(name)
-        return found.name.casefold() if found is not None else name.strip().casefold()
-
-    def policy_vocabulary(self) -> "PolicyVocabulary":
-        """What the policy parsers must recognise in policy files (option names, setting labels)."""
-        from .policy.model import PolicyVocabulary
-
-        force = self.registry_policies.get(self.force_subcategory_policy or "")
-        return PolicyVocabulary(
-            force_value=force.registry[0].value if force is not None and force.registry else "",
-            inclusion=tuple((label, value) for value, label in sorted(self.inclusion_settings.items())),
-            eventlog_category=self.eventlog_policy_category)
-
 
 
 # --------------------------------------------------------------------------- loading
@@ -297,22 +73,12 @@ def _read_yaml(path: Path) -> Any:
 
 def _read_yaml_fast(text: str) -> dict[str, Any] | None:
     """The mapping PyYAML would read from ``text``, parsed by yaml_rs (several times faster), or None
-    (then PyYAML reads the text, and words any error): ``rules.load_mapping_like_pyyaml`` with every key
+    (then PyYAML reads the text, and words any error): ``yaml_read.load_mapping_like_pyyaml`` with every key
     and value checked, which tests/test_speed_invariants.py checks on the guide data. An empty text or
     one with a byte-order mark goes to PyYAML."""
     if not text or "\ufeff" in text:
         return None
-    return rules.load_mapping_like_pyyaml(text, check_all_keys=True)
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
+    return yaml_read.load_mapping_like_pyyaml(text, check_all_keys=True)
 
 
 def load(root: str | None = None, use_cache: bool = True, refresh: bool = False) -> Knowledge:
@@ -384,13 +150,14 @@ def _kb_cache_path(base: Path) -> str:
 
 def _kb_cache_key(base: Path, files: tuple[list[Path], list[Path], list[Path]]) -> tuple[Any, ...] | None:
     """What the cached Knowledge depends on: every data file's path, size, times and inode, plus this
-    module's source and rules.py (whose proof decides which texts yaml_rs reads), the installed YAML
-    parsers (``rules.parser_fingerprint``), the package version and the Python version. None when a
+    module's source and rules/yaml_read.py (whose proof decides which texts yaml_rs reads), the installed
+    YAML parsers (``yaml_read.parser_fingerprint``), the package version and the Python version. None when a
     file cannot be stat'ed (then no cache is used)."""
     mappings = base / "mappings"
     paths = [mappings / "auditpol.yaml", mappings / "sysmon.yaml", mappings / "object_access.yaml",
-             mappings / "event_fields.yaml", mappings / "auditd.yaml", Path(__file__), Path(object_data.__file__),
-             Path(auditd_data.__file__), Path(rules.__file__),
+             mappings / "event_fields.yaml", mappings / "auditd.yaml", Path(__file__), Path(knowledge_model.__file__),
+             Path(object_data.__file__),
+             Path(auditd_data.__file__), Path(yaml_read.__file__),
              *files[0], *files[1], *files[2]]
     entries = []
     try:
@@ -403,7 +170,7 @@ def _kb_cache_key(base: Path, files: tuple[list[Path], list[Path], list[Path]]) 
             entries.append((str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
     except OSError:
         return None
-    return (KB_CACHE_FORMAT, __version__, sys.version_info[:2], rules.parser_fingerprint(), os.path.abspath(base),
+    return (KB_CACHE_FORMAT, __version__, sys.version_info[:2], yaml_read.parser_fingerprint(), os.path.abspath(base),
             tuple(entries))
 
 
@@ -550,29 +317,6 @@ def _load_sysmon(kb: Knowledge, path: Path) -> None:
             unmentioned_basis=str(ev.get("unmentioned_basis") or ""), since_schema=_opt_str(ev.get("since_schema")))
 
 
-_SAFE_CONDITION_RE = re.compile(r"^[a-z]+( [a-z]+)*$")
-
-
-def _sysmon_condition_problems(meta: dict[str, Any]) -> list[str]:
-    """The modifier -> condition table of mappings/sysmon.yaml names only conditions Sysmon accepts."""
-    known = set(_as_list(meta.get("conditions")))
-    problems = [f"sysmon condition {c!r} is not a plain name" for c in sorted(map(str, known))
-                if not _SAFE_CONDITION_RE.match(c)]
-    table = meta.get("filter_conditions") or {}
-    if not isinstance(table, dict) or "equals" not in table:
-        return problems + ["sysmon filter_conditions: missing, or no 'equals' entry"]
-    for modifier, forms in table.items():
-        if not isinstance(forms, dict) or not forms.get("one"):
-            problems.append(f"sysmon filter_conditions {modifier}: needs at least a 'one' condition")
-            continue
-        for form, condition in forms.items():
-            if form not in ("one", "any", "all"):
-                problems.append(f"sysmon filter_conditions {modifier}: unknown form {form!r}")
-            elif condition is not None and condition not in known:
-                problems.append(f"sysmon filter_conditions {modifier}.{form}: {condition!r} is not a Sysmon condition")
-    return problems
-
-
 def _load_event_fields(kb: Knowledge, path: Path) -> None:
     if not path.is_file():
         kb.problems.append(f"{path.name}: missing")
@@ -656,208 +400,6 @@ def _load_guide(kb: Knowledge, path: Path, guide_dir: Path) -> None:
                 f"guides/{rel}: log source {key} already served by {kb.by_logsource[key].path}")
             continue
         kb.by_logsource[key] = guide
-
-
-# --------------------------------------------------------------------------- validation
-
-def validate(kb: Knowledge) -> list[str]:
-    """Every schema problem in the data, one line each (empty when the data is sound)."""
-    problems = list(kb.problems) + auditd_data.auditd_problems(kb.auditd)
-    guid_seen: dict[str, str] = {}
-    for cat in kb.categories.values():
-        if not GUID_RE.match(cat.guid):
-            problems.append(f"category {cat.name}: bad GUID {cat.guid}")
-        guid_seen[cat.guid] = cat.name
-    roles = kb.roles
-    if roles.get("assumed") not in ROLES:
-        problems.append(f"auditpol.yaml: roles.assumed {roles.get('assumed')!r} not one of {ROLES}")
-    markers = roles.get("dc_markers")
-    if not isinstance(markers, dict) or not all(isinstance(v, list) for v in markers.values()):
-        problems.append("auditpol.yaml: roles.dc_markers must map marker kinds to lists")
-    if not kb.audit_channel or kb.channel(kb.audit_channel) is None:
-        problems.append(f"auditpol.yaml: channel {kb.audit_channel!r} is not in channels.yaml")
-    if not kb.audit_provider:
-        problems.append("auditpol.yaml: provider (of the audit events) missing")
-    if len(kb.subcategories) != kb.subcategory_count:
-        problems.append(f"auditpol.yaml: {len(kb.subcategories)} subcategories, subcategory_count says "
-                        f"{kb.subcategory_count}")
-    if sorted(kb.inclusion_settings) != [0, 1, 2, 3] or not all(
-            re.fullmatch(r"[A-Za-z][A-Za-z ]*", label) for label in kb.inclusion_settings.values()):
-        problems.append("auditpol.yaml: inclusion_settings needs a plain label for each SettingValue 0-3")
-    force = kb.registry_policies.get(kb.force_subcategory_policy or "")
-    if kb.force_subcategory_policy and (force is None or not force.registry):
-        problems.append(f"auditpol.yaml: force_subcategory_policy {kb.force_subcategory_policy!r} is not a "
-                        "registry policy with a registry value")
-    for sub in kb.subcategories.values():
-        where = f"subcategory {sub.name}"
-        if not GUID_RE.match(sub.guid):
-            problems.append(f"{where}: bad GUID {sub.guid}")
-        if sub.guid in guid_seen:
-            problems.append(f"{where}: GUID {sub.guid} also used by {guid_seen[sub.guid]}")
-        guid_seen[sub.guid] = sub.name
-        if sub.category not in kb.categories:
-            problems.append(f"{where}: unknown category {sub.category!r}")
-        if sub.volume not in VOLUMES:
-            problems.append(f"{where}: volume {sub.volume!r} not one of {VOLUMES}")
-        for kind, value in sub.defaults.items():
-            if value not in DEFAULTS:
-                problems.append(f"{where}: default {kind}={value!r} not one of {DEFAULTS}")
-        if set(sub.defaults) != set(ROLES):
-            problems.append(f"{where}: defaults must name every role {ROLES}, not {sorted(sub.defaults)}")
-        for kind, value in sub.volume_by_role.items():
-            if kind not in ROLES or value not in VOLUMES:
-                problems.append(f"{where}: volume_by_role {kind}={value!r} not a role {ROLES} and volume {VOLUMES}")
-        if not sub.reference.startswith("https://"):
-            problems.append(f"{where}: no https reference")
-        for ev in sub.events:
-            if not ev.outcomes or not ev.outcomes <= {"success", "failure"}:
-                problems.append(f"{where}: event {ev.id} outcomes {sorted(ev.outcomes)} invalid")
-            if ev.inferred and not (ev.basis or "").strip():
-                problems.append(f"{where}: event {ev.id} is inferred but gives no basis")
-            if ev.basis and not ev.inferred:
-                problems.append(f"{where}: event {ev.id} has a basis but is not marked inferred: true")
-    for event_id, producers in kb.producers.items():
-        primaries = sum(1 for _, ev in producers if ev.primary)
-        if len(producers) > 1 and primaries != 1:
-            problems.append(f"event {event_id}: {len(producers)} producers, {primaries} marked primary (need 1)")
-    problems.extend(object_data.object_access_problems(kb))
-    problems.extend(_joint_problems(kb))
-    for special in list(kb.always_logged.values()) + list(kb.legacy_events.values()):
-        if not (special.reference or "").startswith("https://"):
-            problems.append(f"event {special.id}: no https reference")
-    for pol in kb.registry_policies.values():
-        if not pol.reference.startswith("https://"):
-            problems.append(f"registry policy {pol.id}: no https reference")
-        if not pol.registry:
-            problems.append(f"registry policy {pol.id}: no registry values")
-        problems.extend(_deferral_problems(kb, pol))
-        if pol.volume not in VOLUMES:
-            problems.append(f"registry policy {pol.id}: volume {pol.volume!r} not one of {VOLUMES}")
-        if pol.volume != "unknown" and not (pol.volume_reference or "").startswith("https://"):
-            problems.append(f"registry policy {pol.id}: volume {pol.volume} without an https volume_reference")
-        for reg in pol.registry + ((pol.defer.registry,) if pol.defer else ()):
-            if not reg.key.upper().startswith(("HKLM\\", "HKCU\\")):
-                problems.append(f"registry policy {pol.id}: key {reg.key!r} must start with HKLM\\ or HKCU\\")
-            if reg.type not in ("REG_DWORD", "REG_SZ"):
-                problems.append(f"registry policy {pol.id}: type {reg.type!r} unsupported")
-            if reg.type == "REG_DWORD" and not isinstance(reg.data, int):
-                problems.append(f"registry policy {pol.id}: REG_DWORD data {reg.data!r} is not a number")
-            for text in (reg.key, reg.value, str(reg.data)):
-                if not SAFE_REGISTRY_RE.match(text):
-                    problems.append(f"registry policy {pol.id}: {text!r} has a character unsafe in registry.reg")
-    for ch in kb.channels.values():
-        if not (ch.reference or "").startswith("https://"):
-            problems.append(f"channel {ch.name}: no https reference")
-        if not SAFE_CHANNEL_RE.match(ch.name):
-            problems.append(f"channel {ch.name!r}: a character unsafe in a wevtutil command")
-        if ch.provider_guid and not GUID_RE.match(ch.provider_guid.upper()):
-            problems.append(f"channel {ch.name}: bad provider GUID {ch.provider_guid}")
-        for alias, ref in ch.aliases:
-            if not alias.strip():
-                problems.append(f"channel {ch.name}: empty alias")
-            elif alias.strip().casefold() in kb.channels:
-                problems.append(f"channel {ch.name}: alias {alias!r} is itself a channel name")
-            if not (ref or "").startswith("https://"):
-                problems.append(f"channel {ch.name}: alias {alias!r} cites no https reference")
-            if not SAFE_CHANNEL_RE.match(alias):
-                problems.append(f"channel {ch.name}: alias {alias!r} has a character unsafe in a wevtutil command")
-    for ev in kb.sysmon_events.values():
-        if ev.filterable and not ev.element:
-            problems.append(f"sysmon event {ev.id}: filterable but no element")
-        if ev.element and not SAFE_ELEMENT_RE.match(ev.element):
-            problems.append(f"sysmon event {ev.id}: element {ev.element!r} is not a plain XML name")
-        for name in ev.fields:
-            if not SAFE_FIELD_RE.match(name):
-                problems.append(f"sysmon event {ev.id}: field {name!r} is not a plain XML name")
-        if ev.blocking and not (ev.blocking_reference or "").startswith("https://"):
-            problems.append(f"sysmon event {ev.id}: blocking without an https blocking_reference")
-        if ev.filterable and (ev.when_unmentioned not in SYSMON_UNMENTIONED or not ev.unmentioned_basis):
-            problems.append(f"sysmon event {ev.id}: when_unmentioned must be one of {', '.join(SYSMON_UNMENTIONED)}"
-                            " with an unmentioned_basis")
-    problems.extend(_sysmon_condition_problems(kb.sysmon_meta))
-    ids_seen: dict[str, str] = {}
-    for guide in kb.guides:
-        where = guide.path
-        if not UUID_RE.match(guide.id):
-            problems.append(f"{where}: id {guide.id!r} is not a UUID v4")
-        elif guide.id in ids_seen:
-            problems.append(f"{where}: id {guide.id} also used by {ids_seen[guide.id]}")
-        ids_seen[guide.id] = where
-        if not guide.logsources:
-            problems.append(f"{where}: no logsources")
-        if not guide.description:
-            problems.append(f"{where}: no description")
-        if guide.volume not in VOLUMES:
-            problems.append(f"{where}: volume {guide.volume!r} not one of {VOLUMES}")
-        if not any(u.startswith("https://") for u in guide.references):
-            problems.append(f"{where}: cites no https URL")
-        if not guide.enablement:
-            problems.append(f"{where}: no enablement")
-        for source in guide.sources:
-            channel = source.get("channel")
-            if channel and kb.channel(str(channel)) is None:
-                problems.append(f"{where}: source channel {channel!r} not in mappings/channels.yaml")
-            guid = source.get("guid")
-            if guid and not GUID_RE.match(str(guid).upper()):
-                problems.append(f"{where}: source GUID {guid!r} malformed")
-        specs = [s for alt in guide.enablement for s in alt.requires]
-        specs += [s for ev in guide.events.values() for s in ev.requires]
-        for spec in specs:
-            problems.extend(f"{where}: {p}" for p in _spec_problems(kb, spec))
-    return problems
-
-
-def _deferral_problems(kb: Knowledge, pol: RegistryPolicy) -> list[str]:
-    defer = pol.defer
-    if defer is None:
-        return []
-    where = f"registry policy {pol.id}: defer"
-    problems = []
-    target = kb.registry_policies.get(defer.policy)
-    if target is None or target.id == pol.id:
-        problems.append(f"{where} names {defer.policy!r}, not another policy of mappings/registry_policies*.yaml")
-    elif target.defer is not None:
-        problems.append(f"{where} names {target.id}, which defers itself (no chains)")
-    if pol.kind != "administrative_template":
-        problems.append(f"{where} only applies to administrative templates")
-    if not defer.references or not all(u.startswith("https://") for u in defer.references):
-        problems.append(f"{where} needs https references")
-    return problems
-
-
-def _joint_problems(kb: Knowledge) -> list[str]:
-    """also_requires names audit subcategories; an event logged regardless of its setting has no producer."""
-    problems = []
-    for sub in kb.subcategories.values():
-        for ev in sub.events:
-            for spec in ev.also_requires:
-                if spec.kind != "audit":
-                    problems.append(f"subcategory {sub.name}: event {ev.id} also_requires must name audit subcategories")
-                problems.extend(f"subcategory {sub.name}: event {ev.id} also_requires: {p}"
-                                for p in _spec_problems(kb, spec))
-            if ev.regardless_of_setting and ev.id in kb.producers:
-                problems.append(f"event {ev.id}: logged regardless of its setting, yet another subcategory produces it")
-    return problems
-
-
-def _spec_problems(kb: Knowledge, spec: RequirementSpec) -> list[str]:
-    if spec.kind == "audit" and spec.value not in kb.subcategories:
-        return [f"audit subcategory {spec.value} not in mappings/auditpol.yaml"]
-    if spec.kind == "audit" and not (spec.success or spec.failure):
-        return [f"audit subcategory {spec.value} needs success and/or failure"]
-    if spec.kind == "registry_policy" and spec.value not in kb.registry_policies:
-        return [f"registry policy {spec.value!r} not in mappings/registry_policies*.yaml"]
-    if spec.kind == "channel" and kb.channel(str(spec.value)) is None:
-        return [f"channel {spec.value!r} not in mappings/channels.yaml"]
-    if spec.kind == "sysmon_event" and spec.value not in kb.sysmon_events:
-        return [f"Sysmon event {spec.value} not in mappings/sysmon.yaml"]
-    if spec.kind == "auditd_rule":
-        return auditd_data.spec_problems(kb.auditd, spec.value)
-    if spec.kind == "external":
-        ext = spec.value if isinstance(spec.value, dict) else {}
-        if not ext.get("name") or not ext.get("how") or not str(ext.get("reference", "")).startswith("https://"):
-            return ["external requirement needs name, how and an https reference"]
-    return []
 
 
 load.cache_clear = _load.cache_clear  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 from .condition import parse_conditions, used_positively
 from .knowledge import AuditEvent, AuditSubcategory, Knowledge, ObjectAccess, ObjectClass, SaclKind
@@ -223,21 +223,25 @@ def access_mask(rules: list[Rule], data: ObjectAccess) -> int:
     """The access-mask bits the rules look for (AccessMask hex values, AccessList %% codes) in their
     positive selections; 0 when none is named."""
     mask = 0
+    for branch in _positive_branches(rules):
+        for value in _values(branch, ("accessmask",)):
+            try:
+                mask |= int(value, 16) if value.lower().startswith("0x") else int(value)
+            except ValueError:
+                continue
+        for value in _values(branch, ("accesslist",)):
+            for code in re.findall(r"%%\d{4}", value):
+                mask |= data.access_codes.get(code, 0)
+    return mask & 0xFFFFFFFF
+
+
+def _positive_branches(rules: list[Rule]) -> Iterator[tuple[Any, ...]]:
+    """Every branch of every selection the rules' conditions do not negate, rule by rule in order."""
     for rule in rules:
         negated = negated_selections(rule)
         for name, branches in rule.selections:
-            if name in negated:
-                continue
-            for branch in branches:
-                for value in _values(branch, ("accessmask",)):
-                    try:
-                        mask |= int(value, 16) if value.lower().startswith("0x") else int(value)
-                    except ValueError:
-                        continue
-                for value in _values(branch, ("accesslist",)):
-                    for code in re.findall(r"%%\d{4}", value):
-                        mask |= data.access_codes.get(code, 0)
-    return mask & 0xFFFFFFFF
+            if name not in negated:
+                yield from branches
 
 
 _MAX_OBJECTS = 10
@@ -246,18 +250,13 @@ _MAX_OBJECTS = 10
 def _object_names(rules: list[Rule]) -> list[str]:
     """The ObjectName values (with their modifiers) the rules watch, for the reader to set SACLs on."""
     seen: dict[str, None] = {}
-    for rule in rules:
-        negated = negated_selections(rule)
-        for name, branches in rule.selections:
-            if name in negated:
-                continue
-            for branch in branches:
-                for field, mods, values in branch:
-                    if field and field.casefold() in _NAME_FIELDS:
-                        how = "|".join(mods) or "equals"
-                        for value in values:
-                            if value is not None:
-                                seen[f"{how}: {value}"] = None
+    for branch in _positive_branches(rules):
+        for field, mods, values in branch:
+            if field and field.casefold() in _NAME_FIELDS:
+                how = "|".join(mods) or "equals"
+                for value in values:
+                    if value is not None:
+                        seen[f"{how}: {value}"] = None
     return list(seen)
 
 

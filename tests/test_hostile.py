@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from conftest import SAMPLES
-from logsource_checker import rules as rules_mod
+from logsource_checker.rules import walk as rules_walk  # where rule files are found and opened
 from logsource_checker.rules import (MAX_DETECTION_DEPTH, MAX_ERRORS_PER_FILE, MAX_RULE_FILE_BYTES, load_file,
                                      load_paths)
 
@@ -192,7 +192,7 @@ def test_oversized_file_is_never_opened(tmp_path, monkeypatch):
     with open(path, "wb") as handle:
         handle.truncate(MAX_RULE_FILE_BYTES + 1)
     opened = []
-    monkeypatch.setattr(rules_mod, "open", lambda name, *a, **k: opened.append(name), raising=False)
+    monkeypatch.setattr(rules_walk, "open", lambda name, *a, **k: opened.append(name), raising=False)
     result = load_file(str(path))
     assert opened == [] and result.rules == []
     assert f"{MAX_RULE_FILE_BYTES + 1} bytes, over the {MAX_RULE_FILE_BYTES} byte limit; not read" in \
@@ -202,7 +202,7 @@ def test_oversized_file_is_never_opened(tmp_path, monkeypatch):
 def test_file_that_grows_after_the_size_check_is_refused(tmp_path, monkeypatch):
     path = tmp_path / "grows.yml"
     path.write_bytes(GOOD.encode() + b"#" * MAX_RULE_FILE_BYTES)
-    monkeypatch.setattr(rules_mod.os.path, "getsize", lambda p: 10)  # as if it grew after the check
+    monkeypatch.setattr(rules_walk.os.path, "getsize", lambda p: 10)  # as if it grew after the check
     result = load_file(str(path))
     assert result.rules == [] and "limit" in result.errors[0].message
 
@@ -316,7 +316,7 @@ def test_only_rule_files_are_opened(tmp_path, monkeypatch):
         target.write_text(GOOD)
     opened = []
     real_open = open
-    monkeypatch.setattr(rules_mod, "open", lambda name, *a, **k: opened.append(os.path.basename(name))
+    monkeypatch.setattr(rules_walk, "open", lambda name, *a, **k: opened.append(os.path.basename(name))
                         or real_open(name, *a, **k), raising=False)
     result = load_paths([str(tmp_path)])
     assert sorted(opened) == ["a.yml", "b.YAML"] and len(result.rules) == 2
@@ -373,7 +373,7 @@ def test_unreadable_folder(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied")
         return real_scandir(path)
 
-    monkeypatch.setattr(rules_mod.os, "scandir", deny)
+    monkeypatch.setattr(rules_walk.os, "scandir", deny)
     result = load_paths([str(tmp_path)])
     assert [os.path.basename(r.path) for r in result.rules] == ["good.yml"]
     assert [(e.path, e.message) for e in result.errors] == [(str(locked), "cannot read folder: Permission denied")]

@@ -221,7 +221,7 @@ def test_unreadable_file(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied")
         return real_open(name, *args, **kwargs)
 
-    monkeypatch.setattr("logsource_checker.rules.open", deny, raising=False)
+    monkeypatch.setattr("logsource_checker.rules.walk.open", deny, raising=False)
     result = load_paths([str(tmp_path)])
     assert result.rules == [] and "cannot read" in result.errors[0].message
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from logsource_checker import _cache, knowledge, loader, rules
+from logsource_checker.rules import yaml_read
 from logsource_checker._gcpause import paused_gc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,14 +117,20 @@ def test_a_cache_of_another_parser_or_rules_module_is_not_used(tmp_path, monkeyp
     loader._write_cache(path, entries)
     assert loader._read_cache(path) == entries
     fingerprint = rules.parser_fingerprint()
-    assert [entry[0] for entry in fingerprint] == [None, "yaml", "yaml_rs"]
-    assert fingerprint[0][1] == rules.__file__ and len(fingerprint[0]) == 4
-    monkeypatch.setattr(rules, "_FINGERPRINT", fingerprint[:2] + (("yaml_rs", "elsewhere", 1, 2),))
+    package = os.path.dirname(rules.__file__)
+    own = sorted(name for name in os.listdir(package) if name.endswith(".py"))
+    assert [entry[0] for entry in fingerprint] == [*own, "yaml", "yaml_rs"]
+    assert {"extract.py", "yaml_read.py", "cache.py", "model.py", "walk.py"} <= set(own)
+    assert all(entry[1] == os.path.join(package, entry[0]) and len(entry) == 4 for entry in fingerprint[:len(own)])
+    monkeypatch.setattr(yaml_read, "_FINGERPRINT", fingerprint[:-1] + (("yaml_rs", "elsewhere", 1, 2),))
     assert loader._read_cache(path) == {}
+    edited = tuple((e[0], e[1], e[2] + 1, e[3]) if e[0] == "extract.py" else e for e in fingerprint)
+    monkeypatch.setattr(yaml_read, "_FINGERPRINT", edited)
+    assert loader._read_cache(path) == {}    # an edited extraction module: the cached parses are not used
     base = knowledge.data_root()
     key = knowledge._kb_cache_key(base, knowledge._data_files(base))
     assert key is not None and rules.parser_fingerprint() in key
-    assert any(entry[0] == rules.__file__ for entry in key[-1])
+    assert any(entry[0] == yaml_read.__file__ for entry in key[-1])
 
 
 # --------------------------------------------------------------------------- one fast YAML path

@@ -488,7 +488,7 @@ def test_an_unknown_modifier_is_named_as_such():
     ({"conditions": ["is", "contains</x>"], "filter_conditions": {"equals": {"one": "is"}}}, "not a plain name"),
 ])
 def test_the_condition_table_is_validated(change, problem):
-    from logsource_checker.knowledge import _sysmon_condition_problems
+    from logsource_checker.knowledge_validate import _sysmon_condition_problems
 
     assert not _sysmon_condition_problems(KB.sysmon_meta)
     problems = _sysmon_condition_problems({**KB.sysmon_meta, **change})
