@@ -119,14 +119,8 @@ def _read_knowledge(options: CheckOptions, refresh: bool) -> knowledge_mod.Knowl
                              f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from exc
 
 
-def _check(options: CheckOptions) -> CheckResult:
-    kb = load_knowledge(options)
-    snapshot = read_policies(options, kb)   # bad policy input fails before the rules are read
-    collectors = read_collectors(options)
-    samples = read_event_samples(options)
-    loaded = load_rules(options)
-    rules = loaded.rules
-    before = len(rules)
+def select_rules(options: CheckOptions, rules: list[Rule]) -> list[Rule]:
+    """The rules a run checks: ``--level``, ``--status``, ``--product`` / ``--category`` / ``--service``."""
     if options.min_level:
         rules = [r for r in rules if level_at_least(r.level, options.min_level)]
     if options.statuses:
@@ -136,6 +130,17 @@ def _check(options: CheckOptions) -> CheckResult:
         if values:
             keep = {v.strip().lower() for v in values}
             rules = [r for r in rules if r.logsource.key[index] in keep]
+    return rules
+
+
+def _check(options: CheckOptions) -> CheckResult:
+    kb = load_knowledge(options)
+    snapshot = read_policies(options, kb)   # bad policy input fails before the rules are read
+    collectors = read_collectors(options)
+    samples = read_event_samples(options)
+    loaded = load_rules(options)
+    before = len(loaded.rules)
+    rules = select_rules(options, loaded.rules)
     resolution = resolve(rules, kb)
     # a condition that cannot be read as written is an error in the rule file (counted, exit status 1)
     loaded.errors.extend(LoadError(res.rule.path, None, _where(res.rule) + problem)

@@ -22,7 +22,6 @@ from typing import Any, Iterable
 from . import engine
 from .diff import PolicyDiff, rank_missing
 from .roles import apply_role_volumes, decide_role
-from .rules import level_at_least
 
 KINDS = ("gpresult", "auditpol", "sysmon", "collector", "auditd")
 # other spellings of a kind in a file name inside a host folder (audit.csv is what a GPO backup calls it)
@@ -191,17 +190,8 @@ def fingerprint(snapshot: Any, collectors: list, role: Any, paths: Iterable[tupl
 # --------------------------------------------------------------------------- the run
 
 def _select(options: engine.CheckOptions, rules: list) -> list:
-    """The same rule filters as a single run (engine._check)."""
-    if options.min_level:
-        rules = [r for r in rules if level_at_least(r.level, options.min_level)]
-    if options.statuses:
-        wanted = {s.lower() for s in options.statuses}
-        rules = [r for r in rules if (r.status or "") in wanted]
-    for index, values in enumerate((options.products, options.categories, options.services)):
-        if values:
-            keep = {v.strip().lower() for v in values}
-            rules = [r for r in rules if r.logsource.key[index] in keep]
-    return rules
+    """The same rule filters as a single run."""
+    return engine.select_rules(options, rules)
 
 
 def read_host(options: engine.CheckOptions, kb: Any) -> tuple[Any, list, Any]:
