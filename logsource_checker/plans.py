@@ -72,6 +72,15 @@ def baseline_statuses(result: CheckResult) -> dict[str, str]:
     return statuses
 
 
+def _what_if(result: CheckResult, rules: list) -> WhatIf:
+    """The plan's what-if; with --collector, capped by what can arrive (collection_plan.py)."""
+    if getattr(result, "collection", None) is None:
+        return WhatIf(rules)
+    from .collection_plan import planner_what_if
+
+    return planner_what_if(result, rules)
+
+
 def _blocking(kb: Any, req: Requirement) -> bool:
     event = kb.sysmon_events.get(req.event_id)
     return bool(event is not None and event.blocking)
@@ -127,7 +136,7 @@ class _Planner:
         self.reqs = result.resolution.requirements
         self.rules = result.resolution.rules
         self.baseline = baseline_statuses(result)
-        self.what_if = WhatIf(self.rules)
+        self.what_if = _what_if(result, self.rules)
         self.before = self.what_if.coverage(self.baseline)
         snapshot = result.snapshot
         self.sysmon_given = snapshot is not None and snapshot.sysmon is not None

@@ -1,0 +1,92 @@
+"""Plans x collection (``--collector``): what a plan can really make usable when the events must also arrive.
+
+A plan switches settings on; no setting sends an event on. So with collector configurations given, a rule
+need none of whose options' events arrive (whatever the policy) is lost for every plan: the rule's what-if
+coverage is capped like ``collection._rule_verdict`` judges it (``blind``, or ``partial`` when other EventIDs
+of it arrive); a need whose arrival cannot be evaluated caps it at ``unknown``. The plan figures
+(``unblinds``, ``still_blind``, each change's ``unblinds``) are thus what the policy changes achieve with the
+collectors as configured. A change whose events would not arrive stays in the plan (flagged
+``collected: false``; ``--emit`` writes the collector addition it needs), unblinding nothing by itself.
+
+Nothing here changes the resolver's records: the caps are per rule index, applied to what ``WhatIf`` says.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+
+from .diff import WhatIf
+
+if TYPE_CHECKING:
+    from .report import CheckResult
+
+_RANK = {"blind": 0, "unknown": 1, "partial": 2, "usable": 3}
+
+
+def rule_caps(result: CheckResult) -> dict[int, str]:
+    """Rule index -> the best coverage it can have while its events must arrive (only rules capped)."""
+    check = getattr(result, "collection", None)
+    if check is None:
+        return {}
+    reqs = result.resolution.requirements
+    caps: dict[int, str] = {}
+    memo: dict[tuple, str | None] = {}
+    for index, res in enumerate(result.resolution.rules):
+        shape = (res.guide.id if res.guide else None,
+                 tuple((need.event_id, tuple(o.requirements for o in need.options)) for need in res.needs))
+        if shape not in memo:
+            memo[shape] = _cap(check, res, reqs)
+        if memo[shape] is not None:
+            caps[index] = memo[shape]
+    return caps
+
+
+def _cap(check, res, reqs) -> str | None:
+    lost: list[int | None] = []
+    unknown = False
+    for need in res.needs:
+        verdicts = []
+        for option in need.options:
+            events = check.option_events(option, need, res, reqs)
+            verdict = check.option_collection(events) if events else None
+            # an option producing no event we can judge (a registry policy alone) is never lost
+            verdicts.append(True if verdict is None else verdict.collected)
+        if not verdicts or any(v is True for v in verdicts):
+            continue
+        if all(v is False for v in verdicts):
+            lost.append(need.event_id)
+        else:
+            unknown = True
+    if lost:
+        ids = {need.event_id for need in res.needs if need.event_id is not None}
+        general = None in lost
+        return "partial" if not general and ids - set(lost) else "blind"
+    return "unknown" if unknown else None
+
+
+class CappedWhatIf(WhatIf):
+    """``WhatIf`` whose answers never exceed a rule's collection cap."""
+
+    def __init__(self, rules: Sequence, caps: Mapping[int, str]) -> None:
+        super().__init__(rules)
+        self.caps = dict(caps)
+
+    def coverage(self, statuses: Mapping[str, str], met: Iterable[str] = (),
+                 indexes: Iterable[int] | None = None) -> list[str]:
+        wanted = range(len(self.rules)) if indexes is None else list(indexes)
+        out = super().coverage(statuses, met, wanted)
+        if not self.caps:
+            return out
+        for pos, i in enumerate(wanted):
+            cap = self.caps.get(i)
+            if cap is not None and _RANK.get(out[pos], 0) > _RANK[cap]:
+                out[pos] = cap
+        return out
+
+
+def planner_what_if(result: CheckResult, rules: Sequence) -> WhatIf:
+    """The what-if a plan asks: capped by collection when collector configurations were given."""
+    caps = rule_caps(result)
+    return CappedWhatIf(rules, caps) if caps else WhatIf(rules)
+
+
+__all__ = ["CappedWhatIf", "planner_what_if", "rule_caps"]
