@@ -13,7 +13,7 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
-from .events_read import EventSample, EventsInputError, unpack_header
+from .events_read import EventSample, EventsInputError, keywords_text, unpack_header
 
 _CHUNK = 65536
 _EPOCH_FLOOR = datetime(1980, 1, 1, tzinfo=timezone.utc)   # an all-zero record's time is 1601-01-01
@@ -111,7 +111,7 @@ def _count(sample: EventSample, system: dict) -> bool:
         if when is not None and when < _EPOCH_FLOOR:
             when = None
     sample.add(channel.strip(), event_id, provider if isinstance(provider, str) else None, 1,
-               host if isinstance(host, str) else None, when, when)
+               host if isinstance(host, str) else None, when, when, keywords_text(_value(system.get("Keywords"))))
     return True
 
 

@@ -42,6 +42,9 @@ FIELDS = {
     "max(time)": "last_seen", "max(timestamp)": "last_seen", "max(@timestamp)": "last_seen",
     "time": "time", "@timestamp": "time", "timestamp": "time", "timecreated": "time",
     "timegenerated": "time", "systemtime": "time",
+    # the audit outcome (Success / Failure of one subcategory): Keywords as text or number, ECS event.outcome
+    "keywords": "keywords", "winlog.keywords": "keywords", "keywordsdisplayname": "keywords",
+    "event.outcome": "keywords", "outcome": "keywords",
 }
 # Splunk names a Windows log's source "WinEventLog:<channel>" (or XmlWinEventLog:)
 _SOURCE_PREFIXES = ("xmlwineventlog:", "wineventlog:")
@@ -63,9 +66,13 @@ class Seen:
     more_hosts: bool = False
     first: datetime | None = None
     last: datetime | None = None
+    keywords: dict = field(default_factory=dict)   # Keywords / outcome text (case-folded) -> events with it
 
-    def add(self, count: int, host: str | None, first: datetime | None, last: datetime | None) -> None:
+    def add(self, count: int, host: str | None, first: datetime | None, last: datetime | None,
+            keywords: str | None = None) -> None:
         self.count += count
+        if keywords:
+            self.keywords[keywords] = self.keywords.get(keywords, 0) + count
         if host:
             if len(self.hosts) < MAX_HOSTS or host in self.hosts:
                 self.hosts.add(host)
@@ -87,12 +94,13 @@ class EventSample:
     rows: int = 0                   # rows (records) read and counted
 
     def add(self, channel: str, event_id: int | None, provider: str | None, count: int = 1,
-            host: str | None = None, first: datetime | None = None, last: datetime | None = None) -> None:
+            host: str | None = None, first: datetime | None = None, last: datetime | None = None,
+            keywords: str | None = None) -> None:
         key = (channel, event_id, provider)
         item = self.seen.get(key)
         if item is None:
             item = self.seen[key] = Seen(channel, event_id, provider)
-        item.add(count, host, first, last if last is not None else first)
+        item.add(count, host, first, last if last is not None else first, keywords)
         self.rows += 1
 
     def bad(self, where: str, reason: str) -> None:
@@ -380,7 +388,17 @@ def _row(sample: EventSample, where: str, values: dict[str, Any]) -> None:
     first, last, when = times
     provider = _text(values.get("provider"))[:256] or None
     host = _text(values.get("host"))[:256] or None
-    sample.add(channel, event_id, provider, count, host, first or when, last or when)
+    sample.add(channel, event_id, provider, count, host, first or when, last or when,
+               keywords_text(values.get("keywords")))
+
+
+def keywords_text(value: Any) -> str | None:
+    """A Keywords / outcome value as compared later (observed.outcome_of): case-folded text, a list joined by
+    commas; at most 200 characters."""
+    if isinstance(value, list):
+        value = ",".join(str(v) for v in value[:8])
+    text = "" if value is None else str(value).strip().casefold()
+    return text[:200] or None
 
 
 def unpack_header(data: bytes) -> tuple[int, int] | None:
@@ -392,4 +410,4 @@ def unpack_header(data: bytes) -> tuple[int, int] | None:
     return block, chunks
 
 
-__all__ = ["EventSample", "EventsInputError", "FIELDS", "Seen", "parse_time", "read_events"]
+__all__ = ["EventSample", "EventsInputError", "FIELDS", "Seen", "keywords_text", "parse_time", "read_events"]

@@ -198,6 +198,9 @@ def _load_auditpol(kb: Knowledge, path: Path) -> None:
     kb.roles = dict(data.get("roles") or {})
     kb.audit_channel = _opt_str(data.get("channel"))
     kb.audit_provider = _opt_str(data.get("provider"))
+    kb.outcome_keywords = {str(outcome): {"mask": int((spec or {}).get("mask") or 0),
+                                          "names": [str(n).casefold() for n in (spec or {}).get("names") or []]}
+                           for outcome, spec in (data.get("outcome_keywords") or {}).items()}
     kb.subcategory_count = int(data.get("subcategory_count") or 0)
     kb.inclusion_settings = {int(value): str(label) for value, label in (data.get("inclusion_settings") or {}).items()}
     for cat in data.get("categories") or []:

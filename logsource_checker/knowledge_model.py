@@ -200,6 +200,7 @@ class Knowledge:
     roles: dict[str, Any] = field(default_factory=dict)   # auditpol.yaml `roles`: assumed role, DC markers
     audit_channel: str | None = None    # auditpol.yaml `channel`: where audit events land (Security)
     audit_provider: str | None = None   # auditpol.yaml `provider`: the provider writing them
+    outcome_keywords: dict[str, Any] = field(default_factory=dict)   # auditpol.yaml `outcome_keywords`
     subcategory_count: int = 0                     # how many subcategories Windows has (auditpol.yaml)
     inclusion_settings: dict[int, str] = field(default_factory=dict)  # SettingValue -> 'Inclusion Setting' text
     eventlog_policy_category: str = ""             # Administrative Templates category of event-log policies

@@ -43,6 +43,9 @@ def _audit_problems(kb: Knowledge) -> list[str]:
         problems.append(f"auditpol.yaml: channel {kb.audit_channel!r} is not in channels.yaml")
     if not kb.audit_provider:
         problems.append("auditpol.yaml: provider (of the audit events) missing")
+    if sorted(kb.outcome_keywords) != ["failure", "success"] or not all(
+            spec["mask"] > 0 and spec["names"] for spec in kb.outcome_keywords.values()):
+        problems.append("auditpol.yaml: outcome_keywords needs success and failure, each with a mask and names")
     if len(kb.subcategories) != kb.subcategory_count:
         problems.append(f"auditpol.yaml: {len(kb.subcategories)} subcategories, subcategory_count says "
                         f"{kb.subcategory_count}")

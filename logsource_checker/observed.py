@@ -23,6 +23,7 @@ from .knowledge import Knowledge
 from .resolve import Requirement, Resolution, RuleResolution
 
 EXPECT_WITHIN = {"high": timedelta(days=1), "medium": timedelta(days=7)}
+SEEN_DESPITE_POLICY = "seen_despite_policy"   # missing / unknown by the policy input, yet its events were seen
 _MIN_SPAN = timedelta(hours=1)
 _HOSTS_SHOWN = 20
 
@@ -48,6 +49,7 @@ class EventsCheck:
         self.per_req: dict[str, dict[str, Any]] = {}
         self.per_rule: dict[str, dict[str, Any]] = {}
         self.not_observed: list[str] = []
+        self.seen_despite_policy: list[str] = []
 
     @property
     def warnings(self) -> list[str]:
@@ -60,8 +62,12 @@ class EventsCheck:
                 out[id(item)] = item
         return list(out.values())
 
-    def summarise(self, items: list[Seen]) -> dict[str, Any]:
-        events = sum(s.count for s in items)
+    def summarise(self, items: list[Seen], counts: list[int] | None = None) -> dict[str, Any]:
+        """``counts``: the events of each item that belong to the requirement (one outcome of an audit
+        subcategory); every event of it when None."""
+        if counts is not None:
+            items = [s for s, n in zip(items, counts) if n]
+        events = sum(counts) if counts is not None else sum(s.count for s in items)
         hosts = sorted({h for s in items for h in s.hosts})
         firsts = [s.first for s in items if s.first is not None]
         lasts = [s.last for s in items if s.last is not None]
@@ -75,7 +81,20 @@ class EventsCheck:
                 "event_ids": sorted({s.event_id for s in items if s.event_id is not None}),
                 "flag": None, "reason": None}
 
-    def flag(self, req: Requirement, observed: dict[str, Any]) -> None:
+    def flag(self, req: Requirement, observed: dict[str, Any], explained: bool = False) -> None:
+        """``explained``: every EventID seen is also written by another subcategory the policy has on for the
+        same outcome (4625 by Logon when Account Lockout is off): no sign of a stale policy input."""
+        sure = observed["events"] - observed.get("events_outcome_unknown", 0)
+        if req.status in ("missing", "unknown") and sure > 0 and not explained:
+            hosts = observed["hosts_total"]
+            observed["flag"] = SEEN_DESPITE_POLICY
+            observed["reason"] = (
+                f"the policy input says {req.status} but {sure} events of it were seen"
+                + (f" on {hosts} host(s)" if hosts else "")
+                + ": the policy input may be stale or incomplete (a local setting, another GPO), another mechanism "
+                  "writes them, or the sample comes from other machines")
+            self.seen_despite_policy.append(req.id)
+            return
         expect = EXPECT_WITHIN.get(req.volume or "")
         if req.status != "met" or observed["events"] or expect is None or self.span is None:
             return
@@ -91,7 +110,8 @@ class EventsCheck:
                           for s in self.samples],
                 "events": sum(s.events for s in self.samples), "first": _iso(self.first), "last": _iso(self.last),
                 "span_hours": round(self.span.total_seconds() / 3600, 2) if self.span is not None else None,
-                "warnings": self.warnings, "not_observed": list(self.not_observed)}
+                "warnings": self.warnings, "not_observed": list(self.not_observed),
+                "seen_despite_policy": list(self.seen_despite_policy)}
 
 
 def _covered(windows: list[tuple[datetime, datetime]]) -> timedelta:
@@ -139,10 +159,89 @@ def apply_events(resolution: Resolution, samples: Sequence[EventSample], kb: Kno
                                             "needs_seen": sum(1 for n in needs if n["events"]),
                                             "needs": needs}
     for rid, keys in req_keys.items():
-        observed = check.summarise(check.seen(keys))
-        check.flag(reqs[rid], observed)
+        items = check.seen(keys)
+        counted = outcome_counts(kb, reqs[rid], items)
+        observed = check.summarise(items, counted[0] if counted else None)
+        observed["outcome"] = _outcome(reqs[rid])
+        observed["events_outcome_unknown"] = counted[1] if counted else 0
+        check.flag(reqs[rid], observed, _explained(kb, reqs[rid], observed["event_ids"], reqs))
         check.per_req[rid] = observed
     return check
+
+
+def _outcome(req: Requirement) -> str | None:
+    if req.kind != "audit_subcategory":
+        return None
+    return "success" if req.success else "failure" if req.failure else None
+
+
+def outcome_of(kb: Knowledge, keywords: str) -> str | None:
+    """The audit outcome a Keywords value says (``mappings/auditpol.yaml`` ``outcome_keywords``): a number's
+    bits (0x8020000000000000) or display names ("Audit Success", ECS "failure"); None when it says neither
+    or both."""
+    found: set[str] = set()
+    try:
+        number = int(keywords, 0)
+    except ValueError:
+        number = None
+    for outcome, spec in kb.outcome_keywords.items():
+        if number is not None:
+            if number & spec["mask"]:
+                found.add(outcome)
+        elif any(part.strip() in spec["names"] for part in keywords.replace(";", ",").split(",")):
+            found.add(outcome)
+    return found.pop() if len(found) == 1 else None
+
+
+def outcome_counts(kb: Knowledge, req: Requirement, items: list[Seen]) -> tuple[list[int], int] | None:
+    """For one outcome of an audit subcategory: per item, its events of that outcome, and how many counted
+    events the sample does not tell apart (an EventID the subcategory writes on success and on failure, seen
+    without Keywords). An EventID the subcategory writes only for the other outcome counts 0 (a 4625 is no
+    Logon success); with Keywords, only the events that carry this outcome count. None: not an outcome."""
+    outcome = _outcome(req)
+    if outcome is None or not req.guid:
+        return None
+    audit = kb.channel_key(kb.audit_channel or "")
+    counts, unsure = [], 0
+    for item in items:
+        outcomes = _event_outcomes(kb, req.guid, item.event_id)
+        if kb.channel_key(item.channel) != audit or outcomes is None:
+            counts.append(item.count)
+            continue
+        if outcome not in outcomes:
+            counts.append(0)
+            continue
+        told = {"success": 0, "failure": 0, None: 0}
+        for keywords, n in item.keywords.items():
+            told[outcome_of(kb, keywords)] += n
+        untold = item.count - told["success"] - told["failure"]
+        only = outcomes == frozenset((outcome,))
+        # events without an outcome keyword count (they may be of this outcome) but, when the EventID is
+        # written for both outcomes, as not told apart
+        counts.append(told[outcome] + untold)
+        if not only:
+            unsure += untold
+    return counts, unsure
+
+
+def _explained(kb: Knowledge, req: Requirement, event_ids: list[int], reqs: dict[str, Requirement]) -> bool:
+    outcome = _outcome(req)
+    if outcome is None or not event_ids:
+        return False
+    met = {q.guid for q in reqs.values()
+           if q.kind == "audit_subcategory" and q.status == "met" and _outcome(q) == outcome}
+    for eid in event_ids:
+        if not any(sub.guid != req.guid and sub.guid in met and outcome in event.outcomes
+                   for sub, event in kb.producers.get(eid, ())):
+            return False
+    return True
+
+
+def _event_outcomes(kb: Knowledge, guid: str, event_id: int | None) -> frozenset | None:
+    for sub, event in kb.producers.get(event_id, ()) if event_id is not None else ():
+        if sub.guid == guid:
+            return event.outcomes
+    return None
 
 
 def _rule_needs(check: EventsCheck, producer: CollectionCheck, res: RuleResolution,

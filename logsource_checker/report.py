@@ -218,6 +218,7 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
     if result.events is not None:   # --events: the samples read, their warnings, the not_observed requirements
         report["events"] = result.events.summary()
         summary["requirements_not_observed"] = len(result.events.not_observed)
+        summary["requirements_seen_despite_policy"] = len(result.events.seen_despite_policy)
     if report["policy"] is not None:
         report["policy"]["collectors"] = report["collectors"]
     return report

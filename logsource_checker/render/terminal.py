@@ -151,8 +151,9 @@ def _print_events(report: dict[str, Any], console: Any) -> None:
         console.print(_t(f"    note: {note}"))
     for req in report["requirements"]:
         seen = req.get("observed") or {}
-        if seen.get("flag") == "not_observed" and req["rules"]:
-            console.print(Text("  not observed: ", style="yellow") + _t(
+        if seen.get("flag") in ("not_observed", "seen_despite_policy") and req["rules"]:
+            label = "  not observed: " if seen["flag"] == "not_observed" else "  seen despite policy: "
+            console.print(Text(label, style="yellow") + _t(
                 f"{req['name']} [{req['kind']}, {len(req['rules'])} rules]: {seen['reason']}"))
 
 
