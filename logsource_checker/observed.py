@@ -166,6 +166,9 @@ def apply_events(resolution: Resolution, samples: Sequence[EventSample], kb: Kno
         observed["events_outcome_unknown"] = counted[1] if counted else 0
         check.flag(reqs[rid], observed, _explained(kb, reqs[rid], observed["event_ids"], reqs))
         check.per_req[rid] = observed
+    from .volume_measured import apply_measured_volume
+
+    apply_measured_volume(resolution, check, kb)
     return check
 
 

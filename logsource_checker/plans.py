@@ -41,7 +41,9 @@ _RANK = {"usable": 2, "partial": 1}
 
 
 def volume_of(req: Requirement) -> str:
-    return req.volume if req.volume in _VOLUME_RANK else "unknown"
+    """The measured volume (--events, volume_measured.py) when the samples measure it, else the guide's."""
+    volume = getattr(req, "volume_measured", None) or req.volume
+    return volume if volume in _VOLUME_RANK else "unknown"
 
 
 def unit_key(req: Requirement) -> str:
@@ -217,6 +219,8 @@ class _Planner:
             if step is None:
                 step = steps[key] = Step(key, [], volume_of(req))
             step.requirements.append(rid)
+            # outcomes of one change may differ in measured volume (--events): the change has the highest
+            step.volume = max(step.volume, volume_of(req), key=_VOLUME_RANK.__getitem__)
             step.needed_by.update(refs)
             step.for_rules[rid] = list(refs)
         for step in steps.values():

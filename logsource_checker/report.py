@@ -292,7 +292,8 @@ def _recommendations(result: CheckResult, ranked: list[Ranked]) -> list[dict[str
                 "volume": step.volume, "rules": len(step.needed_by),
                 "high_critical": sum(1 for ref in step.needed_by if levels.get(ref) in ("high", "critical")),
                 "unblinds": len(step.unblinds), "unblinds_high_critical": step.unblinds_high_critical,
-                "change": step.key, "plan": plan.name, "collected": req.collected})
+                "change": step.key, "plan": plan.name, "collected": req.collected,
+                "volume_measured": req.volume_measured})
     return out
 
 
@@ -322,8 +323,16 @@ def step_label(step: Any, reqs: dict[str, Any], kb: Knowledge) -> dict[str, str]
 def _step_entry(step: Any, reqs: dict[str, Any], kb: Knowledge) -> dict[str, Any]:
     return {"change": step.key, **step_label(step, reqs, kb), "requirements": list(step.requirements),
             "names": [reqs[rid].name for rid in step.requirements], "volume": step.volume,
+            "volume_source": _volume_source([reqs[rid] for rid in step.requirements]),
             "flagged": step.flagged, "needed_by": len(step.needed_by), "unblinds": len(step.unblinds),
             "unblinds_high_critical": step.unblinds_high_critical, "rules_unblinded": list(step.unblinds)}
+
+
+def _volume_source(reqs: list[Any]) -> str:
+    """Where a change's volume comes from: ``measured`` in --events samples (every requirement of it),
+    ``guide`` (none), ``measured_and_guide`` (some outcomes measured, others not)."""
+    measured = sum(1 for req in reqs if getattr(req, "volume_measured", None))
+    return "guide" if not measured else "measured" if measured == len(reqs) else "measured_and_guide"
 
 
 def _plans(result: CheckResult) -> list[dict[str, Any]]:

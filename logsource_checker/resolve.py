@@ -42,6 +42,7 @@ class Requirement:
     reason: str | None = None
     collected: bool | None = None    # --collector: do the events it makes the machine write get forwarded
     collection: dict | None = None   # {file, stanza, reason} of that verdict (collection.py)
+    volume_measured: str | None = None   # --events: low | medium | high measured in the samples (volume_measured.py)
 
 
 @dataclass

@@ -171,3 +171,87 @@ def test_evtx_keywords_split_outcomes(cli, tmp_path):
     assert reqs["Detailed File Share (success)"]["events"] == success
     assert reqs["Detailed File Share (failure)"]["events"] == failure
     assert reqs["Detailed File Share (success)"]["events_outcome_unknown"] == 0
+
+
+# -- 1. measured volume feeds the plans ---------------------------------------------------------------------
+
+TWO_DAYS = "2026-01-01T00:00:00Z,2026-01-03T00:00:00Z"
+# (csv rows after the header, --max-volume, {requirement: (volume_guide, volume_measured, per_host_per_day)},
+#  requirement ids' names held back by the plan)
+DFS = {"Detailed File Share (success)", "Detailed File Share (failure)"}   # one change, guide volume high
+VOLUME_CASES = [
+    # 69 success 5145 on one host over two days: 34.5 a day, low, though the guide says high: the plan
+    # switches the success outcome on; the failure outcome is not measured (guide: high) and is held back
+    (f"Security,5145,69,h1,{TWO_DAYS},Audit Success\n", "medium",
+     {"Detailed File Share (success)": ("high", "low", 34.5)}, {"Detailed File Share (failure)"}),
+    # both outcomes measured low: the change is low, within --max-volume medium
+    (f"Security,5145,69,h1,{TWO_DAYS},Audit Success\nSecurity,5145,4,h1,{TWO_DAYS},Audit Failure\n", "medium",
+     {"Detailed File Share (success)": ("high", "low", 34.5), "Detailed File Share (failure)": ("high", "low", 2.0)},
+     set()),
+    # 10,000 4625 over two days on two hosts: 2,500 a day per host, high, though the guide says medium
+    (f"Security,4625,5000,h1,{TWO_DAYS},\nSecurity,4625,5000,h2,{TWO_DAYS},\n", "medium",
+     {"Logon (failure)": ("medium", "high", 2500.0)}, {"Logon (failure)"} | DFS),
+    # 1,000 over two days on one host: 500, medium, within --max-volume medium
+    (f"Security,4625,1000,h1,{TWO_DAYS},\n", "medium",
+     {"Logon (failure)": ("medium", "medium", 500.0)}, DFS),
+]
+
+
+@pytest.mark.parametrize("rows, cap, volumes, held", VOLUME_CASES)
+def test_measured_volume_feeds_the_plan(cli, events_setup, rows, cap, volumes, held):
+    report, reqs = _observed(cli, events_setup, "channel,event_id,count,host,first_seen,last_seen,Keywords\n" + rows,
+                             "audit.csv", "--max-volume", cap)
+    for name, (guide, measured, rate) in volumes.items():
+        seen = reqs[name]["observed"]
+        assert (seen["volume_guide"], seen["volume_measured"], seen["per_host_per_day"]) == (guide, measured, rate)
+        assert seen["volume_note"].startswith("measured:")
+    plan = next(p for p in report["plans"] if p["chosen"])
+    assert {reqs_name for step in plan["held_back_steps"] for reqs_name in step["names"]} == held
+    for step in plan["steps"] + plan["held_back_steps"]:
+        measured = [reqs[n]["observed"]["volume_measured"] for n in step["names"]]
+        assert step["volume_source"] == ("measured" if all(measured) else "measured_and_guide" if any(measured)
+                                         else "guide")
+        if step["volume_source"] == "measured":
+            assert step["volume"] == max(measured, key=["low", "medium", "high"].index)
+
+
+def test_short_sample_is_not_measured(cli, events_setup):
+    _, reqs = _observed(cli, events_setup, "channel,event_id,count,first_seen,last_seen\n"
+                        "Security,4625,900,2026-01-01T00:00:00Z,2026-01-01T02:00:00Z\n")
+    seen = reqs["Logon (failure)"]["observed"]
+    assert seen["volume_measured"] is None and "less than 24 hours" in seen["volume_note"]
+    assert reqs["Detailed File Share (failure)"]["observed"]["volume_note"].startswith("not measured: none")
+
+
+@pytest.mark.parametrize("data, problem", [
+    ({"min_span_hours": 0, "per_host_per_day": []}, "min_span_hours"),
+    ({"min_span_hours": 24, "per_host_per_day": [{"volume": "low", "below": 10}, {"volume": "high", "below": None}]},
+     "low, medium, high"),
+    ({"min_span_hours": 24, "per_host_per_day": [{"volume": "low", "below": 100}, {"volume": "medium", "below": 50},
+                                                  {"volume": "high", "below": None}]}, "rising"),
+    ({"min_span_hours": 24, "per_host_per_day": [{"volume": "huge"}]}, "volume of"),
+])
+def test_volume_scale_is_validated(data, problem):
+    from logsource_checker.volume_measured import VolumeScaleError, validate_scale
+    with pytest.raises(VolumeScaleError, match=problem):
+        validate_scale(data)
+
+
+def test_shipped_volume_scale(tmp_path):
+    from logsource_checker import knowledge
+    from logsource_checker.volume_measured import categorise, load_scale
+    scale = load_scale(knowledge.load(None, use_cache=False))
+    assert [categorise(n, scale) for n in (0, 99.9, 100, 1999, 2000, 10**6)] == \
+        ["low", "low", "medium", "medium", "high", "high"]
+
+
+@pytest.mark.parametrize("fmt, marker", [("markdown", "| low (measured) |"), ("text", "volume low (measured)"),
+                                         ("terminal", "low measured")])
+def test_measured_volume_is_named_in_reports(cli, events_setup, fmt, marker):
+    (events_setup / "ev.csv").write_text(
+        "channel,event_id,count,host,first_seen,last_seen,Keywords\n"
+        f"Security,5145,69,h1,{TWO_DAYS},Audit Success\nSecurity,5145,4,h1,{TWO_DAYS},Audit Failure\n",
+        encoding="utf-8")
+    out = cli(events_setup / "rules", "--auditpol", events_setup / "audit.csv", "--events",
+              events_setup / "ev.csv", "--format", fmt, "-v").stdout
+    assert marker in out

@@ -157,6 +157,9 @@ def _print_events(report: dict[str, Any], console: Any) -> None:
                 f"{req['name']} [{req['kind']}, {len(req['rules'])} rules]: {seen['reason']}"))
 
 
+_SOURCE = {"measured": " measured", "measured_and_guide": " partly measured"}   # --events (volume_measured.py)
+
+
 def _volume(volume: str | None):
     volume = volume or "unknown"
     return _t(volume + " !", "bold yellow") if volume in ("high", "unknown") else _t(volume)
@@ -183,7 +186,7 @@ def _changes(report: dict[str, Any], console: Any, verbose: bool) -> None:
     shown = steps if verbose else steps[:FIRST_SCREEN_CHANGES]
     for i, step in enumerate(shown, 1):
         table.add_row(str(i), step["kind"], _t(step["label"]), step["outcomes"], str(step["unblinds"]),
-                      _volume(step["volume"]))
+                      _volume(step["volume"]) + _t(_SOURCE.get(step.get("volume_source"), "")))
     console.print(_fit(table))
     notes = []
     if len(steps) > len(shown):
