@@ -25,7 +25,7 @@ def _parser(path: str) -> Any:
     except ImportError:
         raise EventsInputError(path, "reading .evtx needs the 'evtx' package (pip install evtx)") from None
     try:
-        return evtx.PyEvtxParser(path)
+        return evtx.PyEvtxParser(path, number_of_threads=_THREADS)
     except (OSError, RuntimeError, ValueError) as exc:
         raise EventsInputError(path, f"unusable EVTX file: {_short(exc)}") from None
 
@@ -44,6 +44,30 @@ def _attribute(node: Any, name: str) -> Any:
     return (node.get("#attributes") or {}).get(name) if isinstance(node, dict) else None
 
 
+# The Python side is what costs (profiled on an 18,200-record, 39 MB file built from the corpus's SharpHound
+# recording: 0.47 s reading whole records with json.loads, 0.12 s as below): only the System part of each
+# record is decoded, records are grouped by their raw (channel, EventID, provider, computer, keywords) in a
+# plain dict, and times are parsed once per group. One parser thread: on a busy 2-core machine the library's
+# own thread pool made it slower (0.26 s against 0.12 s), and the Python loop is the bottleneck anyway.
+_THREADS = 1
+_DECODER = json.JSONDecoder()
+
+
+def _system(text: str) -> dict | None:
+    """The record's Event/System object, decoded alone (the EventData after it is never parsed)."""
+    at = text.find('"System":')
+    if at < 0:
+        return None
+    start = text.find("{", at)
+    if start < 0:
+        return None
+    try:
+        found, _ = _DECODER.raw_decode(text, start)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def read_evtx(path: str) -> EventSample:
     sample = EventSample(path, "evtx")
     with open(path, "rb") as handle:
@@ -56,7 +80,8 @@ def read_evtx(path: str) -> EventSample:
             sample.warnings.append(f"{path}: truncated ({size} bytes; its header announces {chunks} chunks, "
                                    f"{expected} bytes): the records read before the damage count")
     parser = _parser(path)
-    errors, first_error, no_channel = 0, "", 0
+    errors, first_error = 0, ""
+    groups: dict[tuple, list] = {}
     records = parser.records_json()
     while True:
         try:
@@ -69,14 +94,37 @@ def read_evtx(path: str) -> EventSample:
             if errors > 10000:
                 break
             continue
-        try:
-            system = json.loads(record["data"])["Event"]["System"]
-        except (KeyError, TypeError, ValueError):
+        system = _system(record.get("data") or "")
+        if system is None:
             errors += 1
             first_error = first_error or f"record {record.get('event_record_id')}: no Event/System part"
             continue
-        if not _count(sample, system):
-            no_channel += 1
+        # inlined _value / _attribute: this loop runs once per record
+        node = system.get("TimeCreated")
+        stamp = (node.get("#attributes") or {}).get("SystemTime") if type(node) is dict else None
+        stamp = stamp if type(stamp) is str else None
+        node = system.get("Provider")
+        provider = (node.get("#attributes") or {}).get("Name") if type(node) is dict else None
+        event_id = system.get("EventID")
+        if type(event_id) is dict:       # {"#text": 4624, "#attributes": {"Qualifiers": ...}}
+            event_id = event_id.get("#text")
+        key = (_value(system.get("Channel")), event_id, provider, _value(system.get("Computer")),
+               system.get("Keywords"))
+        try:
+            group = groups.get(key)
+        except TypeError:        # an unhashable value where a plain one belongs: a malformed System part
+            key = (None,) + key[1:]
+            group = None
+        if group is None:
+            groups[key] = [1, stamp, stamp]
+        else:
+            group[0] += 1
+            if stamp is not None:
+                if group[1] is None or stamp < group[1]:
+                    group[1] = stamp
+                if group[2] is None or stamp > group[2]:
+                    group[2] = stamp
+    no_channel = sum(group[0] for key, group in groups.items() if not _count(sample, key, group))
     if errors:
         if not sample.rows:
             raise EventsInputError(path, f"unusable EVTX file: no record could be read ({first_error})")
@@ -89,29 +137,34 @@ def read_evtx(path: str) -> EventSample:
     return sample
 
 
-def _count(sample: EventSample, system: dict) -> bool:
-    channel = _value(system.get("Channel"))
+def _time(stamp: str | None) -> datetime | None:
+    if stamp is None:
+        return None
     try:
-        event_id = int(_value(system.get("EventID")))
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return None if when < _EPOCH_FLOOR else when
+
+
+def _count(sample: EventSample, key: tuple, group: list) -> bool:
+    """One group of records with the same System values: counted, or False when it has no channel or
+    EventID. Times: the group's earliest and latest (the parser writes them all in one ISO format, so the
+    text compares as the time does)."""
+    channel, raw_id, provider, host, keywords = key
+    try:
+        event_id = int(raw_id)
     except (TypeError, ValueError):
         return False
     if not isinstance(channel, str) or not channel.strip():
         return False
-    provider = _attribute(system.get("Provider"), "Name")
-    host = _value(system.get("Computer"))
-    when = None
-    stamp = _attribute(system.get("TimeCreated"), "SystemTime")
-    if isinstance(stamp, str):
-        try:
-            when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        except ValueError:
-            when = None
-        if when is not None and when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        if when is not None and when < _EPOCH_FLOOR:
-            when = None
-    sample.add(channel.strip(), event_id, provider if isinstance(provider, str) else None, 1,
-               host if isinstance(host, str) else None, when, when, keywords_text(_value(system.get("Keywords"))))
+    first, last = _time(group[1]), _time(group[2])
+    sample.add(channel.strip(), event_id, provider if isinstance(provider, str) else None, group[0],
+               host if isinstance(host, str) else None, first or last, last or first,
+               keywords_text(_value(keywords)) if isinstance(_value(keywords), (str, int)) else None,
+               rows=group[0])
     return True
 
 

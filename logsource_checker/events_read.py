@@ -95,13 +95,13 @@ class EventSample:
 
     def add(self, channel: str, event_id: int | None, provider: str | None, count: int = 1,
             host: str | None = None, first: datetime | None = None, last: datetime | None = None,
-            keywords: str | None = None) -> None:
+            keywords: str | None = None, rows: int = 1) -> None:
         key = (channel, event_id, provider)
         item = self.seen.get(key)
         if item is None:
             item = self.seen[key] = Seen(channel, event_id, provider)
         item.add(count, host, first, last if last is not None else first, keywords)
-        self.rows += 1
+        self.rows += rows
 
     def bad(self, where: str, reason: str) -> None:
         self.bad_rows += 1
