@@ -18,7 +18,8 @@ from .knowledge import SAFE_CHANNEL_RE
 from .templating import Trusted, render
 
 _TEMPLATES = {"winlogbeat": ("winlogbeat.yml", "script"), "splunk": ("inputs.conf", "script"),
-              "wef": ("subscription-query.xml", "xml"), "wazuh": ("ossec-localfile.xml", "xml")}
+              "wef": ("subscription-query.xml", "xml"), "wazuh": ("ossec-localfile.xml", "xml"),
+              "telegraf": ("telegraf.conf", "script")}
 
 
 @dataclass

@@ -255,3 +255,110 @@ def test_measured_volume_is_named_in_reports(cli, events_setup, fmt, marker):
     out = cli(events_setup / "rules", "--auditpol", events_setup / "audit.csv", "--events",
               events_setup / "ev.csv", "--format", fmt, "-v").stdout
     assert marker in out
+
+
+# -- 5. Telegraf [[inputs.win_eventlog]] ---------------------------------------------------------------------
+
+TELEGRAF_SAMPLE = __import__("pathlib").Path(__file__).resolve().parent.parent / "samples" / "collectors" / \
+    "telegraf-win_eventlog.conf"
+
+
+@pytest.mark.parametrize("channel, event_id, expected", [
+    ("Security", 4624, True), ("Security", 5152, False), ("Security", 5158, False), ("Security", 5159, True),
+    ("Microsoft-Windows-Sysmon/Operational", 1, True),
+    ("Microsoft-Windows-PowerShell/Operational", 4104, True),
+    ("Microsoft-Windows-PowerShell/Operational", 4105, False),
+    ("Microsoft-Windows-PowerShell/Operational", 4106, False),
+    ("System", 7045, None),     # read by no input: no verdict from the file itself (CollectionCheck says False)
+])
+def test_telegraf_sample_verdicts(channel, event_id, expected):
+    from logsource_checker.collectors import read_collector
+    from logsource_checker.collectors.xpath import Event
+    config = read_collector(str(TELEGRAF_SAMPLE))
+    assert config.format == "telegraf" and config.warnings == []
+    assert [(i.channel, i.stanza) for i in config.inputs] == [
+        ("Security", "[[inputs.win_eventlog]] 1 Query 0"),
+        ("Microsoft-Windows-Sysmon/Operational", "[[inputs.win_eventlog]] 1 Query 1"),
+        ("Microsoft-Windows-PowerShell/Operational", "[[inputs.win_eventlog]] 2")]
+    verdicts = [i.test(Event(channel, event_id)) for i in config.inputs if i.channel.casefold() == channel.casefold()]
+    assert (verdicts[0][0] if verdicts else None) is expected
+
+
+# (the input table's body, event (channel, EventID, provider), verdict, words in the reason)
+TELEGRAF_CASES = [
+    ('eventlog_name = "Security"\n  xpath_query = "Event/System[EventID=4624 or EventID=4625]"',
+     ("Security", 4625, None), True, "select"),
+    ('eventlog_name = "Security"\n  xpath_query = "Event/System[EventID=4624 or EventID=4625]"',
+     ("Security", 4688, None), False, "does not select"),
+    ('eventlog_name = "Security"\n  xpath_query = "*[System[Level=2]]"', ("Security", 4688, None), None, "Level"),
+    ('eventlog_name = "Security"\n  [inputs.win_eventlog.tagpass]\n    EventID = ["46*"]',
+     ("Security", 4688, None), True, "pass"),
+    ('eventlog_name = "Security"\n  [inputs.win_eventlog.tagpass]\n    EventID = ["46*"]',
+     ("Security", 4720, None), False, "tagpass"),
+    ('eventlog_name = "Security"\n  [inputs.win_eventlog.tagpass]\n    Computer = ["dc*"]',
+     ("Security", 4720, None), None, "cannot know"),
+    ('eventlog_name = "Security"\n  [inputs.win_eventlog.tagdrop]\n    Source = ["Microsoft-Windows-Security-*"]',
+     ("Security", 4720, "Microsoft-Windows-Security-Auditing"), False, "tagdrop"),
+    # EventID is no tag of this input (event_tags leaves it out): a tagpass on it never matches
+    ('eventlog_name = "Security"\n  event_tags = ["Channel"]\n  [inputs.win_eventlog.tagpass]\n    EventID = ["4720"]',
+     ("Security", 4720, None), False, "tagpass"),
+    ('eventlog_name = "Security"\n  namedrop = ["win_*"]', ("Security", 4720, None), False, "namedrop"),
+    ('eventlog_name = "Security"\n  name_override = "winsec"\n  namepass = ["win_eventlog"]',
+     ("Security", 4720, None), False, "namepass"),
+    ('eventlog_name = "Security"\n  metricpass = "fields.Message != \'\'"', ("Security", 4720, None), None, "metricpass"),
+    ('eventlog_name = "Security"\n  exclude_fields = ["*"]', ("Security", 4720, None), False, "disabled"),
+    ('eventlog_name = "Security"\n  exclude_fields = ["Message"]\n  event_batch_size = 5', ("Security", 4720, None),
+     True, "every event"),
+]
+
+
+@pytest.mark.parametrize("body, event, verdict, words", TELEGRAF_CASES)
+def test_telegraf_corner_cases(tmp_path, body, event, verdict, words):
+    from logsource_checker.collection import CollectionCheck
+    from logsource_checker.collectors import read_collector
+    from logsource_checker.collectors.xpath import Event
+    from logsource_checker import knowledge
+    path = tmp_path / "telegraf.conf"
+    path.write_text(f"[[inputs.win_eventlog]]\n  {body}\n", encoding="utf-8")
+    config = read_collector(str(path))
+    assert config.format == "telegraf"
+    found = CollectionCheck([config], knowledge.load(None)).event(Event(*event))
+    assert found.collected is verdict, found
+    assert words in found.reason
+
+
+def test_telegraf_short_xpath_without_channel_is_unknown(tmp_path):
+    from logsource_checker.collection import CollectionCheck
+    from logsource_checker.collectors import read_collector
+    from logsource_checker.collectors.xpath import Event
+    from logsource_checker import knowledge
+    path = tmp_path / "t.conf"
+    path.write_text('[[inputs.win_eventlog]]\n  xpath_query = "Event/System[EventID=1]"\n', encoding="utf-8")
+    config = read_collector(str(path))
+    assert "eventlog_name" in config.warnings[0]
+    assert CollectionCheck([config], knowledge.load(None)).event(Event("Security", 1)).collected is None
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[[inputs.win_eventlog]]\n  only_first_line_of_message = true\n", "neither xpath_query nor eventlog_name"),
+    ("[[inputs.win_eventlog]]\n  eventlog_name = 'Security\n", "not valid TOML"),
+    ("[[inputs.win_eventlog]]\n  xpath_query = '''<!DOCTYPE x [<!ENTITY a 'b'>]><QueryList/>'''\n", "DOCTYPE"),
+])
+def test_telegraf_bad_files_exit_2(cli, setup, text, words):
+    (setup / "t.conf").write_text(text, encoding="utf-8")
+    run = cli(setup / "rules", "--auditpol", setup / "audit.csv", "--collector", setup / "t.conf")
+    assert run.exit_code == 2
+    assert len(run.stderr.strip().splitlines()) == 1 and words in run.stderr, run.stderr
+
+
+def test_telegraf_emit_in_toml(cli, setup, tmp_path):
+    import tomllib
+    (setup / "t.conf").write_text('[[inputs.win_eventlog]]\n  eventlog_name = "System"\n', encoding="utf-8")
+    cli(setup / "rules", "--auditpol", setup / "audit.csv", "--collector", setup / "t.conf", "--emit", tmp_path / "o")
+    text = (tmp_path / "o" / "collectors" / "1-telegraf-telegraf.conf").read_text(encoding="utf-8")
+    doc = tomllib.loads(text)
+    query = doc["inputs"]["win_eventlog"][0]["xpath_query"]
+    assert '<Select Path="Security">*[System[(EventID=4624 or EventID=4625)]]</Select>' in query
+    from logsource_checker.collectors.telegraf import read
+    again = read("x", text)
+    assert [i.channel for i in again.inputs] == ["Security"]

@@ -3,19 +3,19 @@
 ``read_collector(path)`` recognises the format by content and returns a ``CollectorConfig`` (what
 each channel stanza forwards). One module per format, each with ``sniff`` and ``read`` (XML formats:
 ``sniff_root`` and ``read_root`` on the parsed root): winlogbeat (and Elastic Agent), splunk, wef,
-wazuh, nxlog, fluentbit, otel. Inputs are untrusted: size-limited, XML through ``policy.xmlsafe``,
+wazuh, nxlog, fluentbit, otel, telegraf. Inputs are untrusted: size-limited, XML through ``policy.xmlsafe``,
 YAML without aliases; a file of no known format is a ``CollectorInputError`` (exit status 2).
 """
 from __future__ import annotations
 
 from ..policy import xmlsafe
 from ..policy.model import PolicyInputError
-from . import fluentbit, nxlog, otel, splunk, wazuh, wef, winlogbeat
+from . import fluentbit, nxlog, otel, splunk, telegraf, wazuh, wef, winlogbeat
 from .model import ChannelInput, CollectorConfig, CollectorInputError
 
 MAX_BYTES = 8 * 1024 * 1024
-FORMATS = ("winlogbeat", "splunk", "wef", "wazuh", "nxlog", "fluentbit", "otel")
-_TEXT_FORMATS = (splunk, nxlog, fluentbit, otel, winlogbeat)   # sniffed in this order
+FORMATS = ("winlogbeat", "splunk", "wef", "wazuh", "nxlog", "fluentbit", "otel", "telegraf")
+_TEXT_FORMATS = (telegraf, splunk, nxlog, fluentbit, otel, winlogbeat)   # sniffed in this order
 
 
 def _decode(path: str, data: bytes) -> str:
@@ -67,7 +67,7 @@ def read_collector(path: str) -> CollectorConfig:
         if module.sniff(text):
             return module.read(path, text)
     raise CollectorInputError(path, "no known collector format (Winlogbeat/Elastic Agent YAML, Splunk inputs.conf, "
-                                    "WEF subscription, Wazuh/OSSEC ossec.conf, NXLog, Fluent Bit, OpenTelemetry)")
+                                    "WEF subscription, Wazuh/OSSEC ossec.conf, NXLog, Fluent Bit, OpenTelemetry, Telegraf)")
 
 
 __all__ = ["ChannelInput", "CollectorConfig", "CollectorInputError", "FORMATS", "read_collector"]
