@@ -72,11 +72,21 @@ class CollectionCheck:
         return found
 
     def _event(self, event: Event) -> Collection:
+        if len(self.configs) > 1:   # a WEF subscription and a forwarder: the two hops (collection_wef.py)
+            from .collection_wef import chained
+
+            found = chained(self, event, self._union)
+            if found is not None:
+                return found
+        return self._union(self.configs, event)
+
+    def _union(self, configs: Sequence[CollectorConfig], event: Event) -> Collection:
+        """The verdict of ``configs`` together: forwarded when any of them forwards it."""
         want = self.kb.channel_key(event.channel)
         name = self._display(event.channel)
         unknown: Collection | None = None
         refused: Collection | None = None
-        for config in self.configs:
+        for config in configs:
             for item in config.inputs:
                 if item.channel != ANY_CHANNEL and self.kb.channel_key(item.channel) != want:
                     continue
@@ -92,7 +102,7 @@ class CollectionCheck:
             return unknown
         if refused is not None:
             return refused
-        files = ", ".join(c.path for c in self.configs)
+        files = ", ".join(c.path for c in configs)
         return Collection(False, files, None, f"channel {name} is in no collector configuration")
 
     def _display(self, channel: str) -> str:

@@ -284,6 +284,7 @@ def _parse_deferral(raw: Any, path: Path, kb: Knowledge) -> PolicyDeferral | Non
 def _load_channels(kb: Knowledge, path: Path) -> None:
     data = _read_yaml(path) or {}
     kb.eventlog_policy_category = str(data.get("eventlog_policy_category") or kb.eventlog_policy_category)
+    kb.wef_default_log = _opt_str(data.get("wef_default_log")) or kb.wef_default_log
     for ch in data.get("channels") or []:
         size = ch.get("recommended_max_size_mb")
         record = Channel(

@@ -204,6 +204,7 @@ class Knowledge:
     subcategory_count: int = 0                     # how many subcategories Windows has (auditpol.yaml)
     inclusion_settings: dict[int, str] = field(default_factory=dict)  # SettingValue -> 'Inclusion Setting' text
     eventlog_policy_category: str = ""             # Administrative Templates category of event-log policies
+    wef_default_log: str | None = None   # channels.yaml `wef_default_log`: where a WEF subscription stores events
     registry_policies: dict[str, RegistryPolicy] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)                  # by casefolded name
     channel_aliases: dict[str, str] = field(default_factory=dict)   # casefolded alias -> casefolded name

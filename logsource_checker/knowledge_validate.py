@@ -43,6 +43,8 @@ def _audit_problems(kb: Knowledge) -> list[str]:
         problems.append(f"auditpol.yaml: channel {kb.audit_channel!r} is not in channels.yaml")
     if not kb.audit_provider:
         problems.append("auditpol.yaml: provider (of the audit events) missing")
+    if not kb.wef_default_log:
+        problems.append("channels.yaml: wef_default_log (where WEF subscriptions store events) missing")
     if sorted(kb.outcome_keywords) != ["failure", "success"] or not all(
             spec["mask"] > 0 and spec["names"] for spec in kb.outcome_keywords.values()):
         problems.append("auditpol.yaml: outcome_keywords needs success and failure, each with a mask and names")

@@ -362,3 +362,98 @@ def test_telegraf_emit_in_toml(cli, setup, tmp_path):
     from logsource_checker.collectors.telegraf import read
     again = read("x", text)
     assert [i.channel for i in again.inputs] == ["Security"]
+
+
+# -- 6. the WEF second hop -----------------------------------------------------------------------------------
+
+def _subscription(log: str | None, selects: str) -> str:
+    logfile = f"<LogFile>{log}</LogFile>" if log else ""
+    return ('<Subscription xmlns="http://schemas.microsoft.com/2006/03/windows/events/subscription">'
+            "<SubscriptionId>Sub</SubscriptionId><Enabled>true</Enabled>"
+            f"<Query><![CDATA[<QueryList><Query Id=\"0\">{selects}</Query></QueryList>]]></Query>{logfile}"
+            "</Subscription>")
+
+
+SECURITY_4624_4625 = '<Select Path="Security">*[System[(EventID=4624 or EventID=4625)]]</Select>'
+# (subscription <LogFile>, forwarder file name and text, event, verdict, words in the reason)
+HOP_CASES = [
+    # default log: ForwardedEvents; the forwarder reads it, but only 4624
+    (None, "w.yml", "winlogbeat.event_logs:\n  - name: ForwardedEvents\n    event_id: 4624\n",
+     ("Security", 4624), True, "puts it in ForwardedEvents"),
+    (None, "w.yml", "winlogbeat.event_logs:\n  - name: ForwardedEvents\n    event_id: 4624\n",
+     ("Security", 4625), False, "hop 2 (forwarder on the collector host) fails"),
+    # the subscription does not select 4688: hop 1 fails
+    (None, "w.yml", "winlogbeat.event_logs:\n  - name: ForwardedEvents\n",
+     ("Security", 4688), False, "hop 1 (WEF subscription) fails"),
+    # a custom log the forwarder does not read
+    ("WEC-Auth", "inputs.conf", "[WinEventLog://ForwardedEvents]\ndisabled = 0\n",
+     ("Security", 4624), False, "WEC-Auth is in no collector configuration"),
+    ("WEC-Auth", "inputs.conf", "[WinEventLog://WEC-Auth]\ndisabled = 0\n", ("Security", 4624), True, "WEC-Auth"),
+    # an agent on the source host reading Security itself: no hop needed
+    ("WEC-Auth", "w.yml", "winlogbeat.event_logs:\n  - name: Security\n", ("Security", 4688), True, "every event"),
+    # the forwarder's filter on the collector's log cannot be judged: unknown, on hop 2
+    (None, "w.yml", "winlogbeat.event_logs:\n  - name: ForwardedEvents\n    level: error\n",
+     ("Security", 4624), None, "hop 2"),
+]
+
+
+@pytest.mark.parametrize("log, name, text, event, verdict, words", HOP_CASES)
+def test_wef_second_hop(tmp_path, log, name, text, event, verdict, words):
+    from logsource_checker import knowledge
+    from logsource_checker.collection import CollectionCheck
+    from logsource_checker.collectors import read_collector
+    from logsource_checker.collectors.xpath import Event
+    (tmp_path / "sub.xml").write_text(_subscription(log, SECURITY_4624_4625), encoding="utf-8")
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    configs = [read_collector(str(tmp_path / "sub.xml")), read_collector(str(tmp_path / name))]
+    found = CollectionCheck(configs, knowledge.load(None)).event(Event(*event))
+    assert found.collected is verdict, found
+    assert words in found.reason, found.reason
+    alone = CollectionCheck(configs[:1], knowledge.load(None)).event(Event(*event))
+    assert alone.collected is (event[1] in (4624, 4625))   # the subscription alone: its own verdict, as before
+
+
+# (subscription file, event (channel, EventID, provider), verdict, stanza, words in the reason): read by hand
+# from the files: palantir's subscriptions store into WEC-* logs, DetectionLab's inputs.conf reads those logs;
+# its WEC-Process-Execution stanza has a Message blacklist (osquery), which cannot be judged for an event
+REAL_HOPS = [
+    ("wef_palantir_Sysmon.xml", ("Microsoft-Windows-Sysmon/Operational", 1, "Microsoft-Windows-Sysmon"), True,
+     "[WinEventLog://WEC6-Sysmon]", "puts it in WEC6-Sysmon on the collector host, then forwarded"),
+    ("wef_palantir_Process-Execution.xml", ("Security", 4688, "Microsoft-Windows-Security-Auditing"), None,
+     "[WinEventLog://WEC-Process-Execution]", "hop 2: Subscription Process-Execution Query 0 puts it in "
+                                               "WEC-Process-Execution"),
+    ("wef_palantir_Process-Execution.xml", ("Security", 4624, "Microsoft-Windows-Security-Auditing"), False,
+     "Subscription Process-Execution Query 0", "hop 1 (WEF subscription) fails"),
+    ("wef_palantir_Powershell.xml", ("Microsoft-Windows-PowerShell/Operational", 4104, None), True,
+     "[WinEventLog://WEC-Powershell]", "WEC-Powershell"),
+]
+
+
+@pytest.mark.parametrize("subscription, event, verdict, stanza, words", REAL_HOPS)
+def test_wef_second_hop_on_real_files(subscription, event, verdict, stanza, words):
+    from conftest import shared_dir
+    from logsource_checker import knowledge
+    from logsource_checker.collection import CollectionCheck
+    from logsource_checker.collectors import read_collector
+    from logsource_checker.collectors.xpath import Event
+    shared = shared_dir()
+    samples = shared / "corpus" / "collector-samples" if shared else None
+    if samples is None or not samples.is_dir():
+        pytest.skip("collector samples not present")
+    configs = [read_collector(str(samples / subscription)),
+               read_collector(str(samples / "splunk_DetectionLab_wef_inputs.conf"))]
+    found = CollectionCheck(configs, knowledge.load(None)).event(Event(*event))
+    assert (found.collected, found.stanza) == (verdict, stanza), found
+    assert words in found.reason, found.reason
+
+
+def test_wef_second_hop_end_to_end(cli, setup):
+    """Through the CLI: the hop that fails is in the requirement's collection reason and the rule is blind."""
+    (setup / "sub.xml").write_text(_subscription("WEC-Auth", SECURITY_4624_4625), encoding="utf-8")
+    (setup / "inputs.conf").write_text("[WinEventLog://ForwardedEvents]\ndisabled = 0\n", encoding="utf-8")
+    report = cli(setup / "rules", "--auditpol", setup / "audit.csv", "--collector", setup / "sub.xml",
+                 "--collector", setup / "inputs.conf", "--format", "json").json()
+    reqs = {q["name"]: q for q in report["requirements"]}
+    assert reqs["Logon (success)"]["status"] == "not_collected"
+    assert reqs["Logon (success)"]["collection"]["reason"].startswith("hop 2 (forwarder on the collector host) fails")
+    assert {r["id"]: r["coverage"] for r in report["rules"]}["logon_ok"] == "blind"

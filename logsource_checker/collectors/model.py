@@ -165,6 +165,7 @@ class CollectorConfig:
     format: str                  # winlogbeat | splunk | wef | wazuh | nxlog | fluentbit | otel
     inputs: list[ChannelInput] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    destination: str | None = None   # WEF: the subscription's <LogFile> on the collector host (None: the default)
 
 
 def parse_id_list(text: str, what: str, path: str) -> tuple[IdRanges | None, IdRanges]:

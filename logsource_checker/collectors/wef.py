@@ -57,6 +57,7 @@ def read_root(path: str, root) -> CollectorConfig:
         item.disabled_why = "<Enabled>false</Enabled>"
     log = _child(root, "LogFile")
     if log is not None and (log.text or "").strip():
+        config.destination = (log.text or "").strip()[:256]
         config.warnings.append(f"{stanza}: events go to the log {(log.text or '').strip()[:80]!r} on the collector; "
                                "a forwarder there must send that log on")
     return config
