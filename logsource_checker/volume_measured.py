@@ -65,13 +65,23 @@ def categorise(per_host_per_day: float, scale: dict[str, Any]) -> str:
     return scale["levels"][-1][0]
 
 
-def _keys(check: Any, kb: Knowledge, req: Requirement) -> set[tuple[str, int | None]]:
+def _by_subcategory(kb: Knowledge) -> dict[str, list[tuple[int, frozenset]]]:
+    """Subcategory GUID -> (EventID, outcomes) it writes."""
+    out: dict[str, list[tuple[int, frozenset]]] = {}
+    for eid, producers in kb.producers.items():
+        for sub, event in producers:
+            out.setdefault(sub.guid, []).append((eid, event.outcomes))
+    return out
+
+
+def _keys(check: Any, kb: Knowledge, req: Requirement,
+          subs: dict[str, list[tuple[int, frozenset]]]) -> set[tuple[str, int | None]]:
     """Every (channel, EventID) the requirement makes the machine write; EventID None: any in the channel."""
     if req.kind == "audit_subcategory" and kb.audit_channel and req.guid:
         outcome = "success" if req.success else "failure" if req.failure else None
         channel = kb.channel_key(kb.audit_channel)
-        return {(channel, eid) for eid, producers in kb.producers.items()
-                for sub, event in producers if sub.guid == req.guid and (outcome is None or outcome in event.outcomes)}
+        return {(channel, eid) for eid, outcomes in subs.get(req.guid, ())
+                if outcome is None or outcome in outcomes}
     if req.kind == "sysmon_event" and req.event_id is not None:
         return {(kb.channel_key(str(kb.sysmon_meta.get("channel"))), req.event_id)}
     if req.kind == "event_channel" and req.channel:
@@ -86,10 +96,11 @@ def apply_measured_volume(resolution: Resolution, check: Any, kb: Knowledge) -> 
 
     scale = load_scale(kb)
     too_short = check.span is None or check.span < timedelta(hours=scale["min_span_hours"])
+    subs = _by_subcategory(kb)
     for rid, observed in check.per_req.items():
         req = resolution.requirements[rid]
         observed.update(volume_guide=req.volume, volume_measured=None, per_host_per_day=None, volume_note=None)
-        items = check.seen(_keys(check, kb, req))
+        items = check.seen(_keys(check, kb, req, subs))
         counted = outcome_counts(kb, req, items)
         events = sum(counted[0]) if counted else sum(s.count for s in items)
         if not events:
