@@ -89,29 +89,43 @@ def _keys(check: Any, kb: Knowledge, req: Requirement,
     return set()
 
 
-def apply_measured_volume(resolution: Resolution, check: Any, kb: Knowledge) -> None:
-    """Set ``volume_measured`` on each requirement the samples measure, and add ``volume_measured``,
-    ``volume_guide``, ``per_host_per_day`` and ``volume_note`` to its ``observed`` entry."""
+def _count(kb: Knowledge, req: Requirement, items: list) -> list[int]:
     from .observed import outcome_counts
 
+    counted = outcome_counts(kb, req, items)
+    return counted[0] if counted else [s.count for s in items]
+
+
+def apply_measured_volume(resolution: Resolution, check: Any, kb: Knowledge) -> None:
+    """Set ``volume_measured`` on each requirement the samples measure, and add ``volume_measured``,
+    ``volume_guide``, ``per_host_per_day`` and ``volume_note`` to its ``observed`` entry. Only samples that by
+    themselves cover ``min_span_hours`` are measured, over the time they cover."""
+
+    from .observed import _covered
+
     scale = load_scale(kb)
-    too_short = check.span is None or check.span < timedelta(hours=scale["min_span_hours"])
+    least = timedelta(hours=scale["min_span_hours"])
+    # only samples that by themselves cover the minimum: a folder of short recordings from several labs (the
+    # corpus's evtx-samples) spans months in total, which would make every rate look tiny
+    long_enough = [s for s in check.samples if s.first is not None and s.last is not None and s.last - s.first >= least]
+    usable = {id(seen) for sample in long_enough for seen in sample.seen.values()}
+    span = _covered(sorted((s.first, s.last) for s in long_enough)) if long_enough else None
     subs = _by_subcategory(kb)
     for rid, observed in check.per_req.items():
         req = resolution.requirements[rid]
         observed.update(volume_guide=req.volume, volume_measured=None, per_host_per_day=None, volume_note=None)
         items = check.seen(_keys(check, kb, req, subs))
-        counted = outcome_counts(kb, req, items)
-        events = sum(counted[0]) if counted else sum(s.count for s in items)
-        if not events:
+        if not any(_count(kb, req, items)):
             observed["volume_note"] = "not measured: none of its events is in the samples"
             continue
-        if too_short:
-            observed["volume_note"] = (f"not measured: the samples cover less than {scale['min_span_hours']:g} "
-                                       "hours")
+        items = [s for s in items if id(s) in usable]
+        events = sum(_count(kb, req, items))
+        if not events:
+            observed["volume_note"] = (f"not measured: no sample holding its events covers {scale['min_span_hours']:g} "
+                                       "hours by itself")
             continue
         hosts = {h for s in items for h in s.hosts}
-        days = check.span.total_seconds() / 86400
+        days = span.total_seconds() / 86400
         rate = events / max(len(hosts), 1) / days
         req.volume_measured = categorise(rate, scale)
         observed["volume_measured"] = req.volume_measured

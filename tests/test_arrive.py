@@ -219,7 +219,7 @@ def test_short_sample_is_not_measured(cli, events_setup):
     _, reqs = _observed(cli, events_setup, "channel,event_id,count,first_seen,last_seen\n"
                         "Security,4625,900,2026-01-01T00:00:00Z,2026-01-01T02:00:00Z\n")
     seen = reqs["Logon (failure)"]["observed"]
-    assert seen["volume_measured"] is None and "less than 24 hours" in seen["volume_note"]
+    assert seen["volume_measured"] is None and "covers 24 hours by itself" in seen["volume_note"]
     assert reqs["Detailed File Share (failure)"]["observed"]["volume_note"].startswith("not measured: none")
 
 
@@ -457,3 +457,18 @@ def test_wef_second_hop_end_to_end(cli, setup):
     assert reqs["Logon (success)"]["status"] == "not_collected"
     assert reqs["Logon (success)"]["collection"]["reason"].startswith("hop 2 (forwarder on the collector host) fails")
     assert {r["id"]: r["coverage"] for r in report["rules"]}["logon_ok"] == "blind"
+
+
+def test_only_samples_covering_a_day_are_measured(cli, events_setup):
+    """A two-day export of one host and a one-hour recording of 9,000 failed logons: the rate comes from the
+    two-day file alone (1,000 / 2 days = 500, medium); the short burst would have made it high."""
+    (events_setup / "long.csv").write_text("channel,event_id,count,host,first_seen,last_seen\n"
+                                           f"Security,4625,1000,h1,{TWO_DAYS}\n", encoding="utf-8")
+    (events_setup / "burst.csv").write_text("channel,event_id,count,host,first_seen,last_seen\n"
+                                            "Security,4625,9000,h1,2026-02-01T00:00:00Z,2026-02-01T01:00:00Z\n",
+                                            encoding="utf-8")
+    report = cli(events_setup / "rules", "--auditpol", events_setup / "audit.csv", "--events", events_setup / "long.csv",
+                 "--events", events_setup / "burst.csv", "--format", "json").json()
+    seen = {q["name"]: q["observed"] for q in report["requirements"]}["Logon (failure)"]
+    assert seen["events"] == 10000
+    assert (seen["volume_measured"], seen["per_host_per_day"]) == ("medium", 500.0)
