@@ -343,6 +343,8 @@ def test_telegraf_short_xpath_without_channel_is_unknown(tmp_path):
     ("[[inputs.win_eventlog]]\n  only_first_line_of_message = true\n", "neither xpath_query nor eventlog_name"),
     ("[[inputs.win_eventlog]]\n  eventlog_name = 'Security\n", "not valid TOML"),
     ("[[inputs.win_eventlog]]\n  xpath_query = '''<!DOCTYPE x [<!ENTITY a 'b'>]><QueryList/>'''\n", "DOCTYPE"),
+    ("[[inputs.win_eventlog]]\n  eventlog_name = 'Security'\n  x = " + "[" * 50000 + "\n", "nested too deeply"),
+    ("[[inputs.win_eventlog]]\n  eventlog_name = 'Security'\n\x00\x01\x02", "binary"),
 ])
 def test_telegraf_bad_files_exit_2(cli, setup, text, words):
     (setup / "t.conf").write_text(text, encoding="utf-8")

@@ -52,6 +52,8 @@ def _toml(path: str, text: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CollectorInputError(path, f"not valid TOML: {' '.join(str(exc).split())[:200]}") from None
+    except RecursionError:   # arrays or inline tables nested thousands deep
+        raise CollectorInputError(path, "not usable TOML: nested too deeply") from None
 
 
 def _globs(value: Any) -> list[str]:
