@@ -35,6 +35,8 @@ class Collection:
     stanza: str | None
     reason: str
     partial: bool = False    # some of the events arrive, others not (a need without EventID)
+    hop: int | None = None   # WEF chain (collection_wef.py): 1 the subscription, 2 the forwarder on the collector fails
+    via: str | None = None   # the collector host's log the forwarder must read (hop 2)
 
     def as_dict(self) -> dict[str, str | None]:
         return {"file": self.file, "stanza": self.stanza, "reason": self.reason}

@@ -38,7 +38,8 @@ def chained(check: Any, event: Event, union: Callable[[Sequence[Any], Event], An
         hop1 = union([config], event)
         log = config.destination or check.kb.wef_default_log or ""
         if hop1.collected is False:
-            verdict = Collection(False, hop1.file, hop1.stanza, f"hop 1 (WEF subscription) fails: {hop1.reason}")
+            verdict = Collection(False, hop1.file, hop1.stanza, f"hop 1 (WEF subscription) fails: {hop1.reason}",
+                                 hop=1)
         else:
             hop2 = union(forwarders, Event(log, event.event_id, event.provider))
             where = f"{hop1.stanza} puts it in {log} on the collector host"
@@ -46,7 +47,8 @@ def chained(check: Any, event: Event, union: Callable[[Sequence[Any], Event], An
                 verdict = Collection(True, hop2.file, hop2.stanza, f"{where}, then {hop2.reason}")
             elif hop2.collected is False:
                 verdict = Collection(False, hop2.file, hop2.stanza,
-                                     f"hop 2 (forwarder on the collector host) fails: {where}, but {hop2.reason}")
+                                     f"hop 2 (forwarder on the collector host) fails: {where}, but {hop2.reason}",
+                                     hop=2, via=log)
             elif hop1.collected is None:
                 verdict = Collection(None, hop1.file, hop1.stanza, f"hop 1 (WEF subscription): {hop1.reason}")
             else:

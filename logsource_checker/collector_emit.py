@@ -54,7 +54,7 @@ def _ranges(ids: list[int]) -> str:
     return ",".join(out)
 
 
-def _wanted(result: Any) -> tuple[dict[str, dict], dict[str, dict[str, None]]]:
+def _wanted(result: Any, hops: dict[str, int] | None = None) -> tuple[dict[str, dict], dict[str, dict[str, None]]]:
     """Per channel {EventID or None: {rules it would unblind}} for needed events that do not arrive, and
     per channel the events whose verdict is unknown (with why). Needed: the requirement is produced
     (met / not_collected) or the chosen plan switches it on."""
@@ -76,6 +76,9 @@ def _wanted(result: Any) -> tuple[dict[str, dict], dict[str, dict[str, None]]]:
             if verdict.collected is None:
                 unknown.setdefault(channel, {})[f"EventID {event.event_id or 'any'}: {verdict.reason}"] = None
             elif verdict.collected is False:
+                if verdict.hop is not None and hops is not None:   # a WEF chain: which file must change
+                    channel = verdict.via if verdict.hop == 2 and verdict.via else channel
+                    hops[channel] = verdict.hop
                 rules = wanted.setdefault(channel, {}).setdefault(event.event_id, {})
                 rules.update(dict.fromkeys(req.rules, False))
                 rules.update(dict.fromkeys((r for r in req.rules if r in blind), True))
@@ -86,11 +89,16 @@ def collector_additions(result: Any) -> dict[str, str]:
     """File name -> text: one addition file per --collector file (empty dict without collectors)."""
     if not result.collectors or result.collection is None:
         return {}
-    wanted, unknown = _wanted(result)
+    hops: dict[str, int] = {}
+    wanted, unknown = _wanted(result, hops)
     files: dict[str, str] = {}
     for number, config in enumerate(result.collectors, 1):
         additions, unsafe = [], []
         for channel, ids in sorted(wanted.items()):
+            # a WEF chain: what the subscription does not select goes into the subscription (hop 1); the log
+            # on the collector host that no forwarder reads goes into the forwarders (hop 2)
+            if hops.get(channel) == (2 if config.format == "wef" else 1):
+                continue
             if not SAFE_CHANNEL_RE.match(channel):
                 unsafe.append(channel)
                 continue

@@ -474,3 +474,19 @@ def test_only_samples_covering_a_day_are_measured(cli, events_setup):
     seen = {q["name"]: q["observed"] for q in report["requirements"]}["Logon (failure)"]
     assert seen["events"] == 10000
     assert (seen["volume_measured"], seen["per_host_per_day"]) == ("medium", 500.0)
+
+
+def test_wef_chain_emit_names_the_file_to_change(cli, setup, tmp_path):
+    """Hop 2 fails (the subscription stores into WEC-Auth, the forwarder reads only ForwardedEvents): the
+    forwarder gets a stanza for WEC-Auth, the subscription nothing for it; 4688, which no subscription selects
+    (hop 1), goes into the subscription only."""
+    _rule(setup / "rules", "proc", "product: windows\n    service: security", "EventID: 4688")
+    (setup / "sub.xml").write_text(_subscription("WEC-Auth", SECURITY_4624_4625), encoding="utf-8")
+    (setup / "inputs.conf").write_text("[WinEventLog://ForwardedEvents]\ndisabled = 0\n", encoding="utf-8")
+    cli(setup / "rules", "--auditpol", setup / "audit.csv", "--collector", setup / "sub.xml",
+        "--collector", setup / "inputs.conf", "--emit", tmp_path / "o")
+    sub = (tmp_path / "o" / "collectors" / "1-wef-subscription-query.xml").read_text(encoding="utf-8")
+    fwd = (tmp_path / "o" / "collectors" / "2-splunk-inputs.conf").read_text(encoding="utf-8")
+    assert [line.strip() for line in sub.splitlines() if "<Select" in line] == [
+        '<Select Path="Security">*[System[(EventID=4688)]]</Select>']
+    assert [line for line in fwd.splitlines() if line.startswith("[")] == ["[WinEventLog://WEC-Auth]"]
