@@ -12,7 +12,7 @@ Nothing here changes the resolver's records: the caps are per rule index, applie
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from .diff import WhatIf
 
@@ -22,15 +22,13 @@ if TYPE_CHECKING:
 _RANK = {"blind": 0, "unknown": 1, "partial": 2, "usable": 3}
 
 
-def rule_caps(result: CheckResult) -> dict[int, str]:
-    """Rule index -> the best coverage it can have while its events must arrive (only rules capped)."""
-    check = getattr(result, "collection", None)
-    if check is None:
-        return {}
-    reqs = result.resolution.requirements
+def caps_of(check: Any, resolution: Any) -> dict[int, str]:
+    """Rule index in ``resolution.rules`` -> the best coverage it can have while its events must arrive
+    (only rules capped). Rules of one shape are judged once."""
+    reqs = resolution.requirements
     caps: dict[int, str] = {}
     memo: dict[tuple, str | None] = {}
-    for index, res in enumerate(result.resolution.rules):
+    for index, res in enumerate(resolution.rules):
         shape = (res.guide.id if res.guide else None,
                  tuple((need.event_id, tuple(o.requirements for o in need.options)) for need in res.needs))
         if shape not in memo:
@@ -38,6 +36,22 @@ def rule_caps(result: CheckResult) -> dict[int, str]:
         if memo[shape] is not None:
             caps[index] = memo[shape]
     return caps
+
+
+def rule_caps(result: CheckResult) -> dict[int, str]:
+    check = getattr(result, "collection", None)
+    return caps_of(check, result.resolution) if check is not None else {}
+
+
+def limit_by_collection(check: Any, resolution: Any) -> Callable[[Any, str], str]:
+    """For ``diff.rank_missing``: a rule's what-if coverage, capped by what can arrive."""
+    by_id = {id(resolution.rules[i]): cap for i, cap in caps_of(check, resolution).items()}
+
+    def limit(res: Any, coverage: str) -> str:
+        cap = by_id.get(id(res))
+        return cap if cap is not None and _RANK.get(coverage, 0) > _RANK[cap] else coverage
+
+    return limit
 
 
 def _cap(check, res, reqs) -> str | None:
@@ -89,4 +103,4 @@ def planner_what_if(result: CheckResult, rules: Sequence) -> WhatIf:
     return CappedWhatIf(rules, caps) if caps else WhatIf(rules)
 
 
-__all__ = ["CappedWhatIf", "planner_what_if", "rule_caps"]
+__all__ = ["CappedWhatIf", "caps_of", "limit_by_collection", "planner_what_if", "rule_caps"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from .knowledge import Knowledge, RegistryPolicy
 from .policy.model import AuditSetting, PolicySnapshot, norm_category, norm_registry_key
@@ -426,10 +426,11 @@ def actionable_missing(resolution: Resolution) -> dict[str, list[str]]:
     return {rid: list(refs) for rid, refs in chosen.items()}
 
 
-def rank_missing(resolution: Resolution) -> list[Ranked]:
+def rank_missing(resolution: Resolution, limit: Callable[[RuleResolution, str], str] | None = None) -> list[Ranked]:
     """The actionable missing requirements, most useful first: rules each would unblind (an audit
     requirement together with the other recommended outcome of its subcategory), then high/critical
-    rules, then rules it is recommended for."""
+    rules, then rules it is recommended for. ``limit``: the best coverage a rule can reach whatever the
+    policy (with --collector: collection_plan.limit_by_collection)."""
     statuses = {rid: req.status for rid, req in resolution.requirements.items()}
     by_ref = {res.rule.ref: res for res in resolution.rules}
     actionable = actionable_missing(resolution)
@@ -448,6 +449,8 @@ def rank_missing(resolution: Resolution) -> list[Ranked]:
             if ref in by_ref and by_ref[ref].coverage in ("blind", "partial")]
         unblinds = unblinds_high = 0
         for res, after in zip(candidates, coverage_if(candidates, statuses, group)):
+            if limit is not None:
+                after = limit(res, after)
             if after == "usable" or (after == "partial" and res.coverage == "blind"):
                 unblinds += 1
                 unblinds_high += res.rule.level in ("high", "critical")

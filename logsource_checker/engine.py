@@ -162,7 +162,12 @@ def _check(options: CheckOptions) -> CheckResult:
         from .observed import apply_events
 
         events = apply_events(resolution, samples, kb)
-    ranked = rank_missing(resolution)
+    limit = None
+    if collection is not None:   # what a change would unblind counts only rules whose events can arrive
+        from .collection_plan import limit_by_collection
+
+        limit = limit_by_collection(collection, resolution)
+    ranked = rank_missing(resolution, limit)
     result = CheckResult(loaded=loaded, resolution=resolution, knowledge=kb, snapshot=snapshot,
                          audit=diff.audit, ranked=ranked, filtered_out=before - len(rules), role=role,
                          max_volume=options.max_volume, hold_unknown_volume=options.hold_unknown_volume,

@@ -490,3 +490,16 @@ def test_wef_chain_emit_names_the_file_to_change(cli, setup, tmp_path):
     assert [line.strip() for line in sub.splitlines() if "<Select" in line] == [
         '<Select Path="Security">*[System[(EventID=4688)]]</Select>']
     assert [line for line in fwd.splitlines() if line.startswith("[")] == ["[WinEventLog://WEC-Auth]"]
+
+
+def test_requirement_unblinds_count_only_rules_whose_events_arrive(cli, events_setup):
+    """requirements[].unblinds (the ranking) agrees with the plan: a change whose events no collector forwards
+    unblinds nothing (Logon failure, Detailed File Share: 1 each without the collector)."""
+    (events_setup / "w.yml").write_text("winlogbeat.event_logs:\n  - name: System\n", encoding="utf-8")
+    args = (events_setup / "rules", "--auditpol", events_setup / "audit.csv", "--format", "json")
+    without = {q["name"]: q["unblinds"] for q in cli(*args).json()["requirements"]}
+    assert without["Logon (failure)"] == 1 and without["Detailed File Share (success)"] == 1
+    report = cli(*args, "--collector", events_setup / "w.yml").json()
+    assert {q["name"]: q["unblinds"] for q in report["requirements"]}["Logon (failure)"] == 0
+    assert all(not q["unblinds"] for q in report["requirements"]), report["requirements"]
+    assert all(r["unblinds"] == 0 for r in report["recommendations"])
