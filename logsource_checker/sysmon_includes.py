@@ -73,6 +73,7 @@ def _fact_implies(kind: str, value: str, condition: str, wanted: str) -> bool:
 def implies(rule: tuple[Cond, ...], entry: Entry) -> bool:
     """Does every event matching the translated Sysmon rule (an AND of conditions) match ``entry``?"""
     field, condition, wanted = entry[0].casefold(), entry[1].strip().casefold(), entry[2].casefold()
+    held: list[tuple[str, str]] = []   # facts that all hold together (from conditions read as "all")
     for cond in rule:
         if cond.field.casefold() != field:
             continue
@@ -83,7 +84,12 @@ def implies(rule: tuple[Cond, ...], entry: Entry) -> bool:
         results = [_fact_implies(kind, value, condition, wanted) for kind, value in facts]
         if (all(results) if mode == "any" else any(results)):
             return True
-    return False
+        if mode == "all":
+            held.extend(facts)
+    # "contains all" x;y holds when each part is within some fact that holds (the field contains every value
+    # of an is / contains / begin with / end with fact)
+    return condition == "contains all" and bool(held) and all(
+        any(_fact_implies(kind, value, "contains", part) for kind, value in held) for part in wanted.split(";"))
 
 
 def _item_implied(rule: tuple[Cond, ...], item: Item) -> bool:
