@@ -134,7 +134,11 @@ class PolicyDiff:
             from .sysmon_linux import linux_status
             return linux_status(req, self.snapshot, self.kb)
         if kind != "external" and only_linux_inputs(self.snapshot):
-            return "not_checked", "only Linux inputs were given (audit rules, a Sysmon for Linux configuration): no Windows policy input shows this"
+            if kind == "sysmon_event" and self.snapshot.sysmon is not None:
+                from .sysmon_linux import windows_ignored
+                return "not_checked", windows_ignored(self.snapshot.sysmon)
+            return "not_checked", ("only Linux inputs were given (audit rules, a Sysmon for Linux configuration): no "
+                                   "Windows policy input shows this")
         blind_input = not self.snapshot.has_computer_results
         if kind == "audit_subcategory":
             if blind_input and not (self.snapshot.audit or self.snapshot.legacy_audit):
