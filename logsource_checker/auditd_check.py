@@ -105,11 +105,17 @@ def _syscall(arch: str, name: str, rules: AuditdRules, data: AuditdData) -> tupl
     for rule in rules.rules:
         if rule.list != "exit" or rule.watch or rule.perms or _FILE_FIELDS & {f[0] for f in rule.fields}:
             continue
-        if rule.syscalls is not None and name not in rule.syscalls:
+        if rule.syscalls is not None and name not in rule.syscalls and not any(s.isdigit() for s in rule.syscalls):
             continue
         arch_ok, arch_note = _arch_ok(rule, arch, data)
         if not arch_ok:
             continue
+        if rule.syscalls is not None and name not in rule.syscalls:   # -S by number: read for this ABI
+            from .auditd_syscalls import with_names
+
+            if name not in with_names(rule.syscalls, arch, data):
+                continue
+            arch_note += f" (a syscall number there is {name} for {arch}: mappings/syscalls.yaml)"
         narrowing = _narrowing(rule, data)
         if rule.action == "never":
             if not narrowing:
