@@ -110,8 +110,9 @@ SHADOW = "selection: {type: PATH, name: /etc/shadow}\ncondition: selection\n"
 
 @pytest.mark.parametrize("detection, kw, perms", [
     (SHADOW, {}, "wa"),                                                                   # not said: writes
-    (SHADOW, {"tags": ("attack.credential-access", "attack.t1003.008")}, "r"),            # a reading tactic
-    (SHADOW, {"tags": ("attack.discovery",)}, "r"),
+    (SHADOW, {"tags": ("attack.discovery", "attack.t1082")}, "r"),                        # a reading tactic
+    (SHADOW, {"tags": ("attack.credential-access",)}, "wa"),      # may look for the write that sets theft up
+    (SHADOW, {"tags": ("attack.credential-access",), "definition": "-w /etc/shadow -p r -k shadow"}, "r"),
     (SHADOW, {"tags": ("attack.persistence",)}, "wa"),
     (SHADOW, {"tags": ("attack.discovery",), "definition": "Required: -w /etc/shadow -p rwa -k shadow"}, "rwa"),
     (SHADOW, {"definition": "-w /etc/shadow -p x"}, "x"),
@@ -134,12 +135,12 @@ def test_access_a_path_rule_needs(tmp_path, detection, kw, perms):
     ("-a always,exit -F path=/etc/shadow -F perm=r -k r\n", "met"),
 ])
 def test_read_rules_are_not_met_by_write_watches(tmp_path, host, status):
-    got = _requirements(tmp_path, SHADOW, host, tags=("attack.credential-access",))
+    got = _requirements(tmp_path, SHADOW, host, tags=("attack.discovery",))
     assert got["auditd:watch:/etc/shadow:r"][0] == status, got
 
 
 def test_emitted_read_watch_reads_back_met(cli, tmp_path):
-    _rule(tmp_path / "rules", SHADOW, tags=("attack.credential-access",))
+    _rule(tmp_path / "rules", SHADOW, definition="Required auditd configuration: -w /etc/shadow -p r -k shadow")
     (tmp_path / "host.rules").write_text("-w /etc/shadow -p wa -k identity\n")
     out = tmp_path / "out"
     done = cli(tmp_path / "rules", "--auditd-rules", tmp_path / "host.rules", "--emit", out, "--no-cache")
