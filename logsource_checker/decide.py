@@ -25,7 +25,6 @@ OUTSIDE = "collection outside Windows policy (see below; --product windows leave
 WINDOWS_OTHER = ("a Windows feature the policy inputs do not show (AppLocker, App Control, attack surface reduction "
                  "rules, an ETW session...; -v names it)")
 SYSMON = "--sysmon-config (the Sysmon configuration the machines run)"
-SYSMON_LINUX = "--sysmon-config with the Sysmon for Linux configuration the hosts run"
 BLOCKING = "--sysmon-config with blocking configured on purpose (never recommended)"
 CHANNEL = "the channel's state: a GPO enabling it in --gpresult, or 'wevtutil gl CHANNEL' on the machine"
 ELEVATED = "a gpresult /x run elevated (computer results) or --auditpol"
@@ -42,8 +41,6 @@ def _input_for(req: Requirement, windows: bool) -> str:
     kind = req.kind
     if kind == "sysmon_event":
         return BLOCKING if "blocking" in reason else SYSMON
-    if kind == "sysmon_linux_event":
-        return SYSMON_LINUX
     if kind == "event_channel":
         return CHANNEL
     if kind in ("audit_subcategory", "registry_policy"):
