@@ -214,7 +214,9 @@ def input_notes(snapshot: PolicySnapshot | None, kinds: set[str]) -> list[str]:
         return []
     linux = [inp.path for inp in snapshot.inputs if inp.format == LINUX_FORMAT]
     sysmon_linux = [inp.path for inp in snapshot.inputs if inp.format == LINUX_FORMATS[1]]
-    windows = [inp.path for inp in snapshot.inputs if inp.format not in LINUX_FORMATS]
+    either = snapshot.sysmon.source if snapshot.sysmon is not None and snapshot.sysmon.os == "either" else None
+    windows = [inp.path for inp in snapshot.inputs if inp.format not in LINUX_FORMATS and
+               not (inp.path == either and "sysmon_linux_event" in kinds)]   # used for the Linux rules
     notes = []
     if linux and "auditd_rule" not in kinds:
         notes.append(f"audit rules ignored ({', '.join(linux)}): no rule checked is for a Linux log source that "

@@ -121,6 +121,11 @@ def test_windows_rules_ignore_a_linux_configuration(tmp_path):
                                     use_cache=False))
     assert any("Windows policy inputs ignored" in w for w in only_linux.snapshot.warnings)
     assert only_linux.resolution.requirements["sysmon-linux:1"].status == "unknown"
+    (tmp_path / "all.xml").write_bytes(_config(COLLECT_ALL))   # either OS: used for the Linux rule, no note
+    either = check(CheckOptions(paths=[str(tmp_path / "rules" / "l.yml")], sysmon_config=str(tmp_path / "all.xml"),
+                                use_cache=False))
+    assert either.resolution.requirements["sysmon-linux:1"].status == "met"
+    assert not any("ignored" in w for w in either.snapshot.warnings)
 
 
 # --------------------------------------------------------------------------- sysmon-linux.xml
@@ -191,3 +196,24 @@ def test_a_windows_configuration_is_never_merged_into(cli, tmp_path):
     _rule(tmp_path / "rules", "cron", *CRON_FILE)
     data = _emit(cli, tmp_path, tmp_path / "rules", "--sysmon-config", WINDOWS_SAMPLE)
     assert data.startswith(b'<Sysmon schemaversion="4.81">') and b"ImageLoad" not in data
+
+
+def test_hostile_values_read_back_as_written(cli, tmp_path):
+    value = "/tmp/--><Sysmon x='&amp;'>\u202e"
+    _rule(tmp_path / "rules", "evil", "product: linux\ncategory: file_event",
+          f"selection:\n    TargetFilename|startswith: {value!r}\ncondition: selection\n")
+    data = _emit(cli, tmp_path, tmp_path / "rules")
+    config = read_sysmon_config("back.xml", data, KB.sysmon_events.values()).sysmon
+    (element,) = config.includes[11]
+    assert any(item[1] == ("TargetFilename", "begin with", value) for item in element[1] if item[0] == "cond") or \
+        any(entry[2] == value for item in element[1] if item[0] == "rule" for entry in item[2])
+
+
+@pytest.mark.parametrize("value, code", [("linux", 0), ("windows", 0), ("auto", 0), ("macos", 2)])
+def test_sysmon_os_option(cli, tmp_path, value, code):
+    _rule(tmp_path / "rules", "curl", *CURL)
+    done = cli(tmp_path / "rules", "--sysmon-config", SAMPLE, "--sysmon-os", value, "-f", "json", "--fail-on", "never")
+    assert done.exit_code == code, done.stderr
+    if code == 0:
+        policy = done.json()["policy"]["sysmon"]
+        assert policy["os"] == {"auto": "linux"}.get(value, value) and policy["os_reason"]
