@@ -99,7 +99,11 @@ def with_rule_perms(items: tuple[Item, ...], rule: Rule, data: AuditdData) -> tu
     for item in items:
         if item[0] == "watch":
             _, path, perms = item
-            perms = stated.get(path.rstrip("/") or "/") or ("r" if reads and perms == data.default_watch_perms else perms)
+            bare = path.rstrip("/") or "/"
+            if bare in stated:
+                perms = stated[bare]
+            elif reads and perms == data.default_watch_perms:
+                perms = "r"
             item = ("watch", path, perms)
         out.append(item)
     return tuple(dict.fromkeys(out))

@@ -287,7 +287,8 @@ class PolicyDiff:
         sysmon = self.snapshot.sysmon if self.snapshot is not None else None
         if sysmon is not None and sysmon.includes:
             from .sysmon_includes import judge_includes  # include filters with conditions: compare the rules
-            for kind, wanted in (("sysmon_event", sysmon.os != "linux"), ("sysmon_linux_event", sysmon.os != "windows")):
+            wanted_kinds = (("sysmon_event", sysmon.os != "linux"), ("sysmon_linux_event", sysmon.os != "windows"))
+            for kind, wanted in wanted_kinds:
                 if wanted:
                     judge_includes(self.kb, sysmon, resolution, kind)
         statuses = {rid: req.status for rid, req in resolution.requirements.items()}

@@ -260,7 +260,8 @@ def _spec_problems(kb: Knowledge, spec: RequirementSpec) -> list[str]:
         return [f"channel {spec.value!r} not in mappings/channels.yaml"]
     if spec.kind == "sysmon_event" and spec.value not in kb.sysmon_events:
         return [f"Sysmon event {spec.value} not in mappings/sysmon.yaml"]
-    if spec.kind == "sysmon_linux_event" and spec.value not in ((kb.sysmon_meta.get("linux") or {}).get("events") or ()):
+    linux_events = (kb.sysmon_meta.get("linux") or {}).get("events") or ()
+    if spec.kind == "sysmon_linux_event" and spec.value not in linux_events:
         return [f"Sysmon for Linux event {spec.value} is not in mappings/sysmon.yaml linux.events"]
     if spec.kind == "auditd_rule":
         return auditd_data.spec_problems(kb.auditd, spec.value)

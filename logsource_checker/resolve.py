@@ -195,7 +195,8 @@ class Resolver:
             return [self._add(Requirement(
                 id=f"sysmon-linux:{event.id}", kind="sysmon_linux_event",
                 name=f"Sysmon for Linux event {event.id} ({event.name})", event_id=event.id, volume=guide.volume,
-                reference=linux.get("reference"), how=f"a {event.element} filter in the Sysmon for Linux configuration"))]
+                reference=linux.get("reference"),
+                how=f"a {event.element} filter in the Sysmon for Linux configuration"))]
         if spec.kind == "auditd_rule":   # fixed syscalls; from_rule / watch_fields are derived per rule
             return [self._auditd_req(item) for item in auditd_needs.syscall_items(spec.value.get("syscalls") or (),
                                                                                   kb.auditd)]
