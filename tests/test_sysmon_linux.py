@@ -217,3 +217,28 @@ def test_sysmon_os_option(cli, tmp_path, value, code):
     if code == 0:
         policy = done.json()["policy"]["sysmon"]
         assert policy["os"] == {"auto": "linux"}.get(value, value) and policy["os_reason"]
+
+
+@pytest.mark.parametrize("event_id, ok", [(1, True), (3, True), (11, True), (23, True), (7, False), (13, False),
+                                          (4, False)])
+def test_guides_may_name_only_linux_event_types(monkeypatch, event_id, ok):
+    """A guide's sysmon_linux_event must be a type Sysmon for Linux produces and filters (validated)."""
+    from logsource_checker.knowledge_model import RequirementSpec
+    from logsource_checker.knowledge_validate import _spec_problems, validate
+
+    assert (_spec_problems(KB, RequirementSpec(kind="sysmon_linux_event", value=event_id)) == []) is ok
+    monkeypatch.setitem(KB.sysmon_meta, "linux", dict(KB.sysmon_meta["linux"], events=[1, 3, 777, 4]))
+    problems = validate(KB)
+    assert any("event 777 is not a Sysmon event" in p for p in problems)
+    assert any("event 4 cannot be filtered" in p for p in problems)
+
+
+def test_windows_rules_get_a_new_sysmon_xml_beside_a_linux_configuration(cli, tmp_path):
+    _rule(tmp_path / "rules", "w", "product: windows\ncategory: process_creation",
+          "selection:\n    Image|endswith: '\\\\whoami.exe'\ncondition: selection\n")
+    out = tmp_path / "out"
+    done = cli(tmp_path / "rules", "--sysmon-config", SAMPLE, "--plan", "sysmon", "--emit", out, "--no-cache")
+    assert done.exit_code in (0, 1), done.stderr
+    text = (out / "sysmon.xml").read_text()
+    assert "A new, complete configuration" in text and "/etc/cron" not in text   # not merged into the Linux file
+    assert not (out / "sysmon-linux.xml").exists()                                 # no Linux rule checked
