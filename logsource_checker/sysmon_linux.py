@@ -51,7 +51,8 @@ def _examples(values: list[str]) -> str:
 
 def decide_os(snapshot: Any, kb: Any, forced: str | None = None) -> None:
     """Record which OS the snapshot's Sysmon configuration is for (``config.os`` / ``os_reason``), with a
-    note in the policy warnings; a Linux configuration's input is marked ``sysmon_linux_config``."""
+    note in the policy warnings unless it is read as Windows from its content (the usual case); a Linux
+    configuration's input is marked ``sysmon_linux_config``."""
     config = snapshot.sysmon
     if config is None:
         return
@@ -82,6 +83,8 @@ def decide_os(snapshot: Any, kb: Any, forced: str | None = None) -> None:
         for inp in snapshot.inputs:
             if inp.format == "sysmon_config":
                 inp.format = FORMAT
+    if os_name == "windows" and forced in (None, "auto"):
+        return   # the usual case: recorded (policy.sysmon.os in JSON), not a note on every Windows run
     label = {"windows": "Sysmon (Windows)", "linux": "Sysmon for Linux", "either": "Sysmon or Sysmon for Linux"}
     line = f"{config.source}: Sysmon configuration read as {label[os_name]}: {reason}"
     if line not in snapshot.warnings:
