@@ -93,6 +93,11 @@ CONNECT = ("product: linux\ncategory: network_connection",
     (CONNECT, '<NetworkConnect onmatch="include"><Image condition="end with">/ncat</Image></NetworkConnect>'
      + LINUX_PATHS, "sysmon-linux:3", "met", "each of the 1 rules"),
     (CURL, WINDOWS_PATHS, "sysmon-linux:1", "unknown", "is for Windows"),
+    # rules.c Filter_image splits at a backslash on Linux too: 'curl' never equals '/usr/bin/curl'
+    (CURL, '<ProcessCreate onmatch="include"><Image condition="image">curl</Image></ProcessCreate>' + LINUX_PATHS,
+     "sysmon-linux:1", "unknown", "not every one of the 1 rules"),
+    (CURL, '<ProcessCreate onmatch="include"><Image condition="end with">/curl</Image></ProcessCreate>' + LINUX_PATHS,
+     "sysmon-linux:1", "met", "each of the 1 rules"),
 ])
 def test_linux_requirement_status(tmp_path, rule, body, req_id, status, fragment):
     _rule(tmp_path / "rules", "r", *rule)
