@@ -115,6 +115,7 @@ def test_windows_rules_ignore_a_linux_configuration(tmp_path):
     result = check(CheckOptions(paths=[str(tmp_path / "rules")], sysmon_config=str(SAMPLE), use_cache=False))
     reqs = result.resolution.requirements
     assert reqs["sysmon:1"].status == "not_checked" and "ignored for Windows rules" in reqs["sysmon:1"].reason
+    assert next(p for p in result.plans if p.chosen).name == "native"   # Sysmon is not known to run on Windows
     with_gpresult = check(CheckOptions(paths=[str(tmp_path / "rules")], sysmon_config=str(SAMPLE), use_cache=False,
                                        gpresult=[str(ROOT / "samples" / "gpresult" / "advanced-audit.xml")]))
     sysmon = with_gpresult.resolution.requirements["sysmon:1"]
