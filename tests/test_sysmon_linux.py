@@ -241,8 +241,8 @@ def test_guides_may_name_only_linux_event_types(monkeypatch, event_id, ok):
 
 
 def test_windows_rules_get_a_new_sysmon_xml_beside_a_linux_configuration(cli, tmp_path):
-    _rule(tmp_path / "rules", "w", "product: windows\ncategory: process_creation",
-          "selection:\n    Image|endswith: '\\\\whoami.exe'\ncondition: selection\n")
+    _rule(tmp_path / "rules", "w", "product: windows\ncategory: image_load",      # only Sysmon serves it
+          "selection:\n    ImageLoaded|endswith: '\\\\evil.dll'\ncondition: selection\n")
     out = tmp_path / "out"
     done = cli(tmp_path / "rules", "--sysmon-config", SAMPLE, "--plan", "sysmon", "--emit", out, "--no-cache")
     assert done.exit_code in (0, 1), done.stderr
