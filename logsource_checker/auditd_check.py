@@ -23,6 +23,9 @@ from .auditd_data import AuditdData
 from .policy.auditd import FORMAT as LINUX_FORMAT
 from .policy.model import AuditdRules, AuditRule, PolicySnapshot
 
+# Linux inputs: audit rules, and a Sysmon configuration read as Sysmon for Linux (sysmon_linux.py)
+LINUX_FORMATS = (LINUX_FORMAT, "sysmon_linux_config")
+LINUX_KINDS = ("auditd_rule", "sysmon_linux_event")
 NO_INPUT = "no audit rules given (--auditd-rules: 'auditctl -l' output or the files of /etc/audit/rules.d/)"
 _FILE_FIELDS = frozenset({"path", "dir"})
 
@@ -102,11 +105,17 @@ def _syscall(arch: str, name: str, rules: AuditdRules, data: AuditdData) -> tupl
     for rule in rules.rules:
         if rule.list != "exit" or rule.watch or rule.perms or _FILE_FIELDS & {f[0] for f in rule.fields}:
             continue
-        if rule.syscalls is not None and name not in rule.syscalls:
+        if rule.syscalls is not None and name not in rule.syscalls and not any(s.isdigit() for s in rule.syscalls):
             continue
         arch_ok, arch_note = _arch_ok(rule, arch, data)
         if not arch_ok:
             continue
+        if rule.syscalls is not None and name not in rule.syscalls:   # -S by number: read for this ABI
+            from .auditd_syscalls import with_names
+
+            if name not in with_names(rule.syscalls, arch, data):
+                continue
+            arch_note += f" (a syscall number there is {name} for {arch}: mappings/syscalls.yaml)"
         narrowing = _narrowing(rule, data)
         if rule.action == "never":
             if not narrowing:
@@ -194,8 +203,8 @@ def auditd_status(item: tuple[str, ...] | None, rules: AuditdRules | None, data:
 
 
 def only_linux_inputs(snapshot: PolicySnapshot) -> bool:
-    """Whether every policy input is Linux audit rules (then Windows requirements are not checked)."""
-    return bool(snapshot.inputs) and all(inp.format == LINUX_FORMAT for inp in snapshot.inputs)
+    """Whether every policy input is for Linux (then Windows requirements are not checked)."""
+    return bool(snapshot.inputs) and all(inp.format in LINUX_FORMATS for inp in snapshot.inputs)
 
 
 def input_notes(snapshot: PolicySnapshot | None, kinds: set[str]) -> list[str]:
@@ -204,11 +213,17 @@ def input_notes(snapshot: PolicySnapshot | None, kinds: set[str]) -> list[str]:
     if snapshot is None:
         return []
     linux = [inp.path for inp in snapshot.inputs if inp.format == LINUX_FORMAT]
-    windows = [inp.path for inp in snapshot.inputs if inp.format != LINUX_FORMAT]
+    sysmon_linux = [inp.path for inp in snapshot.inputs if inp.format == LINUX_FORMATS[1]]
+    either = snapshot.sysmon.source if snapshot.sysmon is not None and snapshot.sysmon.os == "either" else None
+    windows = [inp.path for inp in snapshot.inputs if inp.format not in LINUX_FORMATS and
+               not (inp.path == either and "sysmon_linux_event" in kinds)]   # used for the Linux rules
     notes = []
     if linux and "auditd_rule" not in kinds:
         notes.append(f"audit rules ignored ({', '.join(linux)}): no rule checked is for a Linux log source that "
                      "auditd serves")
-    if windows and not kinds - {"auditd_rule", "external"}:
+    if sysmon_linux and "sysmon_linux_event" not in kinds:
+        notes.append(f"Sysmon for Linux configuration ignored ({', '.join(sysmon_linux)}): no rule checked is for a "
+                     "Linux log source Sysmon for Linux serves")
+    if windows and not kinds - {*LINUX_KINDS, "external"}:
         notes.append(f"Windows policy inputs ignored ({', '.join(windows)}): no rule checked needs Windows policy")
     return notes

@@ -37,6 +37,11 @@ class AuditdData:
     syscall_fields: frozenset[str] = frozenset()   # case-folded
     key_fields: frozenset[str] = frozenset()
     type_fields: frozenset[str] = frozenset()
+    arch_fields: frozenset[str] = frozenset()
+    syscall_perms: dict[str, str] = field(default_factory=dict)    # syscall -> the -p letter its PATH records need
+    nametype_field: str = ""
+    nametype_perms: dict[str, str] = field(default_factory=dict)   # upper-case nametype -> -p letter
+    read_tactics: frozenset[str] = frozenset()
     emit_key: str = "sigma"
     syscall_volumes: dict[str, str] = field(default_factory=dict)
     watch_volume: str = "unknown"
@@ -46,6 +51,7 @@ class AuditdData:
     neutral_fields: frozenset[str] = frozenset()
     result_fields: frozenset[str] = frozenset()
     problems: list[str] = field(default_factory=list)
+    syscall_table: str = ""   # mappings/syscalls.yaml, read only when a number is met (auditd_syscalls.py)
 
     def volume_of_syscall(self, name: str) -> str:
         return self.syscall_volumes.get(name, "unknown")
@@ -63,7 +69,7 @@ def _strings(value: Any) -> list[str]:
 
 
 def load_auditd(path: Path, read_yaml: Callable[[Path], Any]) -> AuditdData:
-    data = AuditdData()
+    data = AuditdData(syscall_table=str(path.parent / "syscalls.yaml"))
     if not path.is_file():
         data.problems.append(f"{path.name}: missing")
         return data
@@ -79,6 +85,13 @@ def load_auditd(path: Path, read_yaml: Callable[[Path], Any]) -> AuditdData:
     data.syscall_fields = frozenset(f.casefold() for f in _strings(raw.get("syscall_fields")))
     data.key_fields = frozenset(f.casefold() for f in _strings(raw.get("key_fields")))
     data.type_fields = frozenset(f.casefold() for f in _strings(raw.get("type_fields")))
+    data.arch_fields = frozenset(f.casefold() for f in _strings(raw.get("arch_fields")))
+    perms = raw.get("syscall_perms") if isinstance(raw.get("syscall_perms"), dict) else {}
+    data.syscall_perms = {str(name): str(letter) for letter, names in perms.items() for name in _strings(names)}
+    data.nametype_field = str(raw.get("nametype_field") or "").casefold()
+    nametypes = raw.get("nametype_perms") if isinstance(raw.get("nametype_perms"), dict) else {}
+    data.nametype_perms = {str(k).upper(): str(v) for k, v in nametypes.items()}
+    data.read_tactics = frozenset(t.casefold() for t in _strings(raw.get("read_tactics")))
     data.emit_key = str(raw.get("emit_key") or "")
     volumes = raw.get("syscall_volumes") or {}
     data.syscall_volumes = {str(k): str(v) for k, v in volumes.items()} if isinstance(volumes, dict) else {}
@@ -123,6 +136,9 @@ def auditd_problems(data: AuditdData) -> list[str]:
         problems.append(f"{where}: syscall_fields and type_fields are required")
     if not data.arch_aliases or not set(data.arch_aliases.values()) <= set(data.arches):
         problems.append(f"{where}: arch_aliases must map names to the arches {list(data.arches)}")
+    for name, letter in [*data.syscall_perms.items(), *data.nametype_perms.items()]:
+        if letter not in ("r", "w", "x", "a"):
+            problems.append(f"{where}: {name}: permission {letter!r} is not one of r, w, x, a")
     for rt in data.record_types.values():
         if rt.origin not in ORIGINS:
             problems.append(f"{where}: record type {rt.type}: origin {rt.origin!r} not one of {ORIGINS}")

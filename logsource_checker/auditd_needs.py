@@ -30,6 +30,7 @@ MAX_OPTIONS = 8
 # a path an audit rule line can carry as one token: no blank, quote, '#', backslash or control character
 SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9._/+@:,=~-]{0,255}$")
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
+_DEFINITION_WATCH_RE = re.compile(r"-w\s+(/\S*)\s+-p\s+([rwxa]{1,4})\b")
 
 
 def _undetermined(reason: str) -> Item:
@@ -54,8 +55,9 @@ def _watch_path(modifiers: tuple[str, ...], value: str) -> tuple[str | None, str
     return (path + "/" if value.endswith("/") else path), None
 
 
-def watch_items(matches: Any, fields: frozenset[str], data: AuditdData) -> list[Item]:
-    """Watch items for the values of the path ``fields`` (case-folded) among a branch's matches."""
+def watch_items(matches: Any, fields: frozenset[str], data: AuditdData, perms: str | None = None) -> list[Item]:
+    """Watch items for the values of the path ``fields`` (case-folded) among a branch's matches, for ``perms``
+    (default: the data's default_watch_perms)."""
     items: list[Item] = []
     for field, modifiers, values in matches:
         if field is None or field.casefold() not in fields:
@@ -64,8 +66,47 @@ def watch_items(matches: Any, fields: frozenset[str], data: AuditdData) -> list[
             if value is None:
                 continue
             path, why = _watch_path(tuple(modifiers), str(value))
-            items.append(("watch", path, data.default_watch_perms) if path else _undetermined(why or ""))
+            items.append(("watch", path, perms or data.default_watch_perms) if path else _undetermined(why or ""))
     return items
+
+
+def _branch_perms(matches: Any, names: list[str], data: AuditdData) -> str | None:
+    """The -p letters the branch's PATH records need when it says the access: the syscalls it names (each one's
+    class, auditctl(8) -p) or the nametype (CREATE / DELETE: w); None when it does not say."""
+    nametypes, _ = _equal_values(matches, frozenset({data.nametype_field}))
+    letters = {data.syscall_perms[n] for n in names if n in data.syscall_perms}
+    letters |= {data.nametype_perms[t.strip().upper()] for t in nametypes if t.strip().upper() in data.nametype_perms}
+    if not letters or (names and not all(n in data.syscall_perms for n in names)):
+        return None   # a syscall whose access the flags decide (open, openat...): not told
+    return "".join(sorted(letters, key="rwxa".index))
+
+
+def rule_perms(rule: Rule, data: AuditdData) -> tuple[dict[str, str], bool]:
+    """What the rule itself says about the access it looks for: the -w PATH -p PERMS lines of its logsource
+    definition (path -> perms), and whether its ATT&CK tactics are ones that read files (read_tactics)."""
+    stated = {m.group(1).rstrip("/") or "/": m.group(2) for m in _DEFINITION_WATCH_RE.finditer(rule.definition or "")}
+    tactics = {t.casefold().removeprefix("attack.") for t in rule.tags}
+    return stated, bool(tactics & data.read_tactics)
+
+
+def with_rule_perms(items: tuple[Item, ...], rule: Rule, data: AuditdData) -> tuple[Item, ...]:
+    """Watch items with the access the rule states (definition) or implies (a reading tactic: r), where the
+    branch itself did not say it (the default perms)."""
+    if not any(item[0] == "watch" for item in items):
+        return items
+    stated, reads = rule_perms(rule, data)
+    out = []
+    for item in items:
+        if item[0] == "watch":
+            _, path, perms = item
+            bare = path.rstrip("/") or "/"
+            if bare in stated:
+                perms = stated[bare]
+            elif reads and perms == data.default_watch_perms:
+                perms = "r"
+            item = ("watch", path, perms)
+        out.append(item)
+    return tuple(dict.fromkeys(out))
 
 
 def syscall_items(names: Any, data: AuditdData) -> list[Item]:
@@ -96,17 +137,20 @@ def branch_items(matches: Any, data: AuditdData) -> list[Item]:
     for key in keys:
         items.append(("key", key) if KEY_RE.match(key) else _undetermined(f"key {key!r} is not a valid audit key"))
     names = []
+    numbered: list[Item] = []
     for name in syscalls:
         name = name.strip().lower()
         if SYSCALL_NAME_RE.match(name):
             names.append(name)
-        else:   # a number differs between ABIs (59 is execve on x86_64, 11 on i386)
-            items.append(_undetermined(f"syscall {name!r} is not a syscall name (a number depends on the arch)"))
+        elif name.isdigit():   # a number differs between ABIs (59 is execve on x86_64, 11 on i386)
+            numbered += _numbered(name, matches, data)
+        else:
+            items.append(_undetermined(f"syscall {name!r} is not a syscall name or number"))
     if other_syscalls:
         items.append(_undetermined(f"syscall matched as {', '.join(other_syscalls)}: which syscall cannot be told"))
     if other_types:
         items.append(_undetermined(f"record type matched as {', '.join(other_types)}"))
-    if not types and names:
+    if not types and (names or numbered):
         types = ["SYSCALL"]
     if not types and not other_types:
         if not keys and not items:
@@ -119,13 +163,32 @@ def branch_items(matches: Any, data: AuditdData) -> list[Item]:
         elif record.origin == "user":
             items.append(("record", record.type))
         elif record.origin == "watch":
-            found = watch_items(matches, frozenset(f.casefold() for f in record.path_fields), data)
+            found = watch_items(matches, frozenset(f.casefold() for f in record.path_fields), data,
+                                _branch_perms(matches, names, data))
             items += found or ([] if keys else [_undetermined(f"{record.type} records of a path the rule does not "
                                                               "name")])
         else:
             wanted = list(record.syscalls) or names
-            items += syscall_items(wanted, data) or ([] if keys else [
+            items += (syscall_items(wanted, data) + ([] if record.syscalls else numbered)) or ([] if keys else [
                 _undetermined(f"{record.type} records of a syscall the rule does not name")])
+    return items
+
+
+def _numbered(number: str, matches: Any, data: AuditdData) -> list[Item]:
+    """A syscall number read for the ABI the branch's arch field names (arch=c000003e: b64), else for the
+    native b64 (mappings/syscalls.yaml, the tables auditctl uses)."""
+    from .auditd_syscalls import abi_of_record_arch, name_of
+
+    arches, other = _equal_values(matches, data.arch_fields)
+    abis = [abi_of_record_arch(data, value) for value in arches]
+    if other or None in abis:
+        return [_undetermined(f"syscall {number} with an arch the rule matches as {', '.join(other + arches)}: "
+                              "which ABI's numbering applies cannot be told")]
+    items: list[Item] = []
+    for abi in dict.fromkeys(abis or [data.arches[0] if data.arches else "b64"]):
+        name = name_of(data, abi, number)
+        items.append(("syscall", abi, name) if name and SYSCALL_NAME_RE.match(name) else
+                     _undetermined(f"syscall {number} is not in the {abi} syscall table"))
     return items
 
 
@@ -146,7 +209,8 @@ def derive(rule: Rule, node: tuple | None, data: AuditdData) -> tuple[tuple[str,
     """The options of a rule: (label, items) pairs, any one of which serves the rule."""
     selections = dict(rule.selections)
     names = list(cond.used_positively(node)) if node is not None else list(selections)
-    per = {name: _selection_items(selections[name], data) for name in names if name in selections}
+    per = {name: with_rule_perms(_selection_items(selections[name], data), rule, data)
+           for name in names if name in selections}
     per = {name: items for name, items in per.items() if items}
     if not per:
         return (("auditd records", (_undetermined("the rule names no record type, syscall or key"),)),)

@@ -50,6 +50,12 @@ class Role(str, Enum):
     dc = "dc"
 
 
+class SysmonOs(str, Enum):
+    auto = "auto"
+    windows = "windows"
+    linux = "linux"
+
+
 class PlanName(str, Enum):
     native = "native"
     sysmon = "sysmon"
@@ -115,7 +121,10 @@ def main(
                                         "(Get-GPOReport -ReportType Xml). Repeatable."),
     auditpol: List[Path] = typer.Option([], "--auditpol", metavar="FILE", help="audit.csv (GPO backup, auditpol /backup) or "
                                         "'auditpol /get /category:* /r' output. Repeatable."),
-    sysmon_config: Optional[Path] = typer.Option(None, "--sysmon-config", metavar="FILE", help="Sysmon configuration XML."),
+    sysmon_config: Optional[Path] = typer.Option(None, "--sysmon-config", metavar="FILE", help="Sysmon configuration XML "
+                                                 "(Sysmon, or Sysmon for Linux: told by its content)."),
+    sysmon_os: SysmonOs = typer.Option(SysmonOs.auto, "--sysmon-os", help="Which OS the --sysmon-config is for; auto: "
+                                       "told by its content (event types, paths)."),
     auditd_rules: List[Path] = typer.Option([], "--auditd-rules", metavar="FILE", help="Linux audit rules: "
                                             "'auditctl -l' output or a rules file (/etc/audit/rules.d/*.rules). "
                                             "Repeatable, read in order."),
@@ -199,7 +208,8 @@ def main(
     options = CheckOptions(
         paths=[str(p) for p in paths], min_level=level.value if level else None, statuses=status,
         gpresult=[str(p) for p in gpresult], auditpol=[str(p) for p in auditpol],
-        sysmon_config=str(sysmon_config) if sysmon_config else None, auditd_rules=[str(p) for p in auditd_rules],
+        sysmon_config=str(sysmon_config) if sysmon_config else None, sysmon_os=sysmon_os.value,
+        auditd_rules=[str(p) for p in auditd_rules],
         use_cache=not no_cache,
         progress=_Progress(), role=role.value if role else None, plan=plan.value if plan else None,
         max_volume=max_volume.value if max_volume else None, hold_unknown_volume=hold_unknown_volume,

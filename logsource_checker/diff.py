@@ -130,8 +130,15 @@ class PolicyDiff:
         kind = req.kind
         if kind == "auditd_rule":   # Linux: the loaded audit rules (auditd_check.py)
             return auditd_status(req.auditd, self.snapshot.auditd, self.kb.auditd)
+        if kind == "sysmon_linux_event":   # Linux: a Sysmon for Linux configuration (sysmon_linux.py)
+            from .sysmon_linux import linux_status
+            return linux_status(req, self.snapshot, self.kb)
         if kind != "external" and only_linux_inputs(self.snapshot):
-            return "not_checked", "only Linux audit rules were given: no Windows policy input shows this"
+            if kind == "sysmon_event" and self.snapshot.sysmon is not None:
+                from .sysmon_linux import windows_ignored
+                return "not_checked", windows_ignored(self.snapshot.sysmon)
+            return "not_checked", ("only Linux inputs were given (audit rules, a Sysmon for Linux configuration): no "
+                                   "Windows policy input shows this")
         blind_input = not self.snapshot.has_computer_results
         if kind == "audit_subcategory":
             if blind_input and not (self.snapshot.audit or self.snapshot.legacy_audit):
@@ -147,6 +154,9 @@ class PolicyDiff:
             sysmon = self.snapshot.sysmon
             if sysmon is None:
                 return "unknown", "no Sysmon configuration given (--sysmon-config)"
+            if sysmon.os == "linux":
+                from .sysmon_linux import windows_ignored
+                return "unknown", windows_ignored(sysmon)
             eid = req.event_id or -1
             status = sysmon.status.get(eid, "met" if sysmon.collected.get(eid) else "missing")
             if status == "met":
@@ -274,9 +284,13 @@ class PolicyDiff:
     def apply(self, resolution: Resolution) -> None:
         for req in resolution.requirements.values():
             req.status, req.reason = self.status(req)
-        if self.snapshot is not None and self.snapshot.sysmon is not None and self.snapshot.sysmon.includes:
+        sysmon = self.snapshot.sysmon if self.snapshot is not None else None
+        if sysmon is not None and sysmon.includes:
             from .sysmon_includes import judge_includes  # include filters with conditions: compare the rules
-            judge_includes(self.kb, self.snapshot.sysmon, resolution)
+            wanted_kinds = (("sysmon_event", sysmon.os != "linux"), ("sysmon_linux_event", sysmon.os != "windows"))
+            for kind, wanted in wanted_kinds:
+                if wanted:
+                    judge_includes(self.kb, sysmon, resolution, kind)
         statuses = {rid: req.status for rid, req in resolution.requirements.items()}
         for res in resolution.rules:
             rule_coverage(res, statuses, self.snapshot is not None)

@@ -73,6 +73,12 @@ def _items(kb: Knowledge, guide: Guide, alt) -> list[dict[str, Any]]:
             event = kb.sysmon_events[spec.value]
             item.update(kind="Sysmon", text=f"event {event.id}, {event.name}"
                         + (f" (config element {event.element})" if event.element else " (always logged)"))
+        elif spec.kind == "sysmon_linux_event":
+            event = kb.sysmon_events[spec.value]
+            linux = kb.sysmon_meta.get("linux") or {}
+            item.update(kind="Sysmon for Linux", text=f"event {event.id}, {event.name} (config element {event.element})")
+            details.append(_detail("Log", linux.get("log")))
+            details.append(_detail("Reference", linux.get("reference"), "url"))
         elif spec.kind == "external":
             ext = spec.value
             item.update(kind="Outside Windows policy", text=str(ext.get("name")))

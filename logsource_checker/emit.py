@@ -362,7 +362,8 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard
     from .collector_emit import collector_additions
 
     files.update(collector_additions(result))   # --collector: what each collector must add
-    sysmon_source = result.snapshot.sysmon.source if result.snapshot and result.snapshot.sysmon else None
+    sysmon = result.snapshot.sysmon if result.snapshot else None
+    sysmon_source = sysmon.source if sysmon is not None and sysmon.os != "linux" else None   # not a Linux one
     sysmon_groups = tailor(result, plan, sysmon_elements)
     if sysmon_source:
         original = Path(sysmon_source).read_bytes()
@@ -374,6 +375,10 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard
     from .auditd_emit import auditd_files   # Linux audit rules (only when a checked rule needs them)
 
     files.update(auditd_files(result))
+    if any(req.kind == "sysmon_linux_event" for req in result.resolution.requirements.values()):
+        from .sysmon_linux_emit import sysmon_linux_files   # Sysmon for Linux (only when a rule needs it)
+
+        files.update(sysmon_linux_files(result))
     from .writer import write_tree
 
     return write_tree(directory, files, guard)

@@ -23,6 +23,7 @@ class CheckOptions:
     gpresult: Sequence[str] = ()
     auditpol: Sequence[str] = ()
     sysmon_config: str | None = None
+    sysmon_os: str | None = None       # --sysmon-os: windows | linux (None / auto: from the configuration's content)
     auditd_rules: Sequence[str] = ()   # --auditd-rules: Linux audit rules (auditctl -l output, rules files)
     role: str | None = None        # --role client|server|dc; None: detect from the inputs, else assume
     use_cache: bool = True
@@ -54,8 +55,11 @@ def read_policies(options: CheckOptions, kb: knowledge_mod.Knowledge) -> PolicyS
     snapshots = [read_policy(path, "gpresult", vocabulary=vocabulary) for path in options.gpresult]
     snapshots += [read_policy(path, "auditpol", vocabulary=vocabulary) for path in options.auditpol]
     if options.sysmon_config:
+        from .sysmon_linux import decide_os   # which OS the configuration is for (Sysmon or Sysmon for Linux)
+
         snapshots.append(read_policy(options.sysmon_config, "sysmon",
                                      sysmon_events=list(kb.sysmon_events.values())))
+        decide_os(snapshots[-1], kb, options.sysmon_os)
     if options.auditd_rules:
         snapshots.append(read_auditd(options.auditd_rules))
     return merge(snapshots, vocabulary)

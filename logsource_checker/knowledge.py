@@ -349,7 +349,7 @@ def _parse_spec(raw: Any, where: str, kb: Knowledge) -> RequirementSpec | None:
     value = raw[kind]
     if kind == "audit":
         value = str(value).upper()
-    elif kind == "sysmon_event":
+    elif kind in ("sysmon_event", "sysmon_linux_event"):
         value = int(value)
     when_fields = raw.get("when_fields")
     when_ids = raw.get("when_event_ids")

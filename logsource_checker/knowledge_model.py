@@ -30,7 +30,8 @@ VOLUMES = ("low", "medium", "high", "unknown")
 DEFAULTS = ("none", "success", "failure", "success_and_failure", "unknown")
 ROLES = ("client", "server", "dc")   # machine roles whose audit defaults and volumes differ
 SYSMON_UNMENTIONED = ("logged", "not_logged", "unknown")
-REQUIREMENT_KEYS = ("audit", "audit_events", "registry_policy", "channel", "sysmon_event", "external", "auditd_rule")
+REQUIREMENT_KEYS = ("audit", "audit_events", "registry_policy", "channel", "sysmon_event", "external", "auditd_rule",
+                    "sysmon_linux_event")
 
 LogSourceKey = tuple[str | None, str | None, str | None]
 

@@ -163,6 +163,7 @@ def _sysmon_problems(kb: Knowledge) -> list[str]:
             problems.append(f"sysmon event {ev.id}: when_unmentioned must be one of {', '.join(SYSMON_UNMENTIONED)}"
                             " with an unmentioned_basis")
     problems.extend(_sysmon_condition_problems(kb.sysmon_meta))
+    problems.extend(_sysmon_linux_problems(kb))
     return problems
 
 
@@ -234,6 +235,25 @@ def _joint_problems(kb: Knowledge) -> list[str]:
     return problems
 
 
+def _sysmon_linux_problems(kb: Knowledge) -> list[str]:
+    """mappings/sysmon.yaml ``linux``: the event types Sysmon for Linux produces (filterable, known) and its data."""
+    linux = kb.sysmon_meta.get("linux")
+    if not isinstance(linux, dict):
+        return ["sysmon.yaml: no linux section (the event types Sysmon for Linux produces)"]
+    problems = []
+    for eid in list(linux.get("events") or ()) + list(linux.get("unfiltered_events") or ()):
+        if eid not in kb.sysmon_events:
+            problems.append(f"sysmon.yaml linux: event {eid} is not a Sysmon event")
+    for eid in linux.get("events") or ():
+        if eid in kb.sysmon_events and not kb.sysmon_events[eid].element:
+            problems.append(f"sysmon.yaml linux: event {eid} cannot be filtered")
+    if not str(linux.get("reference", "")).startswith("https://") or not linux.get("schema_version"):
+        problems.append("sysmon.yaml linux: needs an https reference and a schema_version")
+    if not all(isinstance(p, str) and p.startswith("/") and p.endswith("/") for p in linux.get("path_prefixes") or ()):
+        problems.append("sysmon.yaml linux: path_prefixes are folders written /name/")
+    return problems
+
+
 def _spec_problems(kb: Knowledge, spec: RequirementSpec) -> list[str]:
     if spec.kind == "audit" and spec.value not in kb.subcategories:
         return [f"audit subcategory {spec.value} not in mappings/auditpol.yaml"]
@@ -245,6 +265,9 @@ def _spec_problems(kb: Knowledge, spec: RequirementSpec) -> list[str]:
         return [f"channel {spec.value!r} not in mappings/channels.yaml"]
     if spec.kind == "sysmon_event" and spec.value not in kb.sysmon_events:
         return [f"Sysmon event {spec.value} not in mappings/sysmon.yaml"]
+    linux_events = (kb.sysmon_meta.get("linux") or {}).get("events") or ()
+    if spec.kind == "sysmon_linux_event" and spec.value not in linux_events:
+        return [f"Sysmon for Linux event {spec.value} is not in mappings/sysmon.yaml linux.events"]
     if spec.kind == "auditd_rule":
         return auditd_data.spec_problems(kb.auditd, spec.value)
     if spec.kind == "external":

@@ -141,7 +141,8 @@ class _Planner:
         self.what_if = _what_if(result, self.rules)
         self.before = self.what_if.coverage(self.baseline)
         snapshot = result.snapshot
-        self.sysmon_given = snapshot is not None and snapshot.sysmon is not None
+        # Sysmon known to run on the Windows machines (a Sysmon for Linux configuration says nothing of them)
+        self.sysmon_given = snapshot is not None and snapshot.sysmon is not None and snapshot.sysmon.os != "linux"
         self.cap = _VOLUME_RANK[max_volume] if max_volume else None
         self.hold_unknown = hold_unknown
         self.refs = [res.rule.ref for res in self.rules]

@@ -382,6 +382,7 @@ def _policy(result: CheckResult) -> dict[str, Any] | None:
         "audit_options": {name: enabled for name, (enabled, _) in sorted(snap.audit_options.items())},
         "sysmon": None if snap.sysmon is None else {
             "source": snap.sysmon.source, "schema_version": snap.sysmon.schema_version,
+            "os": snap.sysmon.os, "os_reason": snap.sysmon.os_reason,   # windows | linux | either (sysmon_linux.py)
             "collected": sorted(i for i, on in snap.sysmon.collected.items() if on),
             "unknown": sorted(i for i, s in snap.sysmon.status.items() if s == "unknown")},
         "warnings": warnings,

@@ -23,7 +23,8 @@ from .serving import Decision, ProducerFields, decide
 @dataclass
 class Requirement:
     id: str
-    kind: str  # audit_subcategory | registry_policy | event_channel | sysmon_event | sacl | external
+    kind: str  # audit_subcategory | registry_policy | event_channel | sysmon_event | sacl | external | auditd_rule
+    #            | sysmon_linux_event
     name: str
     guid: str | None = None
     success: bool | None = None
@@ -189,6 +190,14 @@ class Resolver:
                 id=f"sysmon:{event.id}", kind="sysmon_event", name=f"Sysmon event {event.id} ({event.name})",
                 event_id=event.id, channel=kb.sysmon_meta.get("channel"), volume=guide.volume,
                 reference=kb.sysmon_meta.get("reference")))]
+        if spec.kind == "sysmon_linux_event":   # Sysmon for Linux (sysmon_linux.py): same event ids and fields
+            event = kb.sysmon_events[spec.value]
+            linux = kb.sysmon_meta.get("linux") or {}
+            return [self._add(Requirement(
+                id=f"sysmon-linux:{event.id}", kind="sysmon_linux_event",
+                name=f"Sysmon for Linux event {event.id} ({event.name})", event_id=event.id, volume=guide.volume,
+                reference=linux.get("reference"),
+                how=f"a {event.element} filter in the Sysmon for Linux configuration"))]
         if spec.kind == "auditd_rule":   # fixed syscalls; from_rule / watch_fields are derived per rule
             return [self._auditd_req(item) for item in auditd_needs.syscall_items(spec.value.get("syscalls") or (),
                                                                                   kb.auditd)]

@@ -73,6 +73,7 @@ def _fact_implies(kind: str, value: str, condition: str, wanted: str) -> bool:
 def implies(rule: tuple[Cond, ...], entry: Entry) -> bool:
     """Does every event matching the translated Sysmon rule (an AND of conditions) match ``entry``?"""
     field, condition, wanted = entry[0].casefold(), entry[1].strip().casefold(), entry[2].casefold()
+    held: list[tuple[str, str]] = []   # facts that all hold together (from conditions read as "all")
     for cond in rule:
         if cond.field.casefold() != field:
             continue
@@ -83,7 +84,12 @@ def implies(rule: tuple[Cond, ...], entry: Entry) -> bool:
         results = [_fact_implies(kind, value, condition, wanted) for kind, value in facts]
         if (all(results) if mode == "any" else any(results)):
             return True
-    return False
+        if mode == "all":
+            held.extend(facts)
+    # "contains all" x;y holds when each part is within some fact that holds (the field contains every value
+    # of an is / contains / begin with / end with fact)
+    return condition == "contains all" and bool(held) and all(
+        any(_fact_implies(kind, value, "contains", part) for kind, value in held) for part in wanted.split(";"))
 
 
 def _item_implied(rule: tuple[Cond, ...], item: Item) -> bool:
@@ -121,14 +127,16 @@ def rule_within(rule: Any, fields: frozenset[str], elements: Iterable[Element], 
     return all(any(element_implied(r, e) for e in elements) for r in translation.rules)
 
 
-def judge_includes(kb: Any, config: Any, resolution: Any) -> None:
+def judge_includes(kb: Any, config: Any, resolution: Any, kind: str = "sysmon_event") -> None:
     """Settle the Sysmon requirements whose type the configuration filters with include conditions: ``met``
     when every rule needing the type falls within them, else ``unknown`` (the comparison stops at the
-    first rule outside them: one translation per rule at most, none after that)."""
+    first rule outside them: one translation per rule at most, none after that). ``kind``: sysmon_event, or
+    sysmon_linux_event for a Sysmon for Linux configuration (same schema and filter logic)."""
     conds = Conditions.from_meta(kb.sysmon_meta)
+    target = "sysmon-linux.xml" if kind == "sysmon_linux_event" else "sysmon.xml"
     by_ref = {res.rule.ref: res.rule for res in resolution.rules}
     for req in resolution.requirements.values():
-        if req.kind != "sysmon_event" or req.status != "unknown" or req.event_id not in config.includes:
+        if req.kind != kind or req.status != "unknown" or req.event_id not in config.includes:
             continue
         event = kb.sysmon_events.get(req.event_id)
         if event is None or event.blocking:
@@ -145,4 +153,4 @@ def judge_includes(kb: Any, config: Any, resolution: Any) -> None:
         else:
             req.reason = (f"{where}collected only where its include conditions match, and not every one of the "
                           f"{len(refs)} rules needing it tests only events they match (compared condition by "
-                          f"condition; the tailored sysmon.xml adds include filters built from the rules){excluded}")
+                          f"condition; the tailored {target} adds include filters built from the rules){excluded}")

@@ -55,6 +55,10 @@ CASES = [
      '<CommandLine condition="contains">-enc</CommandLine></ProcessCreate>', "4.22", False),
     ("contains-all-implies-contains", CERTUTIL, 1, '<RuleGroup groupRelation="or"><ProcessCreate onmatch="include">'
      '<CommandLine condition="contains">urlcache</CommandLine></ProcessCreate></RuleGroup>', "4.90", True),
+    ("contains-all-implies-contains-all", CERTUTIL, 1, '<RuleGroup groupRelation="or"><ProcessCreate onmatch="include">'
+     '<CommandLine condition="contains all">URLCACHE;http</CommandLine></ProcessCreate></RuleGroup>', "4.90", True),
+    ("contains-all-needs-every-token", CERTUTIL, 1, '<RuleGroup groupRelation="or"><ProcessCreate onmatch="include">'
+     '<CommandLine condition="contains all">urlcache;ftp</CommandLine></ProcessCreate></RuleGroup>', "4.90", False),
     ("case-ignored", CERTUTIL, 1, '<RuleGroup groupRelation="or"><ProcessCreate onmatch="include">'
      '<Image condition="image">CERTUTIL.EXE</Image></ProcessCreate></RuleGroup>', "4.90", True),
     ("rule-and-element", CERTUTIL, 1, '<RuleGroup groupRelation="or"><ProcessCreate onmatch="include">'

@@ -106,6 +106,13 @@ class SysmonConfig:
     includes: dict[int, tuple] = field(default_factory=dict)
     excludes: dict[int, bool] = field(default_factory=dict)   # event id -> exclude elements beside them?
     reasons: dict[int, str] = field(default_factory=dict)     # event id -> why (one line)
+    # what tells the configuration's OS (sysmon_linux.decide_os): the filter elements it names, and condition
+    # values that are Windows paths / name a path under a Linux top-level folder (a few kept as examples)
+    elements: tuple[str, ...] = ()
+    windows_paths: list[str] = field(default_factory=list)
+    linux_values: list[str] = field(default_factory=list)
+    os: str = "windows"      # windows | linux | either (both Sysmon and Sysmon for Linux could run it)
+    os_reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ Sysmon runs. Element names and IDs come from the caller (mappings/sysmon.yaml), 
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 from .model import PolicyInput, PolicyInputError, PolicySnapshot, SysmonConfig
@@ -97,6 +98,7 @@ def read_sysmon_config(path: str, data: bytes, sysmon_events: Iterable[Any] | No
             by_element.setdefault(event.element.casefold(), []).append(event)
     seen = _read_filters(root, by_element, schema, warn)
     config = SysmonConfig(source=path, schema_version=schema)
+    _path_evidence(root, config)
     for event in events:
         if not getattr(event, "filterable", True) or not getattr(event, "element", None):
             status, reason = "met", REASON_NOT_FILTERABLE
@@ -153,6 +155,28 @@ def _read_filters(root, by_element: dict[str, list[Any]], schema: str | None, wa
         warn(f"schema {schema} has no " + ", ".join(sorted(too_new)) + " element: Sysmon checks a configuration "
              "against the schema it declares")
     return seen
+
+
+_WINDOWS_PATH_RE = re.compile(r"\\")   # a backslash: a Windows path separator
+_MAX_EXAMPLES = 200
+
+
+def _path_evidence(root, config: SysmonConfig) -> None:
+    """The filter elements named and the condition values that look like Windows paths (a backslash, a drive
+    letter) or may name Linux paths (a '/'), for sysmon_linux.decide_os; the prefixes themselves are data."""
+    elements: dict[str, None] = {}
+    for filtering in (n for n in root if local_name(n) == "EventFiltering"):
+        for node in _filters(filtering):
+            elements[local_name(node)] = None
+            for entry in node.iter():
+                text = (entry.text or "").strip() if local_name(entry) and entry is not node else ""
+                if not text or len(config.windows_paths) + len(config.linux_values) >= _MAX_EXAMPLES:
+                    continue
+                if _WINDOWS_PATH_RE.search(text):
+                    config.windows_paths.append(text)
+                elif "/" in text:
+                    config.linux_values.append(text)
+    config.elements = tuple(elements)
 
 
 def _combine(node, declared: float | None) -> str:
