@@ -347,6 +347,8 @@ def _parse_spec(raw: Any, where: str, kb: Knowledge) -> RequirementSpec | None:
         value = str(value).upper()
     elif kind == "sysmon_event":
         value = int(value)
+    elif kind == "sacl":
+        value = str(value)
     when_fields = raw.get("when_fields")
     when_ids = raw.get("when_event_ids")
     return RequirementSpec(

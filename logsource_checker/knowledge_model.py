@@ -30,7 +30,8 @@ VOLUMES = ("low", "medium", "high", "unknown")
 DEFAULTS = ("none", "success", "failure", "success_and_failure", "unknown")
 ROLES = ("client", "server", "dc")   # machine roles whose audit defaults and volumes differ
 SYSMON_UNMENTIONED = ("logged", "not_logged", "unknown")
-REQUIREMENT_KEYS = ("audit", "audit_events", "registry_policy", "channel", "sysmon_event", "external", "auditd_rule")
+REQUIREMENT_KEYS = ("audit", "audit_events", "registry_policy", "channel", "sysmon_event", "external", "auditd_rule",
+                    "sacl")
 
 LogSourceKey = tuple[str | None, str | None, str | None]
 
@@ -147,8 +148,8 @@ class SysmonEvent:
 class RequirementSpec:
     """One requirement as a guide states it (before it is resolved for a rule)."""
 
-    kind: str          # audit | audit_events | registry_policy | channel | sysmon_event | external
-    value: Any         # GUID, True, policy id, channel name, Sysmon event id, external mapping
+    kind: str          # audit | audit_events | registry_policy | channel | sysmon_event | external | sacl
+    value: Any         # GUID, True, policy id, channel name, Sysmon event id, external mapping, SACL kind id
     success: bool = True
     failure: bool = False
     when_fields: frozenset[str] | None = None

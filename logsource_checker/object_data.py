@@ -60,6 +60,8 @@ class SaclKind:
     gpo_path: str | None
     decide: str
     reference: str
+    object_fields: frozenset[str] = frozenset()   # case-folded rule fields naming the objects (ObjectName, ...)
+    objects_unnamed: str = ""   # what to set the SACL on when a rule names no object ("the keys the rule watches")
 
 
 @dataclass
@@ -115,7 +117,9 @@ def load_object_access(kb: Knowledge, path: Path, read_yaml: Callable[[Path], An
             registry_value=_registry_value(raw.get("registry_value")),
             template_section=_opt_str(raw.get("template_section")),
             gpo_path=_opt_str(raw.get("gpo_path")), decide=str(raw.get("decide", "")),
-            reference=str(raw.get("reference", "")))
+            reference=str(raw.get("reference", "")),
+            object_fields=frozenset(str(f).casefold() for f in _as_list(raw.get("object_fields"))),
+            objects_unnamed=str(raw.get("objects_unnamed", "")))
         kinds[kind.id] = kind
     codes = {str(k): int(v) for k, v in (data.get("access_codes") or {}).items()}
     kb.object_access = ObjectAccess(events=frozenset(int(e) for e in _as_list(data.get("events"))),
@@ -156,6 +160,8 @@ def object_access_problems(kb: Knowledge) -> list[str]:
             problems.append(f"object_access.yaml sacl kind {kind.id}: no https reference")
         if not kind.decide:
             problems.append(f"object_access.yaml sacl kind {kind.id}: no 'decide' text")
+        if not kind.object_fields or not kind.objects_unnamed:
+            problems.append(f"object_access.yaml sacl kind {kind.id}: needs object_fields and objects_unnamed")
         if kind.resource_type is not None and kind.resource_type not in ("File", "Key"):
             problems.append(f"object_access.yaml sacl kind {kind.id}: resource_type must be File or Key")
         reg = kind.registry_value

@@ -247,17 +247,33 @@ def _positive_branches(rules: list[Rule]) -> Iterator[tuple[Any, ...]]:
 _MAX_OBJECTS = 10
 
 
-def _object_names(rules: list[Rule]) -> list[str]:
-    """The ObjectName values (with their modifiers) the rules watch, for the reader to set SACLs on."""
+def _rule_object_names(rule: Rule, fields: frozenset[str] | tuple[str, ...]) -> list[str]:
+    """The values (with their modifiers) of the object fields one rule watches, for the reader to set SACLs on."""
     seen: dict[str, None] = {}
-    for branch in _positive_branches(rules):
+    for branch in _positive_branches([rule]):
         for field, mods, values in branch:
-            if field and field.casefold() in _NAME_FIELDS:
+            if field and field.casefold() in fields:
                 how = "|".join(mods) or "equals"
                 for value in values:
                     if value is not None:
                         seen[f"{how}: {value}"] = None
     return list(seen)
+
+
+def step_objects(kind: SaclKind, rules: list[Rule]) -> dict[str, Any]:
+    """What a plan's SACL change is to be set on: the objects the rules name in the selections their
+    conditions do not negate (the kind's ``object_fields``: TargetObject, TargetFilename, ObjectName, ...),
+    the first ``_MAX_OBJECTS`` of them, how many more, and how many rules name none (for those the SACL goes
+    on ``objects_unnamed``: the keys / files the rule watches)."""
+    names: dict[str, None] = {}
+    unnamed = 0
+    for rule in rules:
+        found = _rule_object_names(rule, kind.object_fields)
+        names.update(dict.fromkeys(found))
+        unnamed += not found
+    listed = list(names)
+    return {"objects": listed[:_MAX_OBJECTS], "more_objects": max(0, len(listed) - _MAX_OBJECTS),
+            "rules_without_object": unnamed, "objects_unnamed": kind.objects_unnamed}
 
 
 def sacl_entries(result, changes: list) -> list[dict]:
@@ -284,11 +300,10 @@ def sacl_entries(result, changes: list) -> list[dict]:
             ps_command = (f"& auditpol.exe /resourceSACL /set /type:{kind.resource_type} "
                           f"'/user:{data.global_sacl_trustee}'{tail}")
         reasons = sorted({reqs[rid].reason for rid in change.req_ids if rid in reqs and reqs[rid].reason})
-        objects = _object_names(rules)
         entries.append({
             "kind": kind, "success": change.success, "failure": change.failure, "rules": change.rules,
             "unblinds": change.unblinds, "unblinds_all": change.unblinds_all,
             "command": Trusted(command) if command else None,
             "ps_command": Trusted(ps_command) if ps_command else None, "mask": Trusted(f"0x{mask:x}") if mask else None,
-            "reasons": reasons, "objects": objects[:_MAX_OBJECTS], "more_objects": max(0, len(objects) - _MAX_OBJECTS)})
+            "reasons": reasons, **step_objects(kind, rules)})
     return entries

@@ -188,6 +188,9 @@ class Resolver:
                 id=f"sysmon:{event.id}", kind="sysmon_event", name=f"Sysmon event {event.id} ({event.name})",
                 event_id=event.id, channel=kb.sysmon_meta.get("channel"), volume=guide.volume,
                 reference=kb.sysmon_meta.get("reference")))]
+        if spec.kind == "sacl":
+            return [self._sacl(str(spec.value), outcome)
+                    for outcome, wanted in (("success", spec.success), ("failure", spec.failure)) if wanted]
         if spec.kind == "auditd_rule":   # fixed syscalls; from_rule / watch_fields are derived per rule
             return [self._auditd_req(item) for item in auditd_needs.syscall_items(spec.value.get("syscalls") or (),
                                                                                   kb.auditd)]

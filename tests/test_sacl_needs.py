@@ -79,3 +79,153 @@ def test_a_plan_sets_a_sacl_for_success_and_failure_as_one_change(tmp_path):
     assert len(sacl_steps) == 1, sacl_steps
     assert sorted(sacl_steps[0]["requirements"]) == ["sacl:file:failure", "sacl:file:success"]
     assert sacl_steps[0]["outcomes"] == "S+F"
+
+
+# --------------------------------------------------------------------------- the guides' Security paths
+
+# (guide log source, the SACL kind its Security alternative needs)
+OBJECT_GUIDES = [
+    (("windows", "registry_set", None), "registry_key"),
+    (("windows", "registry_event", None), "registry_key"),
+    (("windows", "registry_add", None), "registry_key"),
+    (("windows", "registry_delete", None), "registry_key"),
+    (("windows", "file_event", None), "file"),
+    (("windows", "file_delete", None), "file"),
+    (("windows", "file_access", None), "file"),
+]
+
+
+@pytest.mark.parametrize("logsource,kind", OBJECT_GUIDES, ids=[ls[1] for ls, _ in OBJECT_GUIDES])
+def test_security_path_of_an_object_guide_needs_the_sacl(logsource, kind):
+    guide = KB.by_logsource[logsource]
+    (alt,) = [a for a in guide.enablement if any(s.kind == "audit" for s in a.requires)]
+    (audit,) = [s for s in alt.requires if s.kind == "audit"]
+    sacls = [s for s in alt.requires if s.kind == "sacl"]
+    assert [(s.value, s.success, s.failure) for s in sacls] == [(kind, audit.success, audit.failure)]
+
+
+def test_every_alternative_with_a_sacl_subcategory_names_its_sacl():
+    """Data invariant (validated too): a subcategory that logs only objects with a SACL never stands alone."""
+    for guide in KB.guides:
+        for alt in guide.enablement:
+            needs_sacl = [s for s in alt.requires if s.kind == "audit" and KB.subcategories[s.value].requires_sacl]
+            if needs_sacl:
+                assert any(s.kind == "sacl" for s in alt.requires), (guide.path, alt.name)
+
+
+def test_validation_refuses_a_sacl_subcategory_without_its_sacl():
+    import copy
+    import dataclasses
+
+    kb = copy.copy(KB)
+    guide = KB.by_logsource[("windows", "registry_set", None)]
+    alts = tuple(dataclasses.replace(a, requires=tuple(s for s in a.requires if s.kind != "sacl"))
+                 for a in guide.enablement)
+    kb.guides = [dataclasses.replace(g, enablement=alts) if g is guide else g for g in KB.guides]
+    problems = knowledge.validate(kb)
+    assert any(guide.path in p and "sacl" in p for p in problems), problems
+
+
+# (corpus rule, the SACL requirement its Security option needs)
+CORPUS_RULES = [
+    ("rules/windows/registry/registry_set/registry_set_add_load_service_in_safe_mode.yml", "sacl:registry_key:success"),
+    ("rules/windows/registry/registry_delete/registry_delete_runmru.yml", "sacl:registry_key:success"),
+    ("rules/windows/file/file_event/file_event_win_anydesk_artefact.yml", "sacl:file:success"),
+    ("rules/windows/file/file_delete/file_delete_win_delete_backup_file.yml", "sacl:file:success"),
+    ("rules/windows/file/file_access/file_access_win_susp_credhist.yml", "sacl:file:success"),
+]
+
+
+@pytest.mark.parametrize("path,sacl", CORPUS_RULES, ids=[Path(p).stem for p, _ in CORPUS_RULES])
+def test_corpus_rule_security_option_needs_the_sacl(corpus_rules, path, sacl):
+    result = check(CheckOptions(paths=[str(corpus_rules / path)], use_cache=False))
+    (res,) = result.resolution.rules
+    security = [o for need in res.needs for o in need.options if "Security" in o.name]
+    assert security and all(sacl in o.requirements for o in security)
+    assert all(sacl not in o.requirements for need in res.needs for o in need.options if "Security" not in o.name)
+
+
+# --------------------------------------------------------------------------- what SACL a plan asks for
+
+SAFE_MODE = "rules/windows/registry/registry_set/registry_set_add_load_service_in_safe_mode.yml"
+WMI_WRITE = "rules/windows/file/file_event/file_event_win_wmi_persistence_script_event_consumer_write.yml"
+CREDHIST = "rules/windows/file/file_access/file_access_win_susp_credhist.yml"
+
+# (corpus rules, the SACL kind, the objects named (the positive selections' object fields; no filter value),
+#  rules naming none)
+STEP_OBJECTS = [
+    ([SAFE_MODE], "registry_key",
+     ["contains: \\Control\\SafeBoot\\Minimal\\", "contains: \\Control\\SafeBoot\\Network\\", "endswith: \\(Default)"], 0),
+    ([WMI_WRITE], "file", [], 1),
+    ([CREDHIST], "file", ["endswith: \\Microsoft\\Protect\\CREDHIST"], 0),
+    ([WMI_WRITE, CREDHIST], "file", ["endswith: \\Microsoft\\Protect\\CREDHIST"], 1),
+]
+
+
+def _plan_step(report, kind):
+    (native,) = [p for p in report["plans"] if p["name"] == "native"]
+    (step,) = [s for s in native["steps"] if s["change"] == f"sacl:{kind}"]
+    return step
+
+
+@pytest.mark.parametrize("paths,kind,objects,unnamed", STEP_OBJECTS, ids=["safe-mode", "wmi", "credhist", "both"])
+def test_sacl_step_names_the_objects_the_rules_watch(corpus_rules, paths, kind, objects, unnamed):
+    result = check(CheckOptions(paths=[str(corpus_rules / p) for p in paths], use_cache=False, plan="native"))
+    step = _plan_step(build(result), kind)
+    assert step["objects"] == objects
+    assert step["rules_without_object"] == unnamed
+    assert step["objects_unnamed"] == KB.object_access.sacl_kinds[kind].objects_unnamed
+
+
+@pytest.mark.parametrize("fmt,needle", [
+    ("text", "\\Control\\SafeBoot\\Minimal\\"),
+    ("markdown", "\\Control\\SafeBoot\\Minimal\\"),
+    ("terminal", "SafeBoot"),
+], ids=["text", "markdown", "terminal"])
+def test_reports_say_which_sacl_the_plan_needs(cli, corpus_rules, policy_samples, fmt, needle):
+    args = [corpus_rules / SAFE_MODE, corpus_rules / WMI_WRITE,
+            "--auditpol", policy_samples / "auditpol_backup_full59_with-options.csv"]
+    out = cli(*args, *(["-f", fmt] if fmt != "terminal" else []), "-v").stdout
+    assert needle in out
+    assert KB.object_access.sacl_kinds["file"].objects_unnamed in out
+
+
+def test_full59_registry_rules_wait_for_the_registry_sacl(corpus_rules, policy_samples):
+    """auditpol_backup_full59 audits Registry (success) and its global registry SACL audits failures only: the
+    registry_set rule is no longer usable through 4657 alone; its SACL is unknown and the reason says why."""
+    result = check(CheckOptions(paths=[str(corpus_rules / SAFE_MODE)], use_cache=False,
+                                auditpol=[str(policy_samples / "auditpol_backup_full59_with-options.csv")]))
+    (res,) = result.resolution.rules
+    req = result.resolution.requirements["sacl:registry_key:success"]
+    assert req.status == "unknown" and "RegistryGlobalSacl" in (req.reason or "")
+    assert result.resolution.requirements[f"audit:{SUB['Registry']}:success"].status == "met"
+    assert res.coverage == "unknown"
+
+
+def test_corpus_figures_with_sacls(corpus_rules, policy_samples):
+    """Every rule a plan serves through Audit Registry / Audit File System on a registry or file guide also gets
+    the SACL in the same plan; prints the figures (pytest -s)."""
+    for sample in ("gpresult_x_childdc_adlab_2023.xml", "auditpol_backup_full59_with-options.csv"):
+        option = "gpresult" if sample.startswith("gpresult") else "auditpol"
+        result = check(CheckOptions(paths=[str(corpus_rules)], use_cache=False, **{option: [str(policy_samples / sample)]}))
+        report = build(result)
+        print(f"\n{sample}: coverage {report['summary']['coverage']}")
+        pairs = {SUB["Registry"]: "sacl:registry_key", SUB["File System"]: "sacl:file"}
+        for plan in report["plans"]:
+            steps = {s["change"]: s for s in plan["steps"]}
+            print(f"  {plan['name']}: {len(plan['steps'])} changes, unblinds {plan['unblinds']}, "
+                  f"still blind {plan['still_blind']}")
+            for guid, sacl in pairs.items():
+                audit = steps.get(f"audit:{guid}")
+                if audit is not None:
+                    print(f"    {audit['label']}: needed by {audit['needed_by']}, unblinds {audit['unblinds']}; "
+                          f"{steps[sacl]['label']}: needed by {steps[sacl]['needed_by']}, unblinds "
+                          f"{steps[sacl]['unblinds']}, {len(steps[sacl]['objects'])} objects named, "
+                          f"{steps[sacl]['rules_without_object']} rules name none")
+        object_guides = {ls for ls, _ in OBJECT_GUIDES}
+        for res, entry in zip(result.resolution.rules, report["rules"]):
+            if res.rule.logsource.key not in object_guides:
+                continue
+            for guid, sacl in pairs.items():
+                if any(c.startswith(f"audit:{guid}") for c in entry["changes"]):
+                    assert any(c.startswith(sacl + ":") for c in entry["changes"]), res.rule.path
