@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from typing import Any, Callable, Iterator
 
@@ -247,28 +248,44 @@ def _positive_branches(rules: list[Rule]) -> Iterator[tuple[Any, ...]]:
 _MAX_OBJECTS = 10
 
 
+@lru_cache(maxsize=4096)
+def _positive_names(condition: tuple[str, ...], names: tuple[str, ...]) -> frozenset[str] | None:
+    """The selections a condition uses positively (None when it cannot be parsed: then none is negated);
+    cached per condition text and selection names, which many rules share."""
+    parsed = parse_conditions(condition, list(names))
+    return None if parsed.node is None else frozenset(used_positively(parsed.node))
+
+
 def _rule_object_names(rule: Rule, fields: frozenset[str] | tuple[str, ...]) -> list[str]:
-    """The values (with their modifiers) of the object fields one rule watches, for the reader to set SACLs on."""
-    seen: dict[str, None] = {}
-    for branch in _positive_branches([rule]):
-        for field, mods, values in branch:
-            if field and field.casefold() in fields:
-                how = "|".join(mods) or "equals"
-                for value in values:
-                    if value is not None:
-                        seen[f"{how}: {value}"] = None
-    return list(seen)
+    """The values (with their modifiers) of the object fields one rule watches in the selections its condition
+    does not negate, for the reader to set SACLs on."""
+    found: list[tuple[str, str]] = []   # (selection, "modifier: value")
+    for name, branches in rule.selections:
+        for branch in branches:
+            for field, mods, values in branch:
+                if field and field.casefold() in fields:
+                    how = "|".join(mods) or "equals"
+                    found.extend((name, f"{how}: {value}") for value in values if value is not None)
+    if not found:
+        return []
+    positive = _positive_names(tuple(rule.condition), tuple(name for name, _ in rule.selections))
+    return list(dict.fromkeys(text for name, text in found if positive is None or name in positive))
 
 
-def step_objects(kind: SaclKind, rules: list[Rule]) -> dict[str, Any]:
+def step_objects(kind: SaclKind, rules: list[Rule], memo: dict | None = None) -> dict[str, Any]:
     """What a plan's SACL change is to be set on: the objects the rules name in the selections their
     conditions do not negate (the kind's ``object_fields``: TargetObject, TargetFilename, ObjectName, ...),
     the first ``_MAX_OBJECTS`` of them, how many more, and how many rules name none (for those the SACL goes
-    on ``objects_unnamed``: the keys / files the rule watches)."""
+    on ``objects_unnamed``: the keys / files the rule watches). ``memo`` keeps each rule's names across the
+    steps of both plans."""
+    memo = {} if memo is None else memo
     names: dict[str, None] = {}
     unnamed = 0
     for rule in rules:
-        found = _rule_object_names(rule, kind.object_fields)
+        key = (rule.ref, kind.id)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = _rule_object_names(rule, kind.object_fields)
         names.update(dict.fromkeys(found))
         unnamed += not found
     listed = list(names)

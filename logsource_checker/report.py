@@ -319,7 +319,7 @@ def step_label(step: Any, reqs: dict[str, Any], kb: Knowledge) -> dict[str, str]
 
 
 def _step_entry(step: Any, reqs: dict[str, Any], kb: Knowledge,
-                by_ref: dict[str, Any] | None = None) -> dict[str, Any]:
+                by_ref: dict[str, Any] | None = None, memo: dict | None = None) -> dict[str, Any]:
     entry = {"change": step.key, **step_label(step, reqs, kb), "requirements": list(step.requirements),
              "names": [reqs[rid].name for rid in step.requirements], "volume": step.volume,
              "flagged": step.flagged, "needed_by": len(step.needed_by), "unblinds": len(step.unblinds),
@@ -330,13 +330,14 @@ def _step_entry(step: Any, reqs: dict[str, Any], kb: Knowledge,
         from .objects import step_objects
 
         entry.update(step_objects(kb.object_access.sacl_kinds[first.sacl],
-                                  [by_ref[ref] for ref in step.needed_by if ref in by_ref]))
+                                  [by_ref[ref] for ref in step.needed_by if ref in by_ref], memo))
     return entry
 
 
 def _plans(result: CheckResult) -> list[dict[str, Any]]:
     reqs = result.resolution.requirements
     by_ref = {res.rule.ref: res.rule for res in result.resolution.rules}
+    memo: dict = {}   # each rule's objects, once for both plans
     return [{
         "name": plan.name, "chosen": plan.chosen, "changes": plan.changes,
         "unblinds": plan.unblinds, "unblinds_high_critical": plan.unblinds_high_critical,
@@ -344,8 +345,8 @@ def _plans(result: CheckResult) -> list[dict[str, Any]]:
         "held_back": [rid for step in plan.held_back for rid in step.requirements],
         "volume": plan.volume, "max_volume": result.max_volume,
         "hold_unknown_volume": result.hold_unknown_volume,
-        "steps": [_step_entry(step, reqs, result.knowledge, by_ref) for step in plan.steps],
-        "held_back_steps": [_step_entry(step, reqs, result.knowledge, by_ref) for step in plan.held_back],
+        "steps": [_step_entry(step, reqs, result.knowledge, by_ref, memo) for step in plan.steps],
+        "held_back_steps": [_step_entry(step, reqs, result.knowledge, by_ref, memo) for step in plan.held_back],
     } for plan in result.plans]
 
 
