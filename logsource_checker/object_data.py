@@ -31,6 +31,7 @@ class ObjectProducer:
     subcategory: str          # GUID
     sacl: str | None          # sacl kind id, None when the subcategory needs no SACL
     notes: str | None
+    roles: tuple[str, ...] = ()   # machine roles on which it writes the event for this object (empty: every role)
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ def load_object_access(kb: Knowledge, path: Path, read_yaml: Callable[[Path], An
     for raw in data.get("object_classes") or []:
         where = f"{path.name} class {raw.get('id')}"
         producers = tuple(ObjectProducer(str(p.get("subcategory", "")).upper(), _opt_str(p.get("sacl")),
-                                         _opt_str(p.get("notes"))) for p in raw.get("producers") or [])
+                                         _opt_str(p.get("notes")), tuple(str(r) for r in _as_list(p.get("roles"))))
+                          for p in raw.get("producers") or [])
         classes.append(ObjectClass(
             id=str(raw.get("id", "")), name=str(raw.get("name", "")),
             object_types=frozenset(str(v).casefold() for v in _as_list(raw.get("object_types"))),
@@ -129,6 +131,7 @@ def load_object_access(kb: Knowledge, path: Path, read_yaml: Callable[[Path], An
 
 def object_access_problems(kb: Knowledge) -> list[str]:
     """Every schema problem of the object-access data, one line each."""
+    from .knowledge_model import ROLES   # knowledge_model imports this module
     data = kb.object_access
     problems = []
     ids = [c.id for c in data.classes]
@@ -153,6 +156,8 @@ def object_access_problems(kb: Knowledge) -> list[str]:
                 problems.append(f"{where}: subcategory {producer.subcategory} not in auditpol.yaml")
             if producer.sacl is not None and producer.sacl not in data.sacl_kinds:
                 problems.append(f"{where}: unknown sacl kind {producer.sacl!r}")
+            if not set(producer.roles) <= set(ROLES):
+                problems.append(f"{where}: roles {list(producer.roles)} are not machine roles {ROLES}")
             if sub is not None and sub.requires_sacl and producer.sacl is None:
                 problems.append(f"{where}: {sub.name} requires a SACL but the producer names no sacl kind")
     for kind in data.sacl_kinds.values():

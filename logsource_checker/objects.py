@@ -43,6 +43,7 @@ class ProducerOption:
     event: AuditEvent
     sacl: str | None
     notes: str | None
+    roles: tuple[str, ...] = ()   # machine roles on which it writes the event for this object (empty: all)
 
 
 def negated_selections(rule: Rule) -> set[str]:
@@ -152,7 +153,7 @@ def producer_options(kb: Knowledge, event_id: int, hint: ObjectHint | None) -> t
             for producer in _class(data, class_id).producers:
                 pair = by_guid.get(producer.subcategory)
                 if pair is not None and all(o.sub.guid != producer.subcategory for o in options):
-                    options.append(ProducerOption(pair[0], pair[1], producer.sacl, producer.notes))
+                    options.append(ProducerOption(pair[0], pair[1], producer.sacl, producer.notes, producer.roles))
         if options:
             return options, None
     refining_only = {p.subcategory for c in data.classes if c.refines for p in c.producers} - {

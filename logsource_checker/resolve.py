@@ -378,10 +378,18 @@ class Resolver:
             id=f"sacl:{kind.id}:{outcome}", kind="sacl", name=f"{kind.name} ({outcome})", success=outcome == "success",
             failure=outcome == "failure", reference=kind.reference, how=kind.decide, sacl=kind.id))
 
+    def _role(self, roles: tuple[str, ...]) -> Requirement:
+        from .roles import ROLE_NAMES
+
+        names = " or a ".join(ROLE_NAMES[r] for r in roles)
+        return self._add(Requirement(id="role:" + "+".join(roles), kind="machine_role",
+                                     name=f"the machine is a {names}"))
+
     def _producer_template(self, sub: AuditSubcategory, event: AuditEvent, primary: bool, sacl: str | None,
-                           notes: str | None) -> tuple[str, bool, tuple[str, ...], str | None, str | None]:
+                           notes: str | None, roles: tuple[str, ...] = ()
+                           ) -> tuple[str, bool, tuple[str, ...], str | None, str | None]:
         """One option: the subcategory for the event's outcomes, the subcategories it also needs ("all of"),
-        and the SACL on the objects for the same outcomes."""
+        the SACL on the objects for the same outcomes, and the machine roles it writes the event on."""
         outcomes = [o for o in ("success", "failure") if o in event.outcomes]
         ids = [self._audit(sub, outcome).id for outcome in outcomes]
         names = [sub.name]
@@ -394,6 +402,8 @@ class Resolver:
             ids += [self._sacl(sacl, outcome).id for outcome in outcomes]
         elif sub.requires_sacl and notes is None:
             notes = "needs SACLs on the objects to audit"
+        if roles:
+            ids.append(self._role(roles).id)
         return " + ".join(names), primary, tuple(dict.fromkeys(ids)), notes, event.basis if event.inferred else None
 
     def _event_templates(self, event_id: int, producers: list) -> tuple[tuple, str | None]:
@@ -408,7 +418,8 @@ class Resolver:
             choices, note = producer_options(self.kb, event_id, hint)
             primary = next((c for c in choices if c.event.primary), choices[0]) if choices else None
             choices.sort(key=lambda c: c is not primary)   # the primary option first, then data order
-            templates = tuple(self._producer_template(c.sub, c.event, c is primary, c.sacl, c.notes) for c in choices)
+            templates = tuple(self._producer_template(c.sub, c.event, c is primary, c.sacl, c.notes, c.roles)
+                              for c in choices)
         else:
             templates = tuple(self._producer_template(sub, event, event.primary or len(producers) == 1,
                                                       sacl_of(self.kb, sub), None) for sub, event in producers)
