@@ -212,6 +212,7 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
                              "title": o.title} for o in loaded.others],
         "recommendations": _recommendations(result, missing),
         "plans": _plans(result),
+        "lost_selection_recoveries": _recoveries(result),
         "policy": _policy(result),
         "collectors": _collectors(result),
     }
@@ -258,6 +259,15 @@ def _rule_extras(result: CheckResult, statuses: dict[str, str]) -> list[dict[str
         out.append({"decided_by": decided, "changes": changes.get(ref, []), "held_back": held.get(ref, []),
                     "coverage_after_plan": cov})
     return out
+
+
+def _recoveries(result: CheckResult) -> list[dict[str, Any]]:
+    """What would serve the selections partial rules lose (recover.py); only read when a rule loses some."""
+    if not any(res.lost_selections for res in result.resolution.rules):
+        return []
+    from .recover import recoveries
+
+    return recoveries(result)
 
 
 def _collectors(result: CheckResult) -> list[dict[str, Any]]:

@@ -65,6 +65,7 @@ def print_report(report: dict[str, Any], console: Any, verbose: bool = False) ->
     roots = report.get("rule_roots") or []
     _verdict(report, console)
     _changes(report, console, verbose)
+    _recoveries(report, console)
     _undecided(report, console)
     _policy(report, console, verbose)
     _print_collection(report, console)
@@ -207,6 +208,21 @@ def _sacl_where(step: dict[str, Any]) -> str:
         count = step["rules_without_object"]
         parts.append(f"{step['objects_unnamed']} ({count} rule{'s name' if count > 1 else ' names'} none)")
     return f"{step['label']} ({step['outcomes']}) on: " + "; ".join(p for p in parts if p)
+
+
+def _recoveries(report: dict[str, Any], console: Any) -> None:
+    """Partial rules: what would serve the selections they lose (recover.py), one line per way."""
+    entries = report.get("lost_selection_recoveries") or []
+    if not entries:
+        return
+    console.print()
+    console.print(_t("Partial rules: what would serve the selections they lose", "bold"))
+    for e in entries:
+        unknown = [rid for rid, status in e["statuses"].items() if status != "missing"]
+        console.print(_t(f"  {e['option']}: sees {', '.join(e['selections'])} that {', '.join(e['serving'])} cannot; "
+                         f"{e['rules']} rule{'s' if e['rules'] != 1 else ''} ({e['high_critical']} high/critical), {e['usable_after']} fully usable "
+                         f"with it; volume {e['volume']}"
+                         + (f"; not known to be in place: {', '.join(unknown)}" if unknown else "")))
 
 
 def _undecided(report: dict[str, Any], console: Any) -> None:
