@@ -29,7 +29,8 @@ BLOCKING = "--sysmon-config with blocking configured on purpose (never recommend
 CHANNEL = "the channel's state: a GPO enabling it in --gpresult, or 'wevtutil gl CHANNEL' on the machine"
 ELEVATED = "a gpresult /x run elevated (computer results) or --auditpol"
 AUDIT_LIVE = "--auditpol with 'auditpol /get /category:* /r' output (the live audit state)"
-SACL = "the object's SACL (a global object access SACL in --gpresult, or the object's own)"
+SACL = ("the object's SACL (a global SACL row in an audit.csv or 'auditpol /backup' given with --auditpol, "
+        "or the object's own: Get-Acl -Audit)")
 ROLE = "the machine's role: a gpresult /x of the machine, or --role client|server|dc"
 OTHER = "an input showing this setting"
 UNSATISFIABLE = "no input: the rule tests fields no producer writes (-v lists them; the rule must change)"
