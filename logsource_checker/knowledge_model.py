@@ -154,6 +154,7 @@ class RequirementSpec:
     failure: bool = False
     when_fields: frozenset[str] | None = None
     when_event_ids: frozenset[int] | None = None
+    access: int = 0    # sacl: the access-mask bits the SACL must audit for this source (0: not stated)
 
 
 @dataclass(frozen=True)

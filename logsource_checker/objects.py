@@ -237,6 +237,20 @@ def access_mask(rules: list[Rule], data: ObjectAccess) -> int:
     return mask & 0xFFFFFFFF
 
 
+def guide_access(kb: Knowledge, rules: list[Rule], kind_id: str) -> int:
+    """The access-mask bits the rules' guides state for a SACL of this kind (the ``access`` of a ``sacl``
+    requirement: Set Value for registry_set, ...): a rule served through 4657 / 4663 names no AccessMask."""
+    mask = 0
+    for key in {rule.logsource.key for rule in rules}:
+        guide = kb.by_logsource.get(key)
+        if guide is not None:
+            for alt in guide.enablement:
+                for spec in alt.requires:
+                    if spec.kind == "sacl" and spec.value == kind_id:
+                        mask |= spec.access
+    return mask
+
+
 def _positive_branches(rules: list[Rule]) -> Iterator[tuple[Any, ...]]:
     """Every branch of every selection the rules' conditions do not negate, rule by rule in order."""
     for rule in rules:
@@ -308,7 +322,7 @@ def sacl_entries(result, changes: list) -> list[dict]:
     for change in changes:
         kind = change.kind
         rules = [by_ref[ref] for ref in sorted(change.rule_refs) if ref in by_ref]
-        mask = access_mask(rules, data)
+        mask = access_mask(rules, data) | guide_access(kb, rules, kind.id)
         command = ps_command = None
         if kind.resource_type in ("File", "Key") and re.fullmatch(r"\{S-1(-\d+)+\}", data.global_sacl_trustee):
             tail = ((" /success" if change.success else "") + (" /failure" if change.failure else "")

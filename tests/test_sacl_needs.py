@@ -102,6 +102,23 @@ def test_security_path_of_an_object_guide_needs_the_sacl(logsource, kind):
     (audit,) = [s for s in alt.requires if s.kind == "audit"]
     sacls = [s for s in alt.requires if s.kind == "sacl"]
     assert [(s.value, s.success, s.failure) for s in sacls] == [(kind, audit.success, audit.failure)]
+    assert 0 < sacls[0].access < 2 ** 32   # the rights a global SACL must audit for this source
+
+
+@pytest.mark.parametrize("access", ["'0x2'", "0", "-1", "4294967296", "true"])
+def test_a_bad_access_mask_is_a_data_problem(tmp_path, access):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(knowledge.data_root() / "guides", root / "guides")
+    shutil.copytree(knowledge.data_root() / "mappings", root / "mappings")
+    guide = root / "guides" / "windows" / "sysmon" / "registry_set.yaml"
+    text = guide.read_text(encoding="utf-8")
+    start = text.index("        access: ")
+    guide.write_text(text[:start] + f"        access: {access}\n" + text[text.index("\n", start) + 1:],
+                     encoding="utf-8")
+    kb = knowledge.load(str(root), use_cache=False)
+    assert any("registry_set" in p and "access" in p for p in knowledge.validate(kb))
 
 
 def test_every_alternative_with_a_sacl_subcategory_names_its_sacl():
@@ -229,3 +246,32 @@ def test_corpus_figures_with_sacls(corpus_rules, policy_samples):
             for guid, sacl in pairs.items():
                 if any(c.startswith(f"audit:{guid}") for c in entry["changes"]):
                     assert any(c.startswith(sacl + ":") for c in entry["changes"]), res.rule.path
+
+
+# --------------------------------------------------------------------------- the rights a global SACL audits
+
+# (corpus rule, SACL kind, access bits its guide needs: event-4663.md access table; registry: Set Value 0x2,
+#  Create Subkey 0x4, DELETE 0x10000; files: WriteData/AddFile 0x2, AppendData/AddSubdirectory 0x4, ReadData 0x1,
+#  DeleteChild 0x40)
+GUIDE_ACCESS = [
+    (SAFE_MODE, "Key", 0x2),
+    ("rules/windows/registry/registry_delete/registry_delete_runmru.yml", "Key", 0x10002),
+    ("rules/windows/file/file_event/file_event_win_anydesk_artefact.yml", "File", 0x6),
+    ("rules/windows/file/file_delete/file_delete_win_delete_backup_file.yml", "File", 0x10040),
+    (CREDHIST, "File", 0x1),
+]
+
+
+@pytest.mark.parametrize("path,resource,bits", GUIDE_ACCESS, ids=[Path(p).stem for p, _, _ in GUIDE_ACCESS])
+def test_global_sacl_command_audits_the_rights_the_guide_needs(cli, corpus_rules, tmp_path, path, resource, bits):
+    """A global SACL emitted for registry_set rules must audit Set Value, or 4657 never comes: the access mask
+    carries the rights the guide's Security path needs, not only the AccessMask values Security rules name."""
+    out = tmp_path / "out"
+    result = cli(corpus_rules / path, "--emit", out, "--plan", "native")
+    assert result.exit_code in (0, 1), result.stderr
+    text = (out / "auditpol.cmd").read_text(encoding="utf-8")
+    import re
+
+    (mask,) = re.findall(rf"/resourceSACL /set /type:{resource} /user:\{{S-1-1-0\}} /success /access:(0x[0-9a-f]+)",
+                         text)
+    assert int(mask, 16) == bits
