@@ -275,3 +275,28 @@ def test_global_sacl_command_audits_the_rights_the_guide_needs(cli, corpus_rules
     (mask,) = re.findall(rf"/resourceSACL /set /type:{resource} /user:\{{S-1-1-0\}} /success /access:(0x[0-9a-f]+)",
                          text)
     assert int(mask, 16) == bits
+
+
+HOSTILE = """\
+    title: Hostile key
+    status: test
+    level: high
+    logsource:
+      product: windows
+      category: registry_set
+    detection:
+      selection:
+        TargetObject|contains: "\\\\Run`x` | **b** <img src=x>\\n# heading\\u202e"
+      condition: selection
+    """
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "text", "terminal"])
+def test_hostile_object_names_stay_one_inert_line(cli, tmp_path, fmt):
+    _write(tmp_path, "hostile", HOSTILE)
+    out = cli(tmp_path, "--plan", "native", "-v", *(["-f", fmt] if fmt != "terminal" else [])).stdout
+    assert "\u202e" not in out
+    assert not any(line.startswith("# heading") for line in out.splitlines())
+    if fmt == "markdown":
+        (line,) = [line for line in out.splitlines() if line.startswith("- SACL on the registry keys")]
+        assert "``contains: \\Run`x` | **b** <img src=x> # heading``" in line   # a code span, shown literally

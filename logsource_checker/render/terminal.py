@@ -196,14 +196,17 @@ def _changes(report: dict[str, Any], console: Any, verbose: bool) -> None:
                          f"rules, {other['still_blind']} still blind (--plan {other['name']})")
     for step in plan["held_back_steps"]:
         notes.append(f"held back: {step['label']} (volume {step['volume']}) would unblind {step['unblinds']} rules")
-    notes.extend(_sacl_where(step) for step in shown if "objects" in step)
+    notes.extend(_sacl_where(step, None if verbose else 3) for step in shown if "objects" in step)
     for note in notes:
         console.print(_t(note, "dim"))
 
 
-def _sacl_where(step: dict[str, Any]) -> str:
-    """Where a plan's SACL goes: the objects its rules name, and the rules that name none."""
-    parts = ["; ".join(step["objects"]) + (f" (and {step['more_objects']} more)" if step["more_objects"] else "")]
+def _sacl_where(step: dict[str, Any], limit: int | None) -> str:
+    """Where a plan's SACL goes: the objects its rules name (the first ``limit`` on the first screen), and
+    the rules that name none."""
+    objects = step["objects"] if limit is None else step["objects"][:limit]
+    more = step["more_objects"] + len(step["objects"]) - len(objects)
+    parts = ["; ".join(objects) + (f" (and {more} more{'' if limit is None else ': -v, --emit'})" if more else "")]
     if step["rules_without_object"]:
         count = step["rules_without_object"]
         parts.append(f"{step['objects_unnamed']} ({count} rule{'s name' if count > 1 else ' names'} none)")
