@@ -103,3 +103,31 @@ def test_the_role_is_never_a_change(corpus_rules, tmp_path):
     assert all(ROLE_DC not in p["changes"] for p in report["plans"])
     assert all(r["requirement"] != ROLE_DC for r in report["recommendations"])
     assert all(r.requirement.id != ROLE_DC for r in result.ranked)
+
+
+DS_OBJECT = """\
+title: DS object handle
+status: test
+level: high
+logsource:
+  product: windows
+  service: security
+detection:
+  selection:
+    EventID: 4661
+    ObjectServer: DS
+    ObjectType: '%{bf967aba-0de6-11d0-a285-00aa003049e2}'
+  condition: selection
+"""
+
+
+@pytest.mark.parametrize("role,status", ROLES, ids=[str(r) for r, _ in ROLES])
+def test_active_directory_objects_only_on_a_dc(policy_samples, tmp_path, role, status):
+    """event-4661.md: 'For an Active Directory object, the domain controller role is required.'"""
+    (tmp_path / "ds.yml").write_text(DS_OBJECT, encoding="utf-8")
+    result = check(CheckOptions(paths=[str(tmp_path / "ds.yml")], use_cache=False, role=role,
+                                auditpol=[str(policy_samples / AUDIT_CSV)]))
+    _, options = _4661_options(result)
+    assert list(options) == ["Directory Service Access + Handle Manipulation"]
+    assert ROLE_DC in options["Directory Service Access + Handle Manipulation"]
+    assert result.resolution.requirements[ROLE_DC].status == status
