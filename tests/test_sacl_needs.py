@@ -300,3 +300,23 @@ def test_hostile_object_names_stay_one_inert_line(cli, tmp_path, fmt):
     if fmt == "markdown":
         (line,) = [line for line in out.splitlines() if line.startswith("- SACL on the registry keys")]
         assert "``contains: \\Run`x` | **b** <img src=x> # heading``" in line   # a code span, shown literally
+
+
+# --------------------------------------------------------------------------- a global SACL in gpresult XML
+
+GLOBAL_SACL = ("        <q4:GlobalSaclSetting><q4:GlobalSaclType>File</q4:GlobalSaclType><q4:SecurityDescriptor>"
+               "<q4:SDDL>S:(AU;SA;FA;;;WD)</q4:SDDL></q4:SecurityDescriptor></q4:GlobalSaclSetting>\n")
+
+
+@pytest.mark.parametrize("document", ["rsop", "gpo_report"])
+def test_a_global_sacl_in_gpo_xml_is_not_silently_ignored(corpus_rules, tmp_path, document):
+    """Global Object Access Auditing in a gpresult / GPO report (GlobalSaclSetting; no public sample shows its
+    values, so it is not read): the input gets a warning naming what would be read instead, and the SACL stays
+    unknown rather than being judged from it."""
+    import gpxml
+
+    body = gpxml.auditing(gpxml.audit_setting("Audit Registry", SUB["Registry"], 3), GLOBAL_SACL)
+    path = gpxml.write(tmp_path, "policy.xml", getattr(gpxml, document)(body))
+    result = check(CheckOptions(paths=[str(corpus_rules / SAFE_MODE)], use_cache=False, gpresult=[path]))
+    assert any("GlobalSaclSetting" in w and "--auditpol" in w for w in result.snapshot.warnings)
+    assert result.resolution.requirements["sacl:registry_key:success"].status == "unknown"
