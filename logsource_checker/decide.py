@@ -16,7 +16,7 @@ from .diff import need_status
 from .resolve import Requirement, RuleResolution
 
 #: Requirement kinds a Windows policy (or Sysmon on Windows) decides; any other kind is collected elsewhere.
-WINDOWS_KINDS = ("audit_subcategory", "registry_policy", "event_channel", "sysmon_event", "sacl")
+WINDOWS_KINDS = ("audit_subcategory", "registry_policy", "event_channel", "sysmon_event", "sacl", "machine_role")
 
 # one short label per input (the terminal shows it in a column of its own), then what to give
 NO_GUIDE = "a guide for the log source (none in the data: see Unmapped)"
@@ -29,7 +29,9 @@ BLOCKING = "--sysmon-config with blocking configured on purpose (never recommend
 CHANNEL = "the channel's state: a GPO enabling it in --gpresult, or 'wevtutil gl CHANNEL' on the machine"
 ELEVATED = "a gpresult /x run elevated (computer results) or --auditpol"
 AUDIT_LIVE = "--auditpol with 'auditpol /get /category:* /r' output (the live audit state)"
-SACL = "the object's SACL (a global object access SACL in --gpresult, or the object's own)"
+SACL = ("the object's SACL (a global SACL row in an audit.csv or 'auditpol /backup' given with --auditpol, "
+        "or the object's own: Get-Acl -Audit)")
+ROLE = "the machine's role: a gpresult /x of the machine, or --role client|server|dc"
 OTHER = "an input showing this setting"
 UNSATISFIABLE = "no input: the rule tests fields no producer writes (-v lists them; the rule must change)"
 RULE_NOTES = "no input: what the rule names cannot be checked (its notes say why, -v)"
@@ -49,6 +51,8 @@ def _input_for(req: Requirement, windows: bool) -> str:
         return AUDIT_LIVE if kind == "audit_subcategory" else ELEVATED
     if kind == "sacl":
         return SACL
+    if kind == "machine_role":
+        return ROLE
     if kind not in WINDOWS_KINDS:
         return WINDOWS_OTHER if windows else OUTSIDE
     return OTHER

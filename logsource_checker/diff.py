@@ -113,9 +113,11 @@ def effective_audit(snapshot: PolicySnapshot, kb: Knowledge, role: str = "client
 
 
 class PolicyDiff:
-    def __init__(self, kb: Knowledge, snapshot: PolicySnapshot | None, role: str = "client") -> None:
+    def __init__(self, kb: Knowledge, snapshot: PolicySnapshot | None, role: str = "client",
+                 role_known: bool = True) -> None:
         self.kb = kb
         self.snapshot = snapshot
+        self.role, self.role_known = role, role_known
         self.audit = effective_audit(snapshot, kb, role) if snapshot is not None else None
         self._reg_values: dict[tuple[str, str], str] = {}
         if snapshot is not None:
@@ -166,6 +168,14 @@ class PolicyDiff:
                 return "unknown", (f"{event.element} is a blocking Sysmon event type: it is logged only where a "
                                    "site configured blocking on purpose, so no change is recommended")
             return status, sysmon.reasons.get(eid, "not collected by the Sysmon configuration")
+        if kind == "machine_role":   # an object-access producer that writes the event only on some roles
+            roles = req.id.split(":", 1)[1].split("+")   # role:dc (resolve.Resolver._role)
+            why = f"{self.snapshot.role_reason or self.role}"
+            if not self.role_known:
+                return "unknown", f"the machine's role decides it ({req.name}): {why}"
+            if self.role in roles:
+                return "met", f"{req.name}: {why}"
+            return "missing", f"not {req.name[len('the machine is '):]}: {why}"
         if kind == "sacl":
             sacl_kind = self.kb.object_access.sacl_kinds[req.sacl or ""]
             return sacl_status(sacl_kind, "success" if req.success else "failure", self.snapshot,
@@ -435,7 +445,8 @@ def actionable_missing(resolution: Resolution) -> dict[str, list[str]]:
             if need_status(need, statuses) != "missing":
                 continue
             for rid in need.best_option(statuses).requirements:
-                if statuses[rid] == "missing":
+                # the machine's role is not a setting: never recommended
+                if statuses[rid] == "missing" and resolution.requirements[rid].kind != "machine_role":
                     chosen.setdefault(rid, {})[res.rule.ref] = None
     return {rid: list(refs) for rid, refs in chosen.items()}
 

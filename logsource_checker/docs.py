@@ -84,6 +84,14 @@ def _items(kb: Knowledge, guide: Guide, alt) -> list[dict[str, Any]]:
             item.update(kind="Outside Windows policy", text=str(ext.get("name")))
             details.append(_detail("How", ext.get("how")))
             details.append(_detail("Reference", ext.get("reference"), "url"))
+        elif spec.kind == "sacl":
+            sacl = kb.object_access.sacl_kinds[spec.value]
+            outcomes = " and ".join(o for o, on in (("success", spec.success), ("failure", spec.failure)) if on)
+            item.update(kind="SACL", text=f"{sacl.name}, {outcomes}: on {sacl.objects_unnamed}")
+            if sacl.gpo_path:
+                details.append(_detail("Global SACL (Group Policy)", sacl.gpo_path, "code"))
+            details.append(_detail("Shown by", sacl.decide))
+            details.append(_detail("Reference", sacl.reference, "url"))
         elif spec.kind == "auditd_rule":
             from .auditd_needs import syscall_items
 

@@ -154,7 +154,7 @@ def _check(options: CheckOptions) -> CheckResult:
     if snapshot is not None:   # an input for the other platform is ignored with a note (auditd_check.py)
         from .auditd_check import input_notes
         snapshot.warnings.extend(input_notes(snapshot, {r.kind for r in resolution.requirements.values()}))
-    diff = PolicyDiff(kb, snapshot, role.role)
+    diff = PolicyDiff(kb, snapshot, role.role, role.known)
     diff.apply(resolution)
     collection = None
     if collectors:

@@ -243,7 +243,7 @@ def assess(group: Group, resolution: Any, kb: Any, volumes: dict[str, Any]) -> N
     for res in resolution.rules:
         res.collection_reason, res.not_collected = None, []
     apply_role_volumes(reqs, kb, group.role)
-    PolicyDiff(kb, group.snapshot, group.role.role).apply(resolution)
+    PolicyDiff(kb, group.snapshot, group.role.role, group.role.known).apply(resolution)
     if group.collectors:
         from .collection import apply_collection
 

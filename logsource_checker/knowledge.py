@@ -351,12 +351,19 @@ def _parse_spec(raw: Any, where: str, kb: Knowledge) -> RequirementSpec | None:
         value = str(value).upper()
     elif kind in ("sysmon_event", "sysmon_linux_event"):
         value = int(value)
+    elif kind == "sacl":
+        value = str(value)
     when_fields = raw.get("when_fields")
     when_ids = raw.get("when_event_ids")
+    access = 0
+    for bits in _as_list(raw.get("access")):   # sacl: the rights to audit, one mask or several OR-ed
+        access |= bits if isinstance(bits, int) and not isinstance(bits, bool) and 0 < bits < 2 ** 32 else 0
+        if not (isinstance(bits, int) and not isinstance(bits, bool) and 0 < bits < 2 ** 32) or kind != "sacl":
+            kb.problems.append(f"{where}: access {bits!r} must be an access mask (1 to 2^32-1) on a sacl requirement")
     return RequirementSpec(
         kind=kind, value=value, success=bool(raw.get("success", True)), failure=bool(raw.get("failure", False)),
         when_fields=frozenset(str(f) for f in when_fields) if when_fields else None,
-        when_event_ids=frozenset(int(i) for i in when_ids) if when_ids else None)
+        when_event_ids=frozenset(int(i) for i in when_ids) if when_ids else None, access=access)
 
 
 def _load_guide(kb: Knowledge, path: Path, guide_dir: Path) -> None:

@@ -31,7 +31,7 @@ DEFAULTS = ("none", "success", "failure", "success_and_failure", "unknown")
 ROLES = ("client", "server", "dc")   # machine roles whose audit defaults and volumes differ
 SYSMON_UNMENTIONED = ("logged", "not_logged", "unknown")
 REQUIREMENT_KEYS = ("audit", "audit_events", "registry_policy", "channel", "sysmon_event", "external", "auditd_rule",
-                    "sysmon_linux_event")
+                    "sysmon_linux_event", "sacl")
 
 LogSourceKey = tuple[str | None, str | None, str | None]
 
@@ -148,12 +148,13 @@ class SysmonEvent:
 class RequirementSpec:
     """One requirement as a guide states it (before it is resolved for a rule)."""
 
-    kind: str          # audit | audit_events | registry_policy | channel | sysmon_event | external
-    value: Any         # GUID, True, policy id, channel name, Sysmon event id, external mapping
+    kind: str          # audit | audit_events | registry_policy | channel | sysmon_event | external | sacl
+    value: Any         # GUID, True, policy id, channel name, Sysmon event id, external mapping, SACL kind id
     success: bool = True
     failure: bool = False
     when_fields: frozenset[str] | None = None
     when_event_ids: frozenset[int] | None = None
+    access: int = 0    # sacl: the access-mask bits the SACL must audit for this source (0: not stated)
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,22 @@ def _guide_problems(kb: Knowledge) -> list[str]:
         specs += [s for ev in guide.events.values() for s in ev.requires]
         for spec in specs:
             problems.extend(f"{where}: {p}" for p in _spec_problems(kb, spec))
+        problems.extend(f"{where}: {p}" for p in _sacl_alternative_problems(kb, guide.enablement))
+    return problems
+
+
+def _sacl_alternative_problems(kb: Knowledge, alternatives: Any) -> list[str]:
+    """An alternative that needs a subcategory logging only objects with a SACL (requires_sacl) needs a
+    ``sacl`` requirement for the same outcomes: the subcategory alone logs nothing."""
+    problems = []
+    for alt in alternatives:
+        sacls = {(s.success, s.failure) for s in alt.requires if s.kind == "sacl"}
+        for spec in alt.requires:
+            sub = kb.subcategories.get(spec.value) if spec.kind == "audit" else None
+            if sub is not None and sub.requires_sacl and not any(
+                    (not spec.success or ok_s) and (not spec.failure or ok_f) for ok_s, ok_f in sacls):
+                problems.append(f"enablement {alt.name!r}: {sub.name} logs only objects with a SACL; add a sacl "
+                                "requirement for the same outcomes")
     return problems
 
 
@@ -270,6 +286,10 @@ def _spec_problems(kb: Knowledge, spec: RequirementSpec) -> list[str]:
         return [f"Sysmon for Linux event {spec.value} is not in mappings/sysmon.yaml linux.events"]
     if spec.kind == "auditd_rule":
         return auditd_data.spec_problems(kb.auditd, spec.value)
+    if spec.kind == "sacl" and spec.value not in kb.object_access.sacl_kinds:
+        return [f"sacl kind {spec.value!r} not in mappings/object_access.yaml sacl_kinds"]
+    if spec.kind == "sacl" and not (spec.success or spec.failure):
+        return [f"sacl {spec.value} needs success and/or failure"]
     if spec.kind == "external":
         ext = spec.value if isinstance(spec.value, dict) else {}
         if not ext.get("name") or not ext.get("how") or not str(ext.get("reference", "")).startswith("https://"):

@@ -31,6 +31,7 @@ class ObjectProducer:
     subcategory: str          # GUID
     sacl: str | None          # sacl kind id, None when the subcategory needs no SACL
     notes: str | None
+    roles: tuple[str, ...] = ()   # machine roles on which it writes the event for this object (empty: every role)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class SaclKind:
     gpo_path: str | None
     decide: str
     reference: str
+    object_fields: frozenset[str] = frozenset()   # case-folded rule fields naming the objects (ObjectName, ...)
+    objects_unnamed: str = ""   # what to set the SACL on when a rule names no object ("the keys the rule watches")
 
 
 @dataclass
@@ -99,7 +102,8 @@ def load_object_access(kb: Knowledge, path: Path, read_yaml: Callable[[Path], An
     for raw in data.get("object_classes") or []:
         where = f"{path.name} class {raw.get('id')}"
         producers = tuple(ObjectProducer(str(p.get("subcategory", "")).upper(), _opt_str(p.get("sacl")),
-                                         _opt_str(p.get("notes"))) for p in raw.get("producers") or [])
+                                         _opt_str(p.get("notes")), tuple(str(r) for r in _as_list(p.get("roles"))))
+                          for p in raw.get("producers") or [])
         classes.append(ObjectClass(
             id=str(raw.get("id", "")), name=str(raw.get("name", "")),
             object_types=frozenset(str(v).casefold() for v in _as_list(raw.get("object_types"))),
@@ -115,7 +119,9 @@ def load_object_access(kb: Knowledge, path: Path, read_yaml: Callable[[Path], An
             registry_value=_registry_value(raw.get("registry_value")),
             template_section=_opt_str(raw.get("template_section")),
             gpo_path=_opt_str(raw.get("gpo_path")), decide=str(raw.get("decide", "")),
-            reference=str(raw.get("reference", "")))
+            reference=str(raw.get("reference", "")),
+            object_fields=frozenset(str(f).casefold() for f in _as_list(raw.get("object_fields"))),
+            objects_unnamed=str(raw.get("objects_unnamed", "")))
         kinds[kind.id] = kind
     codes = {str(k): int(v) for k, v in (data.get("access_codes") or {}).items()}
     kb.object_access = ObjectAccess(events=frozenset(int(e) for e in _as_list(data.get("events"))),
@@ -125,6 +131,7 @@ def load_object_access(kb: Knowledge, path: Path, read_yaml: Callable[[Path], An
 
 def object_access_problems(kb: Knowledge) -> list[str]:
     """Every schema problem of the object-access data, one line each."""
+    from .knowledge_model import ROLES   # knowledge_model imports this module
     data = kb.object_access
     problems = []
     ids = [c.id for c in data.classes]
@@ -149,6 +156,8 @@ def object_access_problems(kb: Knowledge) -> list[str]:
                 problems.append(f"{where}: subcategory {producer.subcategory} not in auditpol.yaml")
             if producer.sacl is not None and producer.sacl not in data.sacl_kinds:
                 problems.append(f"{where}: unknown sacl kind {producer.sacl!r}")
+            if not set(producer.roles) <= set(ROLES):
+                problems.append(f"{where}: roles {list(producer.roles)} are not machine roles {ROLES}")
             if sub is not None and sub.requires_sacl and producer.sacl is None:
                 problems.append(f"{where}: {sub.name} requires a SACL but the producer names no sacl kind")
     for kind in data.sacl_kinds.values():
@@ -156,6 +165,8 @@ def object_access_problems(kb: Knowledge) -> list[str]:
             problems.append(f"object_access.yaml sacl kind {kind.id}: no https reference")
         if not kind.decide:
             problems.append(f"object_access.yaml sacl kind {kind.id}: no 'decide' text")
+        if not kind.object_fields or not kind.objects_unnamed:
+            problems.append(f"object_access.yaml sacl kind {kind.id}: needs object_fields and objects_unnamed")
         if kind.resource_type is not None and kind.resource_type not in ("File", "Key"):
             problems.append(f"object_access.yaml sacl kind {kind.id}: resource_type must be File or Key")
         reg = kind.registry_value

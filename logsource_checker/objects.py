@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from typing import Any, Callable, Iterator
 
@@ -42,6 +43,7 @@ class ProducerOption:
     event: AuditEvent
     sacl: str | None
     notes: str | None
+    roles: tuple[str, ...] = ()   # machine roles on which it writes the event for this object (empty: all)
 
 
 def negated_selections(rule: Rule) -> set[str]:
@@ -151,7 +153,7 @@ def producer_options(kb: Knowledge, event_id: int, hint: ObjectHint | None) -> t
             for producer in _class(data, class_id).producers:
                 pair = by_guid.get(producer.subcategory)
                 if pair is not None and all(o.sub.guid != producer.subcategory for o in options):
-                    options.append(ProducerOption(pair[0], pair[1], producer.sacl, producer.notes))
+                    options.append(ProducerOption(pair[0], pair[1], producer.sacl, producer.notes, producer.roles))
         if options:
             return options, None
     refining_only = {p.subcategory for c in data.classes if c.refines for p in c.producers} - {
@@ -235,6 +237,20 @@ def access_mask(rules: list[Rule], data: ObjectAccess) -> int:
     return mask & 0xFFFFFFFF
 
 
+def guide_access(kb: Knowledge, rules: list[Rule], kind_id: str) -> int:
+    """The access-mask bits the rules' guides state for a SACL of this kind (the ``access`` of a ``sacl``
+    requirement: Set Value for registry_set, ...): a rule served through 4657 / 4663 names no AccessMask."""
+    mask = 0
+    for key in {rule.logsource.key for rule in rules}:
+        guide = kb.by_logsource.get(key)
+        if guide is not None:
+            for alt in guide.enablement:
+                for spec in alt.requires:
+                    if spec.kind == "sacl" and spec.value == kind_id:
+                        mask |= spec.access
+    return mask
+
+
 def _positive_branches(rules: list[Rule]) -> Iterator[tuple[Any, ...]]:
     """Every branch of every selection the rules' conditions do not negate, rule by rule in order."""
     for rule in rules:
@@ -247,17 +263,49 @@ def _positive_branches(rules: list[Rule]) -> Iterator[tuple[Any, ...]]:
 _MAX_OBJECTS = 10
 
 
-def _object_names(rules: list[Rule]) -> list[str]:
-    """The ObjectName values (with their modifiers) the rules watch, for the reader to set SACLs on."""
-    seen: dict[str, None] = {}
-    for branch in _positive_branches(rules):
-        for field, mods, values in branch:
-            if field and field.casefold() in _NAME_FIELDS:
-                how = "|".join(mods) or "equals"
-                for value in values:
-                    if value is not None:
-                        seen[f"{how}: {value}"] = None
-    return list(seen)
+@lru_cache(maxsize=4096)
+def _positive_names(condition: tuple[str, ...], names: tuple[str, ...]) -> frozenset[str] | None:
+    """The selections a condition uses positively (None when it cannot be parsed: then none is negated);
+    cached per condition text and selection names, which many rules share."""
+    parsed = parse_conditions(condition, list(names))
+    return None if parsed.node is None else frozenset(used_positively(parsed.node))
+
+
+def _rule_object_names(rule: Rule, fields: frozenset[str] | tuple[str, ...]) -> list[str]:
+    """The values (with their modifiers) of the object fields one rule watches in the selections its condition
+    does not negate, for the reader to set SACLs on."""
+    found: list[tuple[str, str]] = []   # (selection, "modifier: value")
+    for name, branches in rule.selections:
+        for branch in branches:
+            for field, mods, values in branch:
+                if field and field.casefold() in fields:
+                    how = "|".join(mods) or "equals"
+                    found.extend((name, f"{how}: {value}") for value in values if value is not None)
+    if not found:
+        return []
+    positive = _positive_names(tuple(rule.condition), tuple(name for name, _ in rule.selections))
+    return list(dict.fromkeys(text for name, text in found if positive is None or name in positive))
+
+
+def step_objects(kind: SaclKind, rules: list[Rule], memo: dict | None = None) -> dict[str, Any]:
+    """What a plan's SACL change is to be set on: the objects the rules name in the selections their
+    conditions do not negate (the kind's ``object_fields``: TargetObject, TargetFilename, ObjectName, ...),
+    the first ``_MAX_OBJECTS`` of them, how many more, and how many rules name none (for those the SACL goes
+    on ``objects_unnamed``: the keys / files the rule watches). ``memo`` keeps each rule's names across the
+    steps of both plans."""
+    memo = {} if memo is None else memo
+    names: dict[str, None] = {}
+    unnamed = 0
+    for rule in rules:
+        key = (rule.ref, kind.id)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = _rule_object_names(rule, kind.object_fields)
+        names.update(dict.fromkeys(found))
+        unnamed += not found
+    listed = list(names)
+    return {"objects": listed[:_MAX_OBJECTS], "more_objects": max(0, len(listed) - _MAX_OBJECTS),
+            "rules_without_object": unnamed, "objects_unnamed": kind.objects_unnamed}
 
 
 def sacl_entries(result, changes: list) -> list[dict]:
@@ -274,7 +322,7 @@ def sacl_entries(result, changes: list) -> list[dict]:
     for change in changes:
         kind = change.kind
         rules = [by_ref[ref] for ref in sorted(change.rule_refs) if ref in by_ref]
-        mask = access_mask(rules, data)
+        mask = access_mask(rules, data) | guide_access(kb, rules, kind.id)
         command = ps_command = None
         if kind.resource_type in ("File", "Key") and re.fullmatch(r"\{S-1(-\d+)+\}", data.global_sacl_trustee):
             tail = ((" /success" if change.success else "") + (" /failure" if change.failure else "")
@@ -284,11 +332,10 @@ def sacl_entries(result, changes: list) -> list[dict]:
             ps_command = (f"& auditpol.exe /resourceSACL /set /type:{kind.resource_type} "
                           f"'/user:{data.global_sacl_trustee}'{tail}")
         reasons = sorted({reqs[rid].reason for rid in change.req_ids if rid in reqs and reqs[rid].reason})
-        objects = _object_names(rules)
         entries.append({
             "kind": kind, "success": change.success, "failure": change.failure, "rules": change.rules,
             "unblinds": change.unblinds, "unblinds_all": change.unblinds_all,
             "command": Trusted(command) if command else None,
             "ps_command": Trusted(ps_command) if ps_command else None, "mask": Trusted(f"0x{mask:x}") if mask else None,
-            "reasons": reasons, "objects": objects[:_MAX_OBJECTS], "more_objects": max(0, len(objects) - _MAX_OBJECTS)})
+            "reasons": reasons, **step_objects(kind, rules)})
     return entries

@@ -47,8 +47,13 @@ def volume_of(req: Requirement) -> str:
 
 
 def unit_key(req: Requirement) -> str:
-    """One change: an audit subcategory is set once for every outcome it needs."""
-    return f"audit:{req.guid}" if req.kind == "audit_subcategory" and req.guid else req.id
+    """One change: an audit subcategory is set once for every outcome it needs, and so is a SACL kind (one
+    audit entry on the objects, or one global SACL, audits success and failure)."""
+    if req.kind == "audit_subcategory" and req.guid:
+        return f"audit:{req.guid}"
+    if req.kind == "sacl" and req.sacl:
+        return f"sacl:{req.sacl}"
+    return req.id
 
 
 def baseline_statuses(result: CheckResult) -> dict[str, str]:

@@ -212,6 +212,7 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
                              "title": o.title} for o in loaded.others],
         "recommendations": _recommendations(result, missing),
         "plans": _plans(result),
+        "lost_selection_recoveries": _recoveries(result),
         "policy": _policy(result),
         "collectors": _collectors(result),
     }
@@ -259,6 +260,15 @@ def _rule_extras(result: CheckResult, statuses: dict[str, str]) -> list[dict[str
         out.append({"decided_by": decided, "changes": changes.get(ref, []), "held_back": held.get(ref, []),
                     "coverage_after_plan": cov})
     return out
+
+
+def _recoveries(result: CheckResult) -> list[dict[str, Any]]:
+    """What would serve the selections partial rules lose (recover.py); only read when a rule loses some."""
+    if not any(res.lost_selections for res in result.resolution.rules):
+        return []
+    from .recover import recoveries
+
+    return recoveries(result)
 
 
 def _collectors(result: CheckResult) -> list[dict[str, Any]]:
@@ -320,12 +330,21 @@ def step_label(step: Any, reqs: dict[str, Any], kb: Knowledge) -> dict[str, str]
             "outcomes": outcomes if first.kind in ("audit_subcategory", "sacl") else ""}
 
 
-def _step_entry(step: Any, reqs: dict[str, Any], kb: Knowledge) -> dict[str, Any]:
-    return {"change": step.key, **step_label(step, reqs, kb), "requirements": list(step.requirements),
-            "names": [reqs[rid].name for rid in step.requirements], "volume": step.volume,
-            "volume_source": _volume_source([reqs[rid] for rid in step.requirements]),
-            "flagged": step.flagged, "needed_by": len(step.needed_by), "unblinds": len(step.unblinds),
-            "unblinds_high_critical": step.unblinds_high_critical, "rules_unblinded": list(step.unblinds)}
+def _step_entry(step: Any, reqs: dict[str, Any], kb: Knowledge,
+                by_ref: dict[str, Any] | None = None, memo: dict | None = None) -> dict[str, Any]:
+    entry = {"change": step.key, **step_label(step, reqs, kb), "requirements": list(step.requirements),
+             "names": [reqs[rid].name for rid in step.requirements], "volume": step.volume,
+             "volume_source": _volume_source([reqs[rid] for rid in step.requirements]),
+             "flagged": step.flagged, "needed_by": len(step.needed_by), "unblinds": len(step.unblinds),
+             "unblinds_high_critical": step.unblinds_high_critical, "rules_unblinded": list(step.unblinds)}
+    first = reqs[step.requirements[0]]
+    if first.kind == "sacl" and first.sacl in kb.object_access.sacl_kinds and by_ref is not None:
+        # what to set the SACL on: the objects the rules needing it name (objects.step_objects)
+        from .objects import step_objects
+
+        entry.update(step_objects(kb.object_access.sacl_kinds[first.sacl],
+                                  [by_ref[ref] for ref in step.needed_by if ref in by_ref], memo))
+    return entry
 
 
 def _volume_source(reqs: list[Any]) -> str:
@@ -337,6 +356,8 @@ def _volume_source(reqs: list[Any]) -> str:
 
 def _plans(result: CheckResult) -> list[dict[str, Any]]:
     reqs = result.resolution.requirements
+    by_ref = {res.rule.ref: res.rule for res in result.resolution.rules}
+    memo: dict = {}   # each rule's objects, once for both plans
     return [{
         "name": plan.name, "chosen": plan.chosen, "changes": plan.changes,
         "unblinds": plan.unblinds, "unblinds_high_critical": plan.unblinds_high_critical,
@@ -344,8 +365,8 @@ def _plans(result: CheckResult) -> list[dict[str, Any]]:
         "held_back": [rid for step in plan.held_back for rid in step.requirements],
         "volume": plan.volume, "max_volume": result.max_volume,
         "hold_unknown_volume": result.hold_unknown_volume,
-        "steps": [_step_entry(step, reqs, result.knowledge) for step in plan.steps],
-        "held_back_steps": [_step_entry(step, reqs, result.knowledge) for step in plan.held_back],
+        "steps": [_step_entry(step, reqs, result.knowledge, by_ref, memo) for step in plan.steps],
+        "held_back_steps": [_step_entry(step, reqs, result.knowledge, by_ref, memo) for step in plan.held_back],
     } for plan in result.plans]
 
 

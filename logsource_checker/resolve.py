@@ -17,7 +17,7 @@ from .knowledge import AuditEvent, AuditSubcategory, Guide, Knowledge, Requireme
 from .objects import ObjectHint, producer_options, rule_objects, sacl_of
 from .rules import LogSource, Rule
 from . import condition as cond
-from .serving import Decision, ProducerFields, decide
+from .serving import Decision, ProducerFields, decide, served_fields
 
 
 @dataclass
@@ -148,6 +148,12 @@ class Resolver:
         self._object_events = kb.object_access.events
         self._object_options: dict[tuple[int, ObjectHint | None], tuple[tuple, str | None]] = {}
         self._auditd: dict[int, tuple] = {}   # the rule being resolved: derived audit rule options per spec index
+        self._used: dict[int, tuple] = {}   # selections each parsed condition uses (serving.served_fields)
+        # guides with a requirement that depends on the rule's fields (when_fields): log source -> those fields
+        self._when_guides = {ls: frozenset(f.casefold() for alt in guide.enablement for s in alt.requires
+                                           for f in s.when_fields or ())
+                             for guide in kb.guides for ls in guide.logsources
+                             if any(s.when_fields for alt in guide.enablement for s in alt.requires)}
         self._auditd_guides = {ls for guide in kb.guides for ls in guide.logsources
                                if any(s.kind == "auditd_rule" and not s.value.get("syscalls")
                                       for alt in guide.enablement for s in alt.requires)}
@@ -198,6 +204,9 @@ class Resolver:
                 name=f"Sysmon for Linux event {event.id} ({event.name})", event_id=event.id, volume=guide.volume,
                 reference=linux.get("reference"),
                 how=f"a {event.element} filter in the Sysmon for Linux configuration"))]
+        if spec.kind == "sacl":
+            return [self._sacl(str(spec.value), outcome)
+                    for outcome, wanted in (("success", spec.success), ("failure", spec.failure)) if wanted]
         if spec.kind == "auditd_rule":   # fixed syscalls; from_rule / watch_fields are derived per rule
             return [self._auditd_req(item) for item in auditd_needs.syscall_items(spec.value.get("syscalls") or (),
                                                                                   kb.auditd)]
@@ -276,13 +285,17 @@ class Resolver:
         decision = decide(rule, guide, self._producers, parsed, rule_fields)
         objects = () if self._object_events.isdisjoint(rule.event_ids) else rule_objects(rule, self.kb.object_access)
         auditd = self._auditd_derived(rule, guide, parsed.node) if key in self._auditd_guides else ()
-        memo_key = (key, rule.event_ids, rule_fields, decision.alternatives, objects, auditd)
+        # a when_fields requirement applies only to a field in what the producer serves (serving.served_fields)
+        wanted = self._when_guides.get(key)
+        served = served_fields(rule, guide, self._producers, parsed, decision, wanted, rule_fields, self._used) \
+            if wanted is not None and not wanted.isdisjoint(rule_fields) else ()
+        memo_key = (key, rule.event_ids, rule_fields, decision.alternatives, objects, auditd, served)
         memo = self._rule_memo.get(memo_key)
         if memo is None:
             self._unmapped_calls = []
             self._objects = dict(objects)
             self._auditd = dict(auditd)
-            res = self._resolve_rule(rule, guide, rule_fields, decision)
+            res = self._resolve_rule(rule, guide, rule_fields, decision, served)
             self._rule_memo[memo_key] = (
                 tuple((need.label, tuple((o.name, o.primary, o.requirements, o.notes, o.basis, o.lost,
                                           o.filters_not_applied, o.narrowed) for o in need.options),
@@ -310,12 +323,12 @@ class Resolver:
         return res
 
     def _resolve_rule(self, rule: Rule, guide: Guide, rule_fields: frozenset[str],
-                      decision: Decision) -> RuleResolution:
+                      decision: Decision, served: tuple[frozenset[str], ...] = ()) -> RuleResolution:
         res = RuleResolution(rule=rule, guide=guide)
         event_ids = set(rule.event_ids)
 
-        def applies(spec: RequirementSpec) -> bool:
-            if spec.when_fields is not None and not (self._fold(spec, spec.when_fields) & rule_fields):
+        def applies(spec: RequirementSpec, fields: frozenset[str] = rule_fields) -> bool:
+            if spec.when_fields is not None and not (self._fold(spec, spec.when_fields) & fields):
                 return False
             if spec.when_event_ids is not None and not (spec.when_event_ids & event_ids):
                 return False
@@ -326,10 +339,11 @@ class Resolver:
         res.notes.extend(decision.notes)
         res.unsatisfiable_fields = list(decision.unsatisfiable_fields)
         spec_index = 0
-        for alt, verdict in zip(guide.enablement, decision.alternatives):
+        for position, (alt, verdict) in enumerate(zip(guide.enablement, decision.alternatives)):
             first, spec_index = spec_index, spec_index + len(alt.requires)
             if not verdict.serves:
                 continue
+            fields = served[position] if served else rule_fields   # what this producer serves of the rule
             req_ids: list[str] = []
             derived: list[tuple[str, tuple]] = [("", ())]   # audit rules derived from the rule: one option each
             for index, spec in enumerate(alt.requires, first):
@@ -340,7 +354,7 @@ class Resolver:
                     derived = [(f"{label} {more}".strip(), items + extra) for label, items in derived
                                for more, extra in self._auditd[index]]
                     continue
-                if applies(spec):
+                if applies(spec, fields):
                     req_ids.extend(self._spec_req_ids(spec, guide))
             for n, (label, items) in enumerate(derived):
                 ids = req_ids + [self._auditd_req(item).id for item in items]
@@ -374,10 +388,18 @@ class Resolver:
             id=f"sacl:{kind.id}:{outcome}", kind="sacl", name=f"{kind.name} ({outcome})", success=outcome == "success",
             failure=outcome == "failure", reference=kind.reference, how=kind.decide, sacl=kind.id))
 
+    def _role(self, roles: tuple[str, ...]) -> Requirement:
+        from .roles import ROLE_NAMES
+
+        names = " or a ".join(ROLE_NAMES[r] for r in roles)
+        return self._add(Requirement(id="role:" + "+".join(roles), kind="machine_role",
+                                     name=f"the machine is a {names}"))
+
     def _producer_template(self, sub: AuditSubcategory, event: AuditEvent, primary: bool, sacl: str | None,
-                           notes: str | None) -> tuple[str, bool, tuple[str, ...], str | None, str | None]:
+                           notes: str | None, roles: tuple[str, ...] = ()
+                           ) -> tuple[str, bool, tuple[str, ...], str | None, str | None]:
         """One option: the subcategory for the event's outcomes, the subcategories it also needs ("all of"),
-        and the SACL on the objects for the same outcomes."""
+        the SACL on the objects for the same outcomes, and the machine roles it writes the event on."""
         outcomes = [o for o in ("success", "failure") if o in event.outcomes]
         ids = [self._audit(sub, outcome).id for outcome in outcomes]
         names = [sub.name]
@@ -390,6 +412,8 @@ class Resolver:
             ids += [self._sacl(sacl, outcome).id for outcome in outcomes]
         elif sub.requires_sacl and notes is None:
             notes = "needs SACLs on the objects to audit"
+        if roles:
+            ids.append(self._role(roles).id)
         return " + ".join(names), primary, tuple(dict.fromkeys(ids)), notes, event.basis if event.inferred else None
 
     def _event_templates(self, event_id: int, producers: list) -> tuple[tuple, str | None]:
@@ -404,7 +428,8 @@ class Resolver:
             choices, note = producer_options(self.kb, event_id, hint)
             primary = next((c for c in choices if c.event.primary), choices[0]) if choices else None
             choices.sort(key=lambda c: c is not primary)   # the primary option first, then data order
-            templates = tuple(self._producer_template(c.sub, c.event, c is primary, c.sacl, c.notes) for c in choices)
+            templates = tuple(self._producer_template(c.sub, c.event, c is primary, c.sacl, c.notes, c.roles)
+                              for c in choices)
         else:
             templates = tuple(self._producer_template(sub, event, event.primary or len(producers) == 1,
                                                       sacl_of(self.kb, sub), None) for sub, event in producers)

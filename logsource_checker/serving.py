@@ -62,6 +62,7 @@ class ProducerFields:
         self._verdicts: dict[tuple[int, frozenset[str]], AlternativeVerdict] = {}
         self._positive: dict[int, tuple[str, ...]] = {}
         self._all_serve: dict[int, Decision] = {}
+        self._last_selections: tuple[Any, tuple] = (None, ())
 
     def read_condition(self, rule: Rule) -> cond.ParsedCondition:
         key = (rule.condition, tuple([selection[0] for selection in rule.selections]))
@@ -125,7 +126,10 @@ class ProducerFields:
 
     def selection_fields(self, rule: Rule) -> tuple[tuple[str, frozenset[frozenset[str]]], ...]:
         """What the decision reads of a rule's selections: per selection, the distinct case-folded field sets
-        of its branches (keyword matches test no field)."""
+        of its branches (keyword matches test no field). The last rule's answer is kept: ``decide`` and
+        ``served_fields`` ask for the same rule one after the other."""
+        if self._last_selections[0] is rule:
+            return self._last_selections[1]
         cache = self._branch_fields
         result = []
         for name, branches in rule.selections:
@@ -137,7 +141,8 @@ class ProducerFields:
                     fields = cache[names] = frozenset(f.casefold() for f in names if f is not None)
                 sets.add(fields)
             result.append((name, frozenset(sets)))
-        return tuple(result)
+        self._last_selections = (rule, tuple(result))
+        return self._last_selections[1]
 
 
 def decide(rule: Rule, guide: Guide, producers: ProducerFields, parsed: cond.ParsedCondition,
@@ -184,3 +189,47 @@ def _visibility(selections: tuple[tuple[str, frozenset[frozenset[str]]], ...],
             if not all(visible):
                 partly.add(name)
     return frozenset(available), partly
+
+
+def served_fields(rule: Rule, guide: Guide, producers: ProducerFields, parsed: cond.ParsedCondition,
+                  decision: Decision, wanted: frozenset[str], rule_fields: frozenset[str],
+                  used_cache: dict[Any, Any]) -> tuple[frozenset[str], ...]:
+    """Per alternative of ``guide``: which of the ``wanted`` fields (case-folded; a guide's ``when_fields``)
+    the rule tests in what that producer serves: a branch it can see, of a selection the condition uses that
+    it neither loses nor has to leave out as a filter it cannot apply. () when that is every field of the rule
+    for every producer, or when the condition cannot be read (then every field counts, as before conditions
+    were read). ``used_cache`` (per run) keeps the selections each parsed condition uses, keyed by its id
+    (the entry keeps the parsed condition alive), and the answer per rule shape."""
+    if parsed.node is None or parsed.problems:
+        return ()
+    entry = used_cache.get(id(parsed))
+    if entry is None:   # the parsed condition is kept in the entry, so its id stays its own
+        entry = used_cache[id(parsed)] = (parsed, frozenset(cond.referenced(parsed.node)))
+    used = entry[1]
+    if len(used) == len(rule.selections) and all(v is _SERVES or not v.serves for v in decision.alternatives):
+        return ()   # every producer that serves sees every field of the rule (decide's verdict _SERVES)
+    selections = producers.selection_fields(rule)
+    # many rules share the shape (condition, fields per selection, verdicts): answered once per shape
+    key = (id(parsed), id(guide), selections, decision.alternatives, rule_fields)
+    known = used_cache.get(key)   # type: ignore[call-overload]
+    if known is not None:
+        return known
+    emitted_sets = [producers.emitted(guide, alt) for alt in guide.enablement]
+    # only the branches that test a wanted field matter (usually one or two)
+    relevant = [(name, fields) for name, sets in selections if name in used
+                for fields in sets if not wanted.isdisjoint(fields)]
+    out = []
+    for emitted, verdict in zip(emitted_sets, decision.alternatives):
+        found: set[str] = set()
+        if verdict.serves:
+            skipped = (verdict.lost + verdict.filters_not_applied) if verdict.lost or verdict.filters_not_applied else ()
+            for name, fields in relevant:
+                if name not in skipped and (emitted is None or fields <= emitted):
+                    found |= fields & wanted
+        out.append(frozenset(found))
+    everything = wanted & rule_fields
+    # () when it is the same as every field of the rule: the resolver's memo key stays the plain one
+    answer = () if all(found == everything for found, verdict in zip(out, decision.alternatives)
+                       if verdict.serves) else tuple(out)
+    used_cache[key] = answer   # type: ignore[index]
+    return answer

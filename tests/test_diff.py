@@ -204,7 +204,8 @@ def test_recommendations_on_the_samples(cli):
     policy audits failure only) and Detailed File Share success and failure (not configured). The
     recommendations are the native plan (no Sysmon configuration given): those four, and what the plan
     assumes off because the inputs cannot show it: the command-line policy for 4688 (Audit Process
-    Creation is on), Audit Registry for the registry rule, and the off-by-default TaskScheduler channel.
+    Creation is on), Audit Registry and the SACL on the keys for the registry rule (Audit Registry logs only
+    keys whose SACL asks for it), and the off-by-default TaskScheduler channel.
     First the change whose rule is high and whose volume is low (the command line, which adds no event)."""
     result = cli(SAMPLES / "rules" / "windows", "--gpresult", SAMPLES / "gpresult" / "advanced-audit.xml",
                  "--format", "json", "--no-cache")
@@ -213,7 +214,7 @@ def test_recommendations_on_the_samples(cli):
     fs, dfs, reg = _sub("File Share"), _sub("Detailed File Share"), _sub("Registry")
     assert {r["requirement"] for r in report["recommendations"]} == {
         "registry:ps_module_logging", f"audit:{fs}:success", f"audit:{dfs}:success", f"audit:{dfs}:failure",
-        "registry:process_creation_include_cmdline", f"audit:{reg}:success",
+        "registry:process_creation_include_cmdline", f"audit:{reg}:success", "sacl:registry_key:success",
         "channel:Microsoft-Windows-TaskScheduler/Operational"}
     assert report["summary"]["missing_requirements"] == 4   # requirements whose status is missing
     assert report["recommendations"][0]["requirement"] == "registry:process_creation_include_cmdline"

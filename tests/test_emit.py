@@ -336,11 +336,12 @@ def test_comments_give_name_volume_and_unblinds(cli, tmp_path, case):
 
 def test_gpresult_case_counts(cli, tmp_path):
     """File Share (success) and Detailed File Share each unblind nothing alone: the share rule needs both.
-    Audit Registry alone unblinds the registry_set rule (native plan)."""
+    Audit Registry alone unblinds nothing either: the registry_set rule needs the SACL on the keys as well
+    (native plan)."""
     files = texts(emit(cli, tmp_path / "out", "--gpresult", GPRESULT))
     comments = {g: c for g, _, _, c in parse_auditpol_cmd(files["auditpol.cmd"])}
     assert {g: (c["alone"], c["all"], c["needed"]) for g, c in comments.items()} == {
-        FILE_SHARE: ("0", "1", "1"), DETAILED_SHARE: ("0", "1", "1"), REGISTRY: ("1", "1", "1")}
+        FILE_SHARE: ("0", "1", "1"), DETAILED_SHARE: ("0", "1", "1"), REGISTRY: ("0", "1", "1")}
     assert "Module Logging (Windows Components/Windows PowerShell): unblinds 1 rule on its own, 1 with every " \
            "change here; needed by 1 rule" in files["registry.reg"]
 

@@ -104,16 +104,21 @@ def test_security_option_is_met_only_with_the_needed_value(tmp_path, number, sta
 # --------------------------------------------------------------------------- 3. best option (resolve)
 
 # registry_event with only fields that the Security-log alternative carries: two options, Sysmon 12+13+14
-# (primary, three requirements) and Audit Registry (one requirement).
+# (primary, three requirements) and Audit Registry with the SACL on the keys (two requirements: Audit Registry
+# logs only keys whose SACL asks for it).
+SACL_KEYS = "sacl:registry_key:success"
 BEST_OPTION_CASES = [
     ({}, "Sysmon events 12, 13 and 14"),                                       # nothing known: primary
-    ({S12: "unknown", S13: "unknown", S14: "unknown", AUDIT_REG: "unknown"}, "Sysmon events 12, 13 and 14"),
-    ({S12: "missing", S13: "missing", S14: "missing", AUDIT_REG: "missing"},   # 3 missing vs 1
+    ({S12: "unknown", S13: "unknown", S14: "unknown", AUDIT_REG: "unknown", SACL_KEYS: "unknown"},
+     "Sysmon events 12, 13 and 14"),
+    ({S12: "missing", S13: "missing", S14: "missing", AUDIT_REG: "missing", SACL_KEYS: "missing"},   # 3 vs 2
      "Security events 4657 and 4663 (Audit Registry)"),
-    ({S12: "met", S13: "missing", S14: "missing", AUDIT_REG: "missing"},       # 2 missing vs 1: fewest wins
+    ({S12: "met", S13: "missing", S14: "missing", AUDIT_REG: "missing", SACL_KEYS: "missing"},       # 2 vs 2: tie
+     "Sysmon events 12, 13 and 14"),
+    ({S12: "met", S13: "missing", S14: "missing", AUDIT_REG: "missing", SACL_KEYS: "unknown"},       # 2 vs 1
      "Security events 4657 and 4663 (Audit Registry)"),
-    ({S12: "met", S13: "met", S14: "missing", AUDIT_REG: "missing"}, "Sysmon events 12, 13 and 14"),  # tie
-    ({S12: "met", S13: "met", S14: "met", AUDIT_REG: "missing"}, "Sysmon events 12, 13 and 14"),
+    ({S12: "met", S13: "met", S14: "missing", AUDIT_REG: "missing", SACL_KEYS: "missing"}, "Sysmon events 12, 13 and 14"),
+    ({S12: "met", S13: "met", S14: "met", AUDIT_REG: "missing", SACL_KEYS: "missing"}, "Sysmon events 12, 13 and 14"),
 ]
 
 
@@ -122,7 +127,7 @@ def test_best_option_fewest_missing_then_primary(tmp_path, statuses, expected):
     _, res = _resolve(tmp_path, REGISTRY_EVENT, "TargetObject|contains: '\\Run\\'")
     (need,) = res.needs
     assert [(o.name, o.primary, len(o.requirements)) for o in need.options] == [
-        ("Sysmon events 12, 13 and 14", True, 3), ("Security events 4657 and 4663 (Audit Registry)", False, 1)]
+        ("Sysmon events 12, 13 and 14", True, 3), ("Security events 4657 and 4663 (Audit Registry)", False, 2)]
     assert need.best_option(statuses).name == expected
 
 

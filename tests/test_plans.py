@@ -68,14 +68,15 @@ def _recount(result, plan):
 # - encoded PowerShell (high, CommandLine): native -> the command-line policy; sysmon -> Sysmon 1
 # - renamed binary (critical, OriginalFileName): only Sysmon 1 -> blind in the native plan
 # - PowerShell module (low): Module Logging; share access (high, partial): File Share success + Detailed File
-#   Share; registry run key (medium): native Audit Registry, sysmon plan Sysmon 13 (Sysmon runs anyway);
+#   Share; registry run key (medium): native Audit Registry and the SACL on the keys (unknown volume), sysmon
+#   plan Sysmon 13 (Sysmon runs anyway);
 #   scheduled task (medium): the TaskScheduler channel (off by default)
 SAMPLE_PLANS = {
     "native": {"changes": {CMDLINE, f"audit:{FILE_SHARE}:success", f"audit:{DETAILED_SHARE}:success",
                            f"audit:{DETAILED_SHARE}:failure", "audit:{0CCE921E-69AE-11D9-BED3-505054503030}:success",
-                           TASKS, "registry:ps_module_logging"},
+                           "sacl:registry_key:success", TASKS, "registry:ps_module_logging"},
                "unblinds": 5, "unblinds_high_critical": 2, "still_blind": 1,
-               "volume": {"low": 1, "medium": 2, "high": 2, "unknown": 1}},
+               "volume": {"low": 1, "medium": 2, "high": 2, "unknown": 2}},
     "sysmon": {"changes": {"sysmon:1", f"audit:{FILE_SHARE}:success", f"audit:{DETAILED_SHARE}:success",
                            f"audit:{DETAILED_SHARE}:failure", "sysmon:13", TASKS, "registry:ps_module_logging"},
                "unblinds": 6, "unblinds_high_critical": 3, "still_blind": 0,

@@ -418,6 +418,28 @@ def test_a_format_asked_for_still_goes_to_stdout(cli, work):
     assert "Wrote the changes to" in result.stderr            # the summary beside it
 
 
+@pytest.mark.parametrize("fmt, to_file, summary_on", [
+    ([], False, "stdout"),                      # no format asked for: the summary replaces the report
+    (["-f", "json"], False, "stderr"),          # the report asked for on stdout, the summary beside it
+    (["-f", "json"], True, "stdout"),           # the report in -o FILE: stdout is free for the summary
+    (["-f", "text"], False, "stderr"),
+    (["-f", "terminal"], False, "stderr"),      # an explicit -f terminal is asked for too
+])
+def test_where_the_summary_goes_beside_emit(cli, work, fmt, to_file, summary_on):
+    """README: with --emit a format asked for with --format still goes to standard output and the summary then
+    goes to standard error; with -o FILE the report goes to the file and the summary to standard output."""
+    report = work / "report.out"
+    result = cli(work / "rules", "--emit", work / "out", *fmt, *(["-o", report] if to_file else []))
+    assert result.exit_code == 0, result.stderr
+    streams = {"stdout": result.stdout, "stderr": result.stderr}
+    assert "Wrote the changes to" in streams[summary_on]
+    other = "stderr" if summary_on == "stdout" else "stdout"
+    assert "Wrote the changes to" not in streams[other]
+    if fmt == ["-f", "json"]:
+        text = report.read_text(encoding="utf-8") if to_file else result.stdout
+        assert json.loads(text)["summary"]["rules"] == 13
+
+
 def _broken_rules(work: Path) -> Path:
     broken = work / "rules" / "broken.yml"
     broken.write_text("title: [unclosed\n")

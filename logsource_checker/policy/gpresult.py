@@ -164,6 +164,10 @@ def _read_extensions(path: str, results, snap: PolicySnapshot, vocabulary: Polic
                                   "not 0-3; skipped")
                         continue
                     audit.add(normalize_guid(guid), _precedence(item), AuditSetting.from_value(number, path))
+                if _children(ext, "GlobalSaclSetting", ext_ns):
+                    snap.warn("the policy sets a global SACL (Global Object Access Auditing, GlobalSaclSetting) that "
+                              "is not read from gpresult / GPO XML: SACL requirements stay unknown; give the same "
+                              "policy's audit.csv or 'auditpol /backup' output with --auditpol to have it read")
             elif kind == EXT_SECURITY:
                 for item in ext:
                     tag = local_name(item)

@@ -65,6 +65,7 @@ def print_report(report: dict[str, Any], console: Any, verbose: bool = False) ->
     roots = report.get("rule_roots") or []
     _verdict(report, console)
     _changes(report, console, verbose)
+    _recoveries(report, console)
     _undecided(report, console)
     _policy(report, console, verbose)
     _print_collection(report, console)
@@ -199,8 +200,36 @@ def _changes(report: dict[str, Any], console: Any, verbose: bool) -> None:
                          f"rules, {other['still_blind']} still blind (--plan {other['name']})")
     for step in plan["held_back_steps"]:
         notes.append(f"held back: {step['label']} (volume {step['volume']}) would unblind {step['unblinds']} rules")
+    notes.extend(_sacl_where(step, None if verbose else 3) for step in shown if "objects" in step)
     for note in notes:
         console.print(_t(note, "dim"))
+
+
+def _sacl_where(step: dict[str, Any], limit: int | None) -> str:
+    """Where a plan's SACL goes: the objects its rules name (the first ``limit`` on the first screen), and
+    the rules that name none."""
+    objects = step["objects"] if limit is None else step["objects"][:limit]
+    more = step["more_objects"] + len(step["objects"]) - len(objects)
+    parts = ["; ".join(objects) + (f" (and {more} more{'' if limit is None else ': -v, --emit'})" if more else "")]
+    if step["rules_without_object"]:
+        count = step["rules_without_object"]
+        parts.append(f"{step['objects_unnamed']} ({count} rule{'s name' if count > 1 else ' names'} none)")
+    return f"{step['label']} ({step['outcomes']}) on: " + "; ".join(p for p in parts if p)
+
+
+def _recoveries(report: dict[str, Any], console: Any) -> None:
+    """Partial rules: what would serve the selections they lose (recover.py), one line per way."""
+    entries = report.get("lost_selection_recoveries") or []
+    if not entries:
+        return
+    console.print()
+    console.print(_t("Partial rules: what would serve the selections they lose", "bold"))
+    for e in entries:
+        unknown = [rid for rid, status in e["statuses"].items() if status != "missing"]
+        console.print(_t(f"  {e['option']}: sees {', '.join(e['selections'])} that {', '.join(e['serving'])} cannot; "
+                         f"{e['rules']} rule{'s' if e['rules'] != 1 else ''} ({e['high_critical']} high/critical), {e['usable_after']} fully usable "
+                         f"with it; volume {e['volume']}"
+                         + (f"; not known to be in place: {', '.join(unknown)}" if unknown else "")))
 
 
 def _undecided(report: dict[str, Any], console: Any) -> None:
