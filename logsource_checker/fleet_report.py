@@ -99,19 +99,11 @@ def verdict(report: dict, fail_on: str) -> tuple[int, str]:
                                                 (s["rule_errors"], "rule file errors")) if n]
     if not s["hosts"]:
         problems.append("no host in the fleet folder (README, A whole fleet)")
-    if fail_on == "never":
-        return 0, "the run completed (--fail-on never)" + (f"; listed: {', '.join(problems)}" if problems else "")
-    if problems:
-        return 1, ", ".join(problems)
-    if fail_on == "critical":
-        weak = sum(1 for r in report["rules"] if r["level"] in ("high", "critical")
-                   and (r["blind_hosts"] or r["partial_hosts"]))
-        if weak:
-            return 1, f"{weak} high or critical rules are blind or partial on some host (--fail-on critical)"
-        return 0, "no high or critical rule is blind or partial on any host (--fail-on critical)"
-    if report["changes"]:
-        return 1, f"{len(report['changes'])} recommended changes are missing on some host (--fail-on missing)"
-    return 0, "nothing required is missing on any host"
+    from .failon import FLEET, decide
+
+    weak = sum(1 for r in report["rules"] if r["level"] in ("high", "critical")
+               and (r["blind_hosts"] or r["partial_hosts"])) if fail_on == "critical" else 0
+    return decide(fail_on, problems, checked=True, weak=weak, missing=len(report["changes"]), scope=FLEET)
 
 
 def _cell(value: Any) -> str:
