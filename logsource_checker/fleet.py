@@ -43,6 +43,7 @@ class Group:
     ranked: list = field(default_factory=list)                # diff.Ranked, most useful first
     reasons: dict[str, str] = field(default_factory=dict)     # requirement id -> reason, when not met
     collection: Any = None         # collection.apply_collection's result, while assessed (--emit)
+    audit: Any = None              # diff.PolicyDiff's effective audit policy, while assessed (--emit)
 
 
 @dataclass
@@ -147,7 +148,9 @@ def assess(group: Group, resolution: Any, kb: Any, volumes: dict[str, Any], on_g
     for res in resolution.rules:
         res.collection_reason, res.not_collected = None, []
     apply_role_volumes(reqs, kb, group.role)
-    PolicyDiff(kb, group.snapshot, group.role.role).apply(resolution)
+    diff = PolicyDiff(kb, group.snapshot, group.role.role)
+    diff.apply(resolution)
+    group.audit = diff.audit
     if group.collectors:
         from .collection import apply_collection
 
@@ -158,13 +161,14 @@ def assess(group: Group, resolution: Any, kb: Any, volumes: dict[str, Any], on_g
     group.ranked = rank_missing(resolution)
     if on_group is not None:
         on_group(group, resolution, kb)
-    group.snapshot, group.collectors, group.collection = None, [], None   # memory: only the verdicts stay
+    group.snapshot, group.collectors, group.collection, group.audit = None, [], None, None   # only verdicts stay
 
 
 def run(base: engine.CheckOptions, folder: Path, jobs: int = 1, on_group: Any = None) -> FleetResult:
     """Discover the hosts and start reading them (``jobs`` processes), load and resolve the rules once
     meanwhile, then group the hosts as their reads come in (in host order) and assess each new group at once:
-    only the groups' verdicts stay in memory, never a snapshot per host."""
+    only the groups' verdicts stay in memory, never a snapshot per host. ``on_group(group, resolution, kb,
+    loaded, filtered_out)``: called for each group while it is assessed (fleet_emit.GroupEmitter)."""
     from .resolve import resolve
     from .rules import LoadError
 
@@ -173,10 +177,15 @@ def run(base: engine.CheckOptions, folder: Path, jobs: int = 1, on_group: Any = 
     reads = read_hosts(hosts, base, kb, jobs)   # a pool is forked now, before the rules are in memory
     try:
         loaded = engine.load_rules(base)
-        resolution = resolve(_select(base, loaded.rules), kb)
+        selected = _select(base, loaded.rules)
+        resolution = resolve(selected, kb)
         loaded.errors.extend(LoadError(res.rule.path, None, engine._where(res.rule) + problem)
                              for res in resolution.rules for problem in res.condition_problems)
-        rows, groups = _group(reads, resolution, kb, on_group)
+        hook = None
+        if on_group is not None:
+            def hook(group: Group, resolution: Any, kb: Any) -> None:
+                on_group(group, resolution, kb, loaded, len(loaded.rules) - len(selected))
+        rows, groups = _group(reads, resolution, kb, hook)
     finally:
         reads.close()
     return FleetResult(rows, groups, errors, loaded, resolution)
