@@ -1,0 +1,169 @@
+"""--fleet at scale (issue 13): hosts read over the cores (same answer as one by one), the changes per policy
+group (--emit, equal to a single run's --emit on the group's first host), collect.ps1, reasons per requirement,
+and the one --fail-on decision shared by a single run and a fleet."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLES
+from logsource_checker import engine, fleet, fleet_read
+from logsource_checker.fleet_emit import COLLECT, folder_name
+from logsource_checker.fleet_report import GROUPS_REQUIREMENTS, build, to_json
+from test_fleet import GPRESULT, RULES, _base, _put, hosts  # noqa: F401 - the fleet fixture
+
+MANIFEST = ".logsource-checker-manifest.json"
+
+
+def _fleet_json(folder: Path, jobs: int, role: str | None = None) -> str:
+    return to_json(build(fleet.run(_base(role), folder, jobs=jobs)))
+
+
+@pytest.mark.parametrize("jobs, role", [(2, None), (3, None), (2, "server")])
+def test_parallel_equals_serial(hosts: Path, jobs: int, role: str | None) -> None:  # noqa: F811
+    assert len(fleet.discover(hosts)[0]) > jobs and fleet_read.can_fork()   # the pool is really used
+    assert _fleet_json(hosts, jobs, role) == _fleet_json(hosts, 1, role)
+
+
+def test_pool_used_and_closed(hosts: Path) -> None:  # noqa: F811
+    found, _ = fleet.discover(hosts)
+    kb = engine.load_knowledge(_base())
+    reads = fleet_read.read_hosts(found, _base(), kb, jobs=2)
+    assert isinstance(reads, fleet_read._PoolReads)
+    got = list(reads)
+    reads.close()
+    assert [r.name for r in got] == [h.name for h in found]
+    # the first host of each fingerprint carries the snapshot, later ones do not need it
+    first: dict[str, str] = {}
+    for read in got:
+        if read.fingerprint is not None and read.fingerprint not in first:
+            first[read.fingerprint] = read.name
+            assert read.snapshot is not None
+    assert fleet_read._WORKER == {}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_reasons_equal_single_run_of_first_host(hosts: Path, jobs: int) -> None:  # noqa: F811
+    result = fleet.run(_base(), hosts, jobs=jobs)
+    report = build(result)
+    found = {h.name: h for h in fleet.discover(hosts)[0]}
+    for group in report["groups"]:
+        single = engine.check(fleet.host_options(_base(), found[group["hosts"][0]]))
+        expected = {rid: (req.status, req.reason) for rid, req in single.resolution.requirements.items()
+                    if req.status != "met"}
+        assert {n["requirement"]: (n["status"], n["reason"]) for n in group["not_met"]} == expected
+        assert [(r["requirement"], r["reason"]) for r in group["recommendations"]] == \
+            [(r.requirement.id, r.requirement.reason) for r in single.ranked]
+
+
+def test_groups_requirements_csv(cli, hosts: Path, tmp_path: Path) -> None:  # noqa: ANN001, F811
+    out = tmp_path / "csv"
+    report = cli(RULES, "--fleet", hosts, "--fleet-csv", out, "-f", "json", "--no-cache").json()["fleet"]
+    rows = list(csv.DictReader(io.StringIO((out / GROUPS_REQUIREMENTS).read_text())))
+    expected = [(g["id"], n["requirement"], n["status"], n["reason"]) for g in report["groups"] for n in g["not_met"]]
+    assert [(r["group"], r["requirement"], r["status"], r["reason"].lstrip("'")) for r in rows] == expected
+    recommended = {(g["id"], r["requirement"]) for g in report["groups"] for r in g["recommendations"]}
+    assert {(r["group"], r["requirement"]) for r in rows if r["recommended"] == "yes"} == recommended
+    sizes = {g["id"]: str(len(g["hosts"])) for g in report["groups"]}
+    assert all(r["hosts"] == sizes[r["group"]] for r in rows)
+
+
+def test_markdown_gives_reasons(cli, hosts: Path) -> None:  # noqa: ANN001, F811
+    text = cli(RULES, "--fleet", hosts, "-f", "markdown", "--no-cache").stdout
+    assert "## What each group misses, and why" in text
+    report = build(fleet.run(_base(), hosts))
+    group = next(g for g in report["groups"] if g["recommendations"])
+    assert f"### {group['id']} ({len(group['hosts'])} hosts" in text
+
+
+# --------------------------------------------------------------------------- --emit per group
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != MANIFEST}
+
+
+def test_emit_per_group_equals_single_emit(cli, hosts: Path, tmp_path: Path) -> None:  # noqa: ANN001, F811
+    out = tmp_path / "changes"
+    result = cli(RULES, "--fleet", hosts, "--emit", out, "-f", "json", "--no-cache")
+    assert result.exit_code == 1 and "policy groups and collect.ps1" in result.stderr
+    report = result.json()["fleet"]
+    found = {h.name: h for h in fleet.discover(hosts)[0]}
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == \
+        sorted(folder_name(g["fingerprint"]) for g in report["groups"])
+    for group in report["groups"]:
+        folder = out / folder_name(group["fingerprint"])
+        host = found[group["hosts"][0]]
+        single = tmp_path / f"single-{group['id']}"
+        args = [f"--{k}={p}" for k, opt in (("gpresult", "gpresult"), ("auditpol", "auditpol"),
+                                             ("auditd-rules", "auditd"), ("collector", "collector"))
+                for p in host.files[opt]]
+        args += [f"--sysmon-config={p}" for p in host.files["sysmon"]]
+        done = cli(RULES, *args, "--emit", single, "--no-cache")
+        assert done.exit_code in (0, 1), done.stderr
+        emitted = _files(folder)
+        assert emitted.pop("hosts.txt").decode().splitlines() == group["hosts"]
+        assert group["id"] in emitted.pop("README.md").decode()
+        assert emitted == _files(single), group["id"]
+    index = (out / "README.md").read_text()
+    assert all(folder_name(g["fingerprint"]) in index for g in report["groups"])
+    # written by the tool: a second run replaces its own files without --force
+    again = cli(RULES, "--fleet", hosts, "--emit", out, "-f", "json", "--no-cache")
+    assert again.exit_code == 1, again.stderr
+
+
+def test_emit_refuses_foreign_file(cli, hosts: Path, tmp_path: Path) -> None:  # noqa: ANN001, F811
+    out = tmp_path / "changes"
+    out.mkdir()
+    (out / COLLECT).write_text("mine\n")
+    result = cli(RULES, "--fleet", hosts, "--emit", out, "--no-cache")
+    assert result.exit_code == 2 and "--force" in result.stderr
+    assert (out / COLLECT).read_text() == "mine\n"
+
+
+_CHANGING = ("/set", "/clear", "/remove", "/restore", "Set-ItemProperty", "New-ItemProperty", "Remove-Item", "reg ",
+             "-accepteula", " -i ", " -u ", "Invoke-Expression", "iex ", "Start-Process")
+
+
+def test_collect_script_reads_only_and_holds_no_input(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    scripts = []
+    for name in ("plain", "$(Remove-Item C:\\ -Recurse)'; calc #"):
+        root = tmp_path / f"hosts{len(scripts)}"
+        _put(GPRESULT / "advanced-audit.xml", root / name / "gpresult.xml")
+        out = tmp_path / f"out{len(scripts)}"
+        result = cli(RULES, "--fleet", root, "--emit", out, "--no-cache")
+        assert result.exit_code in (0, 1), result.stderr
+        scripts.append((out / COLLECT).read_bytes())
+    assert scripts[0] == scripts[1]          # nothing from the hosts or rules is in it
+    text = scripts[0].decode("utf-8")
+    assert "\r\n" in text and "\n" not in text.replace("\r\n", "")
+    for command in ("gpresult.exe') /scope computer /x", "auditpol.exe') /get /category:* /r", "-c |"):
+        assert command in text
+    after_help = text.split("#>", 1)[1]
+    body = "\n".join(line for line in after_help.splitlines() if not line.lstrip().startswith("#"))
+    assert not [word for word in _CHANGING if word in body]
+    # the files it writes are the names --fleet reads as those kinds
+    for name, kind in (("gpresult.xml", "gpresult"), ("auditpol.csv", "auditpol"), ("sysmon.xml", "sysmon")):
+        assert f"'{name}'" in body
+        assert fleet._kind_of(Path(name)) == kind
+
+
+def test_emit_refused_with_other_outputs(cli, hosts: Path, tmp_path: Path) -> None:  # noqa: ANN001, F811
+    result = cli(RULES, "--fleet", hosts, "--emit", tmp_path / "a", "--docs", tmp_path / "b")
+    assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("args", [["--jobs", "2"], ["--jobs", "0"]])
+def test_jobs_needs_fleet_and_a_positive_count(cli, args: list[str]) -> None:  # noqa: ANN001
+    assert cli(RULES, *args).exit_code == 2
+
+
+def test_jobs_option_same_report(cli, hosts: Path) -> None:  # noqa: ANN001, F811
+    one = cli(RULES, "--fleet", hosts, "--jobs", "1", "-f", "json", "--no-cache")
+    two = cli(RULES, "--fleet", hosts, "--jobs", "2", "-f", "json", "--no-cache")
+    assert one.exit_code == two.exit_code == 1
+    assert json.loads(one.stdout) == json.loads(two.stdout)
