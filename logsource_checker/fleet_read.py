@@ -51,12 +51,37 @@ def host_options(base: engine.CheckOptions, host: HostInputs) -> engine.CheckOpt
     return dataclasses.replace(base, gpresult=list(files["gpresult"]), auditpol=list(files["auditpol"]),
                                sysmon_config=files["sysmon"][0] if files["sysmon"] else None,
                                auditd_rules=list(files["auditd"]), collectors=list(files["collector"]))
+_FIELDS: dict[type, tuple[str, ...] | None] = {}   # per type: its dataclass fields that are settings, else None
+_PLAIN = frozenset({bool, int, float, type(None)})
+
+
+def _settings_fields(cls: type) -> tuple[str, ...] | None:
+    try:
+        return _FIELDS[cls]
+    except KeyError:
+        names = (tuple(f.name for f in dataclasses.fields(cls) if f.name not in _NOT_SETTINGS)
+                 if dataclasses.is_dataclass(cls) else None)
+        _FIELDS[cls] = names
+        return names
+
+
 def _canonical(value: Any, paths: tuple[tuple[str, str], ...]) -> Any:
     """A JSON-able form of a snapshot part with every input path replaced (so hosts with the same settings in
-    differently named files match)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _canonical(getattr(value, f.name), paths) for f in dataclasses.fields(value)
-                if f.name not in _NOT_SETTINGS}
+    differently named files match). The common types are looked up by exact type first (this runs for every
+    host)."""
+    cls = type(value)
+    if cls is str:
+        for path, label in paths:
+            if path in value:
+                value = value.replace(path, label)
+        return value
+    if cls in _PLAIN:
+        return value
+    names = _settings_fields(cls)
+    if names is not None:
+        return {name: _canonical(getattr(value, name), paths) for name in names}
+    if cls is list or cls is tuple:
+        return [_canonical(v, paths) for v in value]
     if isinstance(value, dict):
         return sorted((json.dumps(_canonical(k, paths), sort_keys=True), _canonical(v, paths))
                       for k, v in value.items())
@@ -65,13 +90,10 @@ def _canonical(value: Any, paths: tuple[tuple[str, str], ...]) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(json.dumps(_canonical(v, paths), sort_keys=True) for v in value)
     if isinstance(value, str):
-        for path, label in paths:
-            if path in value:
-                value = value.replace(path, label)
+        return _canonical(str(value), paths)
+    if isinstance(value, (bool, int, float)):
         return value
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if hasattr(value, "__dict__"):   # plain objects (collector filters): their type and attributes
+    if hasattr(value, "__dict__") and not isinstance(value, type):   # plain objects (collector filters)
         return [type(value).__name__, _canonical(vars(value), paths)]
     slots = [name for cls in type(value).__mro__ for name in getattr(cls, "__slots__", ())]
     if slots:
@@ -103,15 +125,43 @@ def _host_paths(host: HostInputs) -> list[tuple[str, str]]:
 
 
 
-def read_one(host: HostInputs, base: engine.CheckOptions, kb: Any, seen: set[str] | None = None) -> HostRead:
+SAME_MAX = 4096   # hosts whose inputs are byte for byte those of an earlier host: results remembered per process
+
+
+def content_key(host: HostInputs) -> bytes | None:
+    """A digest of the host's inputs (kind, order, extension and bytes of each file); None when one cannot be
+    read (the reading proper then reports it)."""
+    digest = hashlib.sha256()
+    for kind in KINDS:
+        for path in host.files[kind]:
+            try:
+                with open(path, "rb") as handle:
+                    data = handle.read()
+            except OSError:
+                return None
+            digest.update(f"{kind}\0{os.path.splitext(path)[1].casefold()}\0{len(data)}\0".encode())
+            digest.update(data)
+    return digest.digest()
+
+
+def read_one(host: HostInputs, base: engine.CheckOptions, kb: Any, seen: set[str] | None = None,
+             same: dict[bytes, tuple[str, Any]] | None = None) -> HostRead:
     """The unit of work: read one host. With ``seen`` (fingerprints whose snapshot was already sent), the
-    snapshot and collectors come back only for a fingerprint not in it (and it is added); without, always."""
+    snapshot and collectors come back only for a fingerprint not in it (and it is added); without, always.
+    With ``same`` too (content digest -> fingerprint and role, for this run's options), a host whose files are
+    byte for byte those of a host read before is not parsed again (GPO reports, audit.csv files and Sysmon
+    configurations are often copies)."""
     from .collectors import CollectorInputError
     from .policy.model import PolicyInputError
 
     out = HostRead(host.name, list(host.errors))
     if host.errors:
         return out
+    key = content_key(host) if same is not None and seen is not None else None
+    if key is not None and key in same:   # type: ignore[operator]
+        out.fingerprint, out.role = same[key]   # type: ignore[index]
+        if out.fingerprint in seen:   # type: ignore[operator]
+            return out
     try:
         snapshot, collectors, role = read_host(host_options(base, host), kb)
     except (PolicyInputError, CollectorInputError) as exc:
@@ -121,6 +171,8 @@ def read_one(host: HostInputs, base: engine.CheckOptions, kb: Any, seen: set[str
         out.errors.append(f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
         return out
     out.fingerprint, out.role = fingerprint(snapshot, collectors, role, _host_paths(host)), role
+    if key is not None and len(same) < SAME_MAX:   # type: ignore[arg-type]
+        same[key] = (out.fingerprint, role)   # type: ignore[index]
     if seen is None or out.fingerprint not in seen:
         out.snapshot, out.collectors = snapshot, collectors
         if seen is not None:
@@ -134,11 +186,11 @@ _WORKER: dict[str, Any] = {}   # set in the parent before the fork: base options
 
 
 def _init_worker() -> None:
-    _WORKER["seen"] = set()
+    _WORKER["seen"], _WORKER["same"] = set(), {}
 
 
 def _work(host: HostInputs) -> HostRead:
-    return read_one(host, _WORKER["base"], _WORKER["kb"], _WORKER["seen"])
+    return read_one(host, _WORKER["base"], _WORKER["kb"], _WORKER["seen"], _WORKER["same"])
 
 
 def default_jobs() -> int:
@@ -157,8 +209,9 @@ def can_fork() -> bool:
 
 def _serial(hosts: list[HostInputs], base: engine.CheckOptions, kb: Any) -> Iterator[HostRead]:
     seen: set[str] = set()
+    same: dict[bytes, tuple[str, Any]] = {}
     for host in hosts:
-        yield read_one(host, base, kb, seen)
+        yield read_one(host, base, kb, seen, same)
 
 
 class _PoolReads:

@@ -167,3 +167,40 @@ def test_jobs_option_same_report(cli, hosts: Path) -> None:  # noqa: ANN001, F81
     two = cli(RULES, "--fleet", hosts, "--jobs", "2", "-f", "json", "--no-cache")
     assert one.exit_code == two.exit_code == 1
     assert json.loads(one.stdout) == json.loads(two.stdout)
+
+
+def test_identical_inputs_read_once_same_answer(hosts: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    with_cache = _fleet_json(hosts, 1)
+    calls: list[str] = []
+    real = fleet_read.read_host
+
+    def counting(options, kb):  # noqa: ANN001, ANN202
+        calls.append(options.gpresult[0] if options.gpresult else "")
+        return real(options, kb)
+
+    monkeypatch.setattr(fleet_read, "read_host", counting)
+    _fleet_json(hosts, 1)
+    found = [h for h in fleet.discover(hosts)[0] if not h.errors]
+    distinct = {fleet_read.content_key(h) for h in found}
+    assert len(calls) == len(distinct) < len(found)   # ws1/ws2/ws3 are copies: parsed once
+    monkeypatch.setattr(fleet_read, "SAME_MAX", 0)    # nothing remembered: every host parsed
+    calls.clear()
+    assert _fleet_json(hosts, 1) == with_cache
+    assert len(calls) == len(found)
+
+
+@pytest.mark.parametrize("change", ["bytes", "extension", "kind"])
+def test_content_key_tells_inputs_apart(tmp_path: Path, change: str) -> None:
+    first = fleet_read.HostInputs("a")
+    path = tmp_path / "a" / "gpresult.xml"
+    _put(GPRESULT / "advanced-audit.xml", path)
+    first.files["gpresult"].append(str(path))
+    second = fleet_read.HostInputs("b")
+    other = tmp_path / "b" / ("gpresult.inf" if change == "extension" else "gpresult.xml")
+    _put(GPRESULT / "advanced-audit.xml", other)
+    if change == "bytes":
+        other.write_bytes(other.read_bytes() + b" ")
+    second.files["auditpol" if change == "kind" else "gpresult"].append(str(other))
+    same = fleet_read.HostInputs("c", files={**{k: [] for k in fleet_read.KINDS}, "gpresult": [str(path)]})
+    assert fleet_read.content_key(first) == fleet_read.content_key(same)
+    assert fleet_read.content_key(first) != fleet_read.content_key(second)
