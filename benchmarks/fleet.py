@@ -123,12 +123,12 @@ def _fleet_folder(args: argparse.Namespace, tmpdir: Path) -> tuple[Path, str]:
 
     folder = Path(args.dir) if args.dir else tmpdir / "hosts"
     stamp = folder / ".fleet-gen"   # hidden: --fleet skips names starting with '.'
-    wanted = f"hosts={args.hosts} groups={args.groups} seed={args.seed}\n"
+    wanted = f"hosts={args.hosts} groups={args.groups} seed={args.seed} copies={args.copies}\n"
     if not (stamp.is_file() and stamp.read_text() == wanted):
         if folder.exists():
             shutil.rmtree(folder)
         start = time.perf_counter()
-        size = fleet_gen.make_fleet(folder, Path(args.samples), args.hosts, args.groups, args.seed)
+        size = fleet_gen.make_fleet(folder, Path(args.samples), args.hosts, args.groups, args.seed, args.copies)
         stamp.write_text(wanted)
         print(f"generated {args.hosts} hosts, {size / 1e9:.2f} GB, in {time.perf_counter() - start:.0f} s\n")
     return folder, "--gpresult=" + str(folder / "host00000" / "gpresult.xml")
@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--gpresult", action="store_true", help="gpresult-heavy hosts (fleet_gen.py)")
+    parser.add_argument("--copies", action="store_true", help="GPO-report hosts of a variant share its bytes")
     parser.add_argument("--dir", help="generate the fleet here and keep it (with --gpresult)")
     parser.add_argument("--jobs", type=int, nargs="*", default=[], help="time --fleet with each --jobs N")
     parser.add_argument("--no-single", action="store_true", help="do not time the single-host run")

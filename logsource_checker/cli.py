@@ -132,7 +132,7 @@ def main(
                                          "effective policy are assessed once (README, A whole fleet)."),
     fleet_csv: Optional[Path] = typer.Option(None, "--fleet-csv", metavar="DIR", help="With --fleet: write the host x "
                                              "requirement and host x rule CSV matrices into this folder."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", min=1, metavar="N", help="With --fleet: read the hosts' "
+    jobs: Optional[str] = typer.Option(None, "--jobs", metavar="N", help="With --fleet: read the hosts' "
                                        "inputs in N processes (default: the number of cores; 1: in this one)."),
     role: Optional[Role] = typer.Option(None, "--role", help="The machine's role (its Windows audit defaults and "
                                         "event volumes): client, server or dc. Default: detected from the policy "
@@ -194,6 +194,8 @@ def main(
     if fleet is not None or fleet_csv is not None or jobs is not None:
         _fleet_checks(fleet, fmt.value, [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []),
                                          *auditd_rules, *collector, *events, docs, navigator])
+    if jobs is not None and not (jobs.isdigit() and int(jobs) >= 1):   # a str option: an int one needs pydantic
+        raise _die(f"--jobs {jobs!r}: give a whole number of processes, 1 or more")
     with paused_gc():
         from .engine import CheckOptions, KnowledgeError, check
         from .policy.model import PolicyInputError
@@ -211,8 +213,8 @@ def main(
         if fleet is not None:
             from .fleet_report import run_cli
 
-            code, reason = run_cli(options, fleet, fmt.value, output, fleet_csv, fail_on.value, force, jobs=jobs,
-                                   emit=emit)
+            code, reason = run_cli(options, fleet, fmt.value, output, fleet_csv, fail_on.value, force,
+                                   jobs=int(jobs) if jobs else None, emit=emit)
             sys.stderr.write(f"Verdict: exit {code}, {reason}\n")
             raise typer.Exit(code)
         result = check(options)

@@ -157,9 +157,12 @@ def test_emit_refused_with_other_outputs(cli, hosts: Path, tmp_path: Path) -> No
     assert result.exit_code == 2
 
 
-@pytest.mark.parametrize("args", [["--jobs", "2"], ["--jobs", "0"]])
-def test_jobs_needs_fleet_and_a_positive_count(cli, args: list[str]) -> None:  # noqa: ANN001
-    assert cli(RULES, *args).exit_code == 2
+@pytest.mark.parametrize("args", [["--jobs", "2"], ["--fleet", "{hosts}", "--jobs", "0"],
+                                  ["--fleet", "{hosts}", "--jobs", "two"], ["--fleet", "{hosts}", "--jobs", "-1"]])
+def test_jobs_needs_fleet_and_a_positive_count(cli, hosts: Path, args: list[str]) -> None:  # noqa: ANN001, F811
+    result = cli(RULES, *[a.format(hosts=hosts) for a in args])
+    assert result.exit_code == 2
+    assert "--jobs" in result.stderr
 
 
 def test_jobs_option_same_report(cli, hosts: Path) -> None:  # noqa: ANN001, F811
