@@ -170,6 +170,13 @@ def run_cli(options: Any, folder: Path, fmt: str, output: Path | None, csv_dir: 
     from .fleet import default_jobs, run
     from .writer import Guard, WriteRefused, write_file
 
+    import os
+
+    for target in (emit, csv_dir, output.parent if output is not None else None):
+        if target is not None:
+            real, root = os.path.realpath(target), os.path.realpath(folder)
+            if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+                return 2, f"{target}: is inside the fleet folder {folder}; the next run would read it as a host"
     loaded_box: list = []
     guard = Guard(inputs=[*options.paths, str(folder)], force=force,
                   rule_files=lambda: [x.path for lr in loaded_box for x in [*lr.rules, *lr.errors, *lr.others]])

@@ -207,3 +207,11 @@ def test_content_key_tells_inputs_apart(tmp_path: Path, change: str) -> None:
     same = fleet_read.HostInputs("c", files={**{k: [] for k in fleet_read.KINDS}, "gpresult": [str(path)]})
     assert fleet_read.content_key(first) == fleet_read.content_key(same)
     assert fleet_read.content_key(first) != fleet_read.content_key(second)
+
+
+@pytest.mark.parametrize("option, where", [("--emit", "changes"), ("--fleet-csv", "csv"), ("-o", "report.json")])
+def test_outputs_not_inside_the_fleet_folder(cli, hosts: Path, option: str, where: str) -> None:  # noqa: ANN001, F811
+    before = sorted(p.name for p in hosts.iterdir())
+    result = cli(RULES, "--fleet", hosts, option, hosts / where, "-f", "json", "--no-cache")
+    assert result.exit_code == 2 and "inside the fleet folder" in result.stderr
+    assert sorted(p.name for p in hosts.iterdir()) == before
