@@ -20,7 +20,7 @@ from typing import Any, Iterable
 from . import engine
 from .diff import PolicyDiff, rank_missing
 from .fleet_read import (KINDS, HostInputs, _host_paths, default_jobs, fingerprint, host_options,  # noqa: F401
-                         read_host, read_hosts)
+                         read_host, read_hosts, read_one)
 from .roles import apply_role_volumes
 
 # other spellings of a kind in a file name inside a host folder (audit.csv is what a GPO backup calls it)
@@ -185,14 +185,17 @@ def run(base: engine.CheckOptions, folder: Path, jobs: int = 1, on_group: Any = 
         if on_group is not None:
             def hook(group: Group, resolution: Any, kb: Any) -> None:
                 on_group(group, resolution, kb, loaded, len(loaded.rules) - len(selected))
-        rows, groups = _group(reads, resolution, kb, hook)
+        by_name = {host.name: host for host in hosts}
+        rows, groups = _group(reads, resolution, kb, hook, lambda name: read_one(by_name[name], base, kb))
     finally:
         reads.close()
     return FleetResult(rows, groups, errors, loaded, resolution)
 
 
-def _group(reads: Iterable[Any], resolution: Any, kb: Any, on_group: Any) -> tuple[list[dict], list[Group]]:
-    """Host rows and groups from the reads, in host order; a group is assessed when its first host comes."""
+def _group(reads: Iterable[Any], resolution: Any, kb: Any, on_group: Any,
+           reread: Any) -> tuple[list[dict], list[Group]]:
+    """Host rows and groups from the reads, in host order; a group is assessed when its first host comes (with
+    its snapshot: a reader returns it for the first host of a fingerprint; ``reread(name)`` if it did not)."""
     volumes = {rid: req.volume for rid, req in resolution.requirements.items()}
     rows: list[dict] = []
     groups: dict[str, Group] = {}
@@ -203,6 +206,8 @@ def _group(reads: Iterable[Any], resolution: Any, kb: Any, on_group: Any) -> tup
             continue
         group = groups.get(read.fingerprint)
         if group is None:
+            if read.snapshot is None:   # a reader that sent it for another host first: read this one again
+                read = reread(read.name)
             group = groups[read.fingerprint] = Group(f"G{len(groups) + 1}", read.fingerprint, [], read.role,
                                                      read.snapshot, read.collectors)
             with engine.paused_gc():

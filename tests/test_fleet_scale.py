@@ -215,3 +215,22 @@ def test_outputs_not_inside_the_fleet_folder(cli, hosts: Path, option: str, wher
     result = cli(RULES, "--fleet", hosts, option, hosts / where, "-f", "json", "--no-cache")
     assert result.exit_code == 2 and "inside the fleet folder" in result.stderr
     assert sorted(p.name for p in hosts.iterdir()) == before
+
+
+def test_group_made_even_when_the_first_read_has_no_snapshot(hosts: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """A reader (another engine) may send a group's snapshot with a later host: the group is still assessed."""
+    expected = _fleet_json(hosts, 1)
+    real = fleet.read_hosts
+
+    def without_snapshots(found, base, kb, jobs=1):  # noqa: ANN001, ANN202
+        reads = list(real(found, base, kb, jobs))
+        for read in reads:
+            read.snapshot, read.collectors = None, []
+        return iter_closing(reads)
+
+    class iter_closing(list):  # noqa: N801
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(fleet, "read_hosts", without_snapshots)
+    assert _fleet_json(hosts, 1) == expected
