@@ -234,3 +234,28 @@ def test_group_made_even_when_the_first_read_has_no_snapshot(hosts: Path, monkey
 
     monkeypatch.setattr(fleet, "read_hosts", without_snapshots)
     assert _fleet_json(hosts, 1) == expected
+
+
+def test_benchmark_fleet_is_reproducible_and_distinct(tmp_path: Path) -> None:
+    """benchmarks/fleet_gen.py: the same seed gives the same bytes; every file differs unless copies."""
+    import hashlib
+    import sys
+
+    from conftest import shared_dir
+
+    shared = shared_dir()
+    samples = shared / "corpus" / "policy-samples" if shared else None
+    if samples is None or not samples.is_dir():
+        pytest.skip("no policy samples (LOGSOURCE_CHECKER_SHARED)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import fleet_gen
+
+    def digests(folder: Path, copies: bool) -> list[str]:
+        fleet_gen.make_fleet(folder, samples, 12, 4, 7, copies)
+        return [hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("gpresult.xml"))]
+
+    first, again = digests(tmp_path / "a", False), digests(tmp_path / "b", False)
+    assert first == again and len(set(first)) == 12
+    assert len(set(digests(tmp_path / "c", True))) < 12
+    result = fleet.run(_base(), tmp_path / "a", jobs=1)
+    assert len(result.groups) >= 3 and not any(h["errors"] for h in result.hosts)
