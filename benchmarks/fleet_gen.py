@@ -7,7 +7,8 @@ changes to its settings: in the GPO report, the values of a random subset of its
 (0-3) and the state (Enabled/Disabled) of some of its registry policies; in the gpresult, the numbers of some
 of its security options. Every host gets its own copy, with the computer name inside the gpresult replaced by
 the host's name and the time it was read (``ReadTime``) set per host, so no two files are the same bytes
-(``--copies``: the hosts of one GPO-report variant share its bytes, as copies of one export would). Files are written as the samples are: UTF-16 with a byte order mark.
+(``--copies``: the hosts of one GPO-report variant share its bytes, as copies of one export would). Files
+are written as the samples are: UTF-16 with a byte order mark.
 """
 from __future__ import annotations
 

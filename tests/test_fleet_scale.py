@@ -217,7 +217,8 @@ def test_outputs_not_inside_the_fleet_folder(cli, hosts: Path, option: str, wher
     assert sorted(p.name for p in hosts.iterdir()) == before
 
 
-def test_group_made_even_when_the_first_read_has_no_snapshot(hosts: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_group_made_even_when_the_first_read_has_no_snapshot(hosts: Path,  # noqa: F811
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A reader (another engine) may send a group's snapshot with a later host: the group is still assessed."""
     expected = _fleet_json(hosts, 1)
     real = fleet.read_hosts
