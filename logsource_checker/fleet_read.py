@@ -3,8 +3,8 @@
 :func:`read_one` is the unit of work (docs/FLEET-SCALE.md): it reads a host's files exactly as a single run
 does (``engine.read_policies`` / ``engine.read_collectors`` / ``roles.decide_role``) and returns the policy
 fingerprint, the role decision and, when asked, the merged snapshot and the collectors (what a group's
-assessment needs). :func:`read_hosts` runs it over every host, one after the other or in a pool of forked
-processes (``--jobs``), and yields the results in host order either way, so the groups and their numbering
+assessment needs). :func:`read_hosts` runs it over every host, one after the other or in a pool of worker
+processes (``--jobs``; forked on Linux, spawned elsewhere), and yields the results in host order either way, so the groups and their numbering
 are the same. A worker sends a group's snapshot only the first time it meets the fingerprint; as each worker
 takes its chunks in host order, the first host of every group always comes with its snapshot.
 """
@@ -183,9 +183,14 @@ def read_one(host: HostInputs, base: engine.CheckOptions, kb: Any, seen: set[str
 # --------------------------------------------------------------------------- serial or over the cores
 
 _WORKER: dict[str, Any] = {}   # set in the parent before the fork: base options, knowledge; per worker: seen
+# a spawned worker (no fork: Windows, macOS) imports the package and loads the guide data itself, about half a
+# second: worth it only with this many hosts per worker
+SPAWN_MIN_HOSTS_PER_JOB = 200
 
 
-def _init_worker() -> None:
+def _init_worker(base: engine.CheckOptions | None = None) -> None:
+    if base is not None:   # spawned: nothing is inherited
+        _WORKER["base"], _WORKER["kb"] = base, engine.load_knowledge(base)
     _WORKER["seen"], _WORKER["same"] = set(), {}
 
 
@@ -205,6 +210,15 @@ def can_fork() -> bool:
     import multiprocessing
 
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+def start_method() -> str | None:
+    """How workers are started: ``fork`` on Linux (they inherit the loaded guide data), else ``spawn``."""
+    import multiprocessing
+
+    if can_fork():
+        return "fork"
+    return "spawn" if "spawn" in multiprocessing.get_all_start_methods() else None
 
 
 def _serial(hosts: list[HostInputs], base: engine.CheckOptions, kb: Any) -> Iterator[HostRead]:
@@ -230,16 +244,23 @@ class _PoolReads:
 
 
 def read_hosts(hosts: list[HostInputs], base: engine.CheckOptions, kb: Any, jobs: int = 1) -> Any:
-    """``read_one`` over every host, results in host order. ``jobs`` > 1 (and more hosts than jobs, on Linux):
-    a pool of ``jobs`` processes, forked now (they inherit ``kb``), reads chunks of hosts while the caller
-    goes on; else this process reads them one by one as the results are asked for. Call ``close()`` on
-    the result when done."""
-    if jobs <= 1 or len(hosts) <= jobs or not can_fork():
+    """``read_one`` over every host, results in host order. ``jobs`` > 1 and more hosts than jobs: a pool of
+    ``jobs`` processes, started now, reads chunks of hosts while the caller goes on (forked on Linux, inheriting
+    ``kb``; spawned elsewhere, each loading the guide data, and only with ``SPAWN_MIN_HOSTS_PER_JOB`` hosts a
+    job); else this process reads them one by one as the results are asked for. Call ``close()`` on the
+    result when done."""
+    method = start_method()
+    if jobs <= 1 or len(hosts) <= jobs or method is None \
+            or (method == "spawn" and len(hosts) < jobs * SPAWN_MIN_HOSTS_PER_JOB):
         return _serial(hosts, base, kb)
     import multiprocessing
 
-    _WORKER.update(base=dataclasses.replace(base, progress=None), kb=kb)
+    clean = dataclasses.replace(base, progress=None)
     # chunks: big enough to pay for the pickling, small enough that the last ones end together
     chunk = max(1, min(64, len(hosts) // (jobs * 8)))
-    pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_init_worker)
+    if method == "fork":
+        _WORKER.update(base=clean, kb=kb)
+        pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_init_worker)
+    else:
+        pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(clean,))
     return _PoolReads(pool, pool.imap(_work, hosts, chunksize=chunk))

@@ -260,3 +260,15 @@ def test_benchmark_fleet_is_reproducible_and_distinct(tmp_path: Path) -> None:
     assert len(set(digests(tmp_path / "c", True))) < 12
     result = fleet.run(_base(), tmp_path / "a", jobs=1)
     assert len(result.groups) >= 3 and not any(h["errors"] for h in result.hosts)
+
+
+def test_spawned_workers_give_the_same_answer(hosts: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Where fork is not available (Windows, macOS) the workers are spawned and load the guide data themselves."""
+    expected = _fleet_json(hosts, 1)
+    monkeypatch.setattr(fleet_read, "start_method", lambda: "spawn")
+    monkeypatch.setattr(fleet_read, "SPAWN_MIN_HOSTS_PER_JOB", 1)
+    found, _ = fleet.discover(hosts)
+    reads = fleet_read.read_hosts(found, _base(), engine.load_knowledge(_base()), jobs=2)
+    assert isinstance(reads, fleet_read._PoolReads)
+    reads.close()
+    assert _fleet_json(hosts, 2) == expected
