@@ -258,9 +258,13 @@ def read_hosts(hosts: list[HostInputs], base: engine.CheckOptions, kb: Any, jobs
     clean = dataclasses.replace(base, progress=None)
     # chunks: big enough to pay for the pickling, small enough that the last ones end together
     chunk = max(1, min(64, len(hosts) // (jobs * 8)))
-    if method == "fork":
-        _WORKER.update(base=clean, kb=kb)
-        pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_init_worker)
-    else:
-        pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(clean,))
+    try:
+        if method == "fork":
+            _WORKER.update(base=clean, kb=kb)
+            pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_init_worker)
+        else:
+            pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(clean,))
+    except (OSError, ImportError):   # no semaphores (/dev/shm), no processes left: the same answer, serially
+        _WORKER.clear()
+        return _serial(hosts, base, kb)
     return _PoolReads(pool, pool.imap(_work, hosts, chunksize=chunk))

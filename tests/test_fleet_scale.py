@@ -272,3 +272,16 @@ def test_spawned_workers_give_the_same_answer(hosts: Path, monkeypatch: pytest.M
     assert isinstance(reads, fleet_read._PoolReads)
     reads.close()
     assert _fleet_json(hosts, 2) == expected
+
+
+def test_no_pool_possible_reads_serially(hosts: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    import multiprocessing
+
+    expected = _fleet_json(hosts, 1)
+
+    class NoPool:
+        def Pool(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202, N802
+            raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method: NoPool())
+    assert _fleet_json(hosts, 2) == expected
