@@ -141,6 +141,8 @@ def main(
                                          "effective policy are assessed once (README, A whole fleet)."),
     fleet_csv: Optional[Path] = typer.Option(None, "--fleet-csv", metavar="DIR", help="With --fleet: write the host x "
                                              "requirement and host x rule CSV matrices into this folder."),
+    jobs: Optional[str] = typer.Option(None, "--jobs", metavar="N", help="With --fleet: read the hosts' "
+                                       "inputs in N processes (default: the number of cores; 1: in this one)."),
     role: Optional[Role] = typer.Option(None, "--role", help="The machine's role (its Windows audit defaults and "
                                         "event volumes): client, server or dc. Default: detected from the policy "
                                         "input, else client (the policy report says which)."),
@@ -198,9 +200,11 @@ def main(
             if value.lower() not in STATUSES:
                 raise _die(f"--status {value!r}: choose from {', '.join(STATUSES)}")
 
-    if fleet is not None or fleet_csv is not None:
+    if fleet is not None or fleet_csv is not None or jobs is not None:
         _fleet_checks(fleet, fmt.value, [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []),
-                                         *auditd_rules, *collector, *events, emit, docs, navigator])
+                                         *auditd_rules, *collector, *events, docs, navigator])
+    if jobs is not None and not (jobs.isdigit() and int(jobs) >= 1):   # a str option: an int one needs pydantic
+        raise _die(f"--jobs {jobs!r}: give a whole number of processes, 1 or more")
     with paused_gc():
         from .engine import CheckOptions, KnowledgeError, check
         from .policy.model import PolicyInputError
@@ -219,7 +223,8 @@ def main(
         if fleet is not None:
             from .fleet_report import run_cli
 
-            code, reason = run_cli(options, fleet, fmt.value, output, fleet_csv, fail_on.value, force)
+            code, reason = run_cli(options, fleet, fmt.value, output, fleet_csv, fail_on.value, force,
+                                   jobs=int(jobs) if jobs else None, emit=emit)
             sys.stderr.write(f"Verdict: exit {code}, {reason}\n")
             raise typer.Exit(code)
         result = check(options)
@@ -259,12 +264,12 @@ def main(
 def _fleet_checks(fleet: Optional[Path], fmt: str, single: list) -> None:
     """--fleet reads each host's inputs from its folder: no per-run policy input or output folder beside it."""
     if fleet is None:
-        raise _die("--fleet-csv needs --fleet")
+        raise _die("--fleet-csv and --jobs need --fleet")
     if not fleet.is_dir():
         raise _die(f"{fleet}: no such folder")
     if any(item is not None for item in single):
         raise _die("--fleet takes each host's inputs from its folder: give no --gpresult, --auditpol, --sysmon-config, "
-                   "--auditd-rules, --collector, --events, --emit, --docs or --navigator with it")
+                   "--auditd-rules, --collector, --events, --docs or --navigator with it")
     if fmt == "sarif":
         raise _die("--fleet reports as terminal, text, markdown or json")
 
@@ -380,22 +385,13 @@ def verdict(report: dict, fail_on: str) -> tuple[int, str]:
     problems = [f"{summary[key]} {label}" for key, label in (
         ("errors", "rule file errors"), ("unmapped_logsources", "unmapped log sources"),
         ("unmapped_event_ids", "unmapped event IDs")) if summary[key]]
-    if fail_on == "never":
-        listed = f"; listed: {', '.join(problems)}" if problems else ""
-        return 0, f"the run completed (--fail-on never){listed}"
-    if problems:
-        return 1, ", ".join(problems)
-    if not summary["policy_checked"]:
-        return 0, "every file read, every log source and EventID known (no policy input to compare)"
-    if fail_on == "critical":
-        weak = sum(1 for r in report["rules"] if r["coverage"] in ("blind", "partial")
-                   and r["level"] in ("high", "critical"))
-        if weak:
-            return 1, f"{weak} high or critical rules are blind or partial (--fail-on critical)"
-        return 0, "no high or critical rule is blind or partial (--fail-on critical)"
-    if summary["missing_requirements"]:
-        return 1, f"{summary['missing_requirements']} recommended changes are missing (--fail-on missing)"
-    return 0, "nothing required is missing"
+    from .failon import decide
+
+    weak = sum(1 for r in report["rules"] if r["coverage"] in ("blind", "partial")
+               and r["level"] in ("high", "critical")) if fail_on == "critical" else 0
+    return decide(fail_on, problems, checked=bool(summary["policy_checked"]), weak=weak,
+                  missing=summary["missing_requirements"],
+                  unchecked="every file read, every log source and EventID known (no policy input to compare)")
 
 
 def run() -> None:

@@ -309,6 +309,13 @@ def _crlf(text: str) -> str:
 def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard: Any = None) -> list[Path]:
     """Write the changes into ``directory`` through ``writer.write_tree`` (all or nothing, never over a
     file the tool did not write unless ``guard.force``); the paths written (a ``writer.Written``)."""
+    from .writer import write_tree
+
+    return write_tree(directory, emit_files(result, report), guard)
+
+
+def emit_files(result: CheckResult, report: dict[str, Any]) -> dict[str, str | bytes]:
+    """The files ``--emit`` writes: {name: content}."""
     from .render import render as render_report
 
     kb = result.knowledge
@@ -379,6 +386,4 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard
         from .sysmon_linux_emit import sysmon_linux_files   # Sysmon for Linux (only when a rule needs it)
 
         files.update(sysmon_linux_files(result))
-    from .writer import write_tree
-
-    return write_tree(directory, files, guard)
+    return files

@@ -6,14 +6,12 @@ collector, auditd; the host name is everything before ``.<kind>.``). Every host'
 computed exactly as a single run computes it (``engine.read_policies`` / ``policy.merge`` /
 ``roles.decide_role``); the rules are loaded and resolved once; hosts whose merged policy has the same
 fingerprint (its settings without source paths, plus the decided role and the collectors) form a group,
-assessed once with ``diff.PolicyDiff`` (and ``collection.apply_collection``). Only one snapshot per group is
-kept, so memory grows with the distinct groups, not the hosts. Inputs are parsed one host after the other.
+assessed once with ``diff.PolicyDiff`` (and ``collection.apply_collection``) as soon as its first host is read,
+then its snapshot is dropped: memory grows with the distinct groups, not the hosts. The hosts are read by
+``fleet_read.read_hosts``: one after the other, or over the cores (``--jobs``).
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,24 +19,15 @@ from typing import Any, Iterable
 
 from . import engine
 from .diff import PolicyDiff, rank_missing
-from .roles import apply_role_volumes, decide_role
+from .fleet_read import (KINDS, HostInputs, _host_paths, default_jobs, fingerprint, host_options,  # noqa: F401
+                         read_host, read_hosts, read_one)
+from .roles import apply_role_volumes
 
-KINDS = ("gpresult", "auditpol", "sysmon", "collector", "auditd")
 # other spellings of a kind in a file name inside a host folder (audit.csv is what a GPO backup calls it)
 _ALIASES = {"audit": "auditpol", "gporeport": "gpresult", "gpo": "gpresult", "rsop": "gpresult"}
 _BY_EXTENSION = {".csv": "auditpol", ".inf": "gpresult", ".pol": "gpresult", ".rules": "auditd",
                  ".yml": "collector", ".yaml": "collector", ".conf": "collector"}
 COVERAGES = ("usable", "partial", "blind", "unknown", "not_checked")
-# reports about the inputs, not policy; and what shows the role (its decision is part of the key instead: a host's
-# own security groups and OU would otherwise split hosts with the same policy)
-_NOT_SETTINGS = frozenset({"warnings", "conflicts", "role", "role_reason", "role_evidence"})
-
-
-@dataclass
-class HostInputs:
-    name: str
-    files: dict[str, list[str]] = field(default_factory=lambda: {kind: [] for kind in KINDS})
-    errors: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -52,6 +41,9 @@ class Group:
     coverage: list[str] = field(default_factory=list)         # per rule, in resolution order
     statuses: dict[str, str] = field(default_factory=dict)    # requirement id -> status
     ranked: list = field(default_factory=list)                # diff.Ranked, most useful first
+    reasons: dict[str, str] = field(default_factory=dict)     # requirement id -> reason, when not met
+    collection: Any = None         # collection.apply_collection's result, while assessed (--emit)
+    audit: Any = None              # diff.PolicyDiff's effective audit policy, while assessed (--emit)
 
 
 @dataclass
@@ -139,54 +131,6 @@ def discover(folder: Path) -> tuple[list[HostInputs], list[str]]:
     return [hosts[name] for name in sorted(hosts)], errors
 
 
-def host_options(base: engine.CheckOptions, host: HostInputs) -> engine.CheckOptions:
-    """The options a single run on this host's inputs would get."""
-    files = host.files
-    return dataclasses.replace(base, gpresult=list(files["gpresult"]), auditpol=list(files["auditpol"]),
-                               sysmon_config=files["sysmon"][0] if files["sysmon"] else None,
-                               auditd_rules=list(files["auditd"]), collectors=list(files["collector"]))
-
-
-# --------------------------------------------------------------------------- the fingerprint
-
-def _canonical(value: Any, paths: tuple[tuple[str, str], ...]) -> Any:
-    """A JSON-able form of a snapshot part with every input path replaced (so hosts with the same settings in
-    differently named files match)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _canonical(getattr(value, f.name), paths) for f in dataclasses.fields(value)
-                if f.name not in _NOT_SETTINGS}
-    if isinstance(value, dict):
-        return sorted((json.dumps(_canonical(k, paths), sort_keys=True), _canonical(v, paths))
-                      for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v, paths) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted(json.dumps(_canonical(v, paths), sort_keys=True) for v in value)
-    if isinstance(value, str):
-        for path, label in paths:
-            if path in value:
-                value = value.replace(path, label)
-        return value
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if hasattr(value, "__dict__"):   # plain objects (collector filters): their type and attributes
-        return [type(value).__name__, _canonical(vars(value), paths)]
-    slots = [name for cls in type(value).__mro__ for name in getattr(cls, "__slots__", ())]
-    if slots:
-        return [type(value).__name__, {name: _canonical(getattr(value, name, None), paths) for name in slots}]
-    return repr(value)   # unknown: distinct objects never share a group by accident (at worst, less sharing)
-
-
-def fingerprint(snapshot: Any, collectors: list, role: Any, paths: Iterable[tuple[str, str]]) -> str:
-    """A stable hash of what decides a host's verdicts: the merged policy's settings (source paths, warnings and
-    role evidence left out), the collectors' settings, and the role decided. ``paths``: (path, label) of each
-    input; a path is replaced by its label (its kind and place among the host's inputs of that kind)."""
-    # the longest first, so a path containing another is replaced whole
-    ordered = tuple(sorted(dict(paths).items(), key=lambda item: len(item[0]), reverse=True))
-    canon = [_canonical(snapshot, ordered), [_canonical(c, ordered) for c in collectors], role.role, role.known]
-    return hashlib.sha256(json.dumps(canon, sort_keys=True, default=repr).encode("utf-8")).hexdigest()[:16]
-
-
 # --------------------------------------------------------------------------- the run
 
 def _select(options: engine.CheckOptions, rules: list) -> list:
@@ -194,81 +138,80 @@ def _select(options: engine.CheckOptions, rules: list) -> list:
     return engine.select_rules(options, rules)
 
 
-def read_host(options: engine.CheckOptions, kb: Any) -> tuple[Any, list, Any]:
-    """(merged snapshot, collectors, role decision) exactly as a single run computes them."""
-    snapshot = engine.read_policies(options, kb)
-    collectors = engine.read_collectors(options)
-    return snapshot, collectors, decide_role(snapshot, kb, options.role)
-
-
-def _host_paths(host: HostInputs) -> list[tuple[str, str]]:
-    return [(path, f"<{kind} {n}>") for kind in KINDS for n, path in enumerate(host.files[kind])]
-
-
-def group_hosts(hosts: list[HostInputs], base: engine.CheckOptions, kb: Any) -> tuple[list[dict], list[Group]]:
-    """Read every host; hosts with the same fingerprint share a group (only its first snapshot is kept)."""
-    from .collectors import CollectorInputError
-    from .policy.model import PolicyInputError
-
-    rows: list[dict] = []
-    groups: dict[str, Group] = {}
-    for host in hosts:
-        row = {"name": host.name, "group": None, "role": None, "errors": list(host.errors)}
-        rows.append(row)
-        if host.errors:
-            continue
-        try:
-            snapshot, collectors, role = read_host(host_options(base, host), kb)
-        except (PolicyInputError, CollectorInputError) as exc:
-            row["errors"].append(f"{exc.path}: {exc.reason}")
-            continue
-        except (OSError, ValueError) as exc:   # unreadable as a whole: the host is listed, the run goes on
-            row["errors"].append(f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
-            continue
-        key = fingerprint(snapshot, collectors, role, _host_paths(host))
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = Group(f"G{len(groups) + 1}", key, [], role, snapshot, collectors)
-        group.hosts.append(host.name)
-        row["group"], row["role"] = group.id, role.role
-    return rows, list(groups.values())
-
-
-def assess(group: Group, resolution: Any, kb: Any, volumes: dict[str, Any]) -> None:
+def assess(group: Group, resolution: Any, kb: Any, volumes: dict[str, Any], on_group: Any = None) -> None:
     """One group's verdicts, as engine._check makes them after resolving (the state a previous group left
-    on the shared resolution is reset first)."""
+    on the shared resolution is reset first). ``on_group(group, resolution, kb)`` (``--emit``) runs while the
+    group's snapshot is still there; then it is dropped."""
     reqs = resolution.requirements
     for rid, req in reqs.items():
         req.volume, req.collected, req.collection = volumes[rid], None, None
     for res in resolution.rules:
         res.collection_reason, res.not_collected = None, []
     apply_role_volumes(reqs, kb, group.role)
-    PolicyDiff(kb, group.snapshot, group.role.role, group.role.known).apply(resolution)
+    diff = PolicyDiff(kb, group.snapshot, group.role.role, group.role.known)
+    diff.apply(resolution)
+    group.audit = diff.audit
     if group.collectors:
         from .collection import apply_collection
 
-        apply_collection(resolution, group.collectors, kb)
+        group.collection = apply_collection(resolution, group.collectors, kb)
     group.coverage = [res.coverage for res in resolution.rules]
     group.statuses = {rid: req.status for rid, req in reqs.items()}
+    group.reasons = {rid: req.reason for rid, req in reqs.items() if req.status != "met"}
     group.ranked = rank_missing(resolution)
-    group.snapshot, group.collectors = None, []   # memory: only the verdicts stay
+    if on_group is not None:
+        on_group(group, resolution, kb)
+    group.snapshot, group.collectors, group.collection, group.audit = None, [], None, None   # only verdicts stay
 
 
-def run(base: engine.CheckOptions, folder: Path) -> FleetResult:
-    """Discover, read and group the hosts, load and resolve the rules once, assess each group."""
+def run(base: engine.CheckOptions, folder: Path, jobs: int = 1, on_group: Any = None) -> FleetResult:
+    """Discover the hosts and start reading them (``jobs`` processes), load and resolve the rules once
+    meanwhile, then group the hosts as their reads come in (in host order) and assess each new group at once:
+    only the groups' verdicts stay in memory, never a snapshot per host. ``on_group(group, resolution, kb,
+    loaded, filtered_out)``: called for each group while it is assessed (fleet_emit.GroupEmitter)."""
     from .resolve import resolve
     from .rules import LoadError
 
     kb = engine.load_knowledge(base)
     hosts, errors = discover(folder)
-    rows, groups = group_hosts(hosts, base, kb)
-    loaded = engine.load_rules(base)
-    resolution = resolve(_select(base, loaded.rules), kb)
-    loaded.errors.extend(LoadError(res.rule.path, None, engine._where(res.rule) + problem)
-                         for res in resolution.rules for problem in res.condition_problems)
-    volumes = {rid: req.volume for rid, req in resolution.requirements.items()}
-    with engine.paused_gc():
-        for group in groups:
-            assess(group, resolution, kb, volumes)
+    reads = read_hosts(hosts, base, kb, jobs)   # a pool is forked now, before the rules are in memory
+    try:
+        loaded = engine.load_rules(base)
+        selected = _select(base, loaded.rules)
+        resolution = resolve(selected, kb)
+        loaded.errors.extend(LoadError(res.rule.path, None, engine._where(res.rule) + problem)
+                             for res in resolution.rules for problem in res.condition_problems)
+        hook = None
+        if on_group is not None:
+            def hook(group: Group, resolution: Any, kb: Any) -> None:
+                on_group(group, resolution, kb, loaded, len(loaded.rules) - len(selected))
+        by_name = {host.name: host for host in hosts}
+        rows, groups = _group(reads, resolution, kb, hook, lambda name: read_one(by_name[name], base, kb))
+    finally:
+        reads.close()
     return FleetResult(rows, groups, errors, loaded, resolution)
 
+
+def _group(reads: Iterable[Any], resolution: Any, kb: Any, on_group: Any,
+           reread: Any) -> tuple[list[dict], list[Group]]:
+    """Host rows and groups from the reads, in host order; a group is assessed when its first host comes (with
+    its snapshot: a reader returns it for the first host of a fingerprint; ``reread(name)`` if it did not)."""
+    volumes = {rid: req.volume for rid, req in resolution.requirements.items()}
+    rows: list[dict] = []
+    groups: dict[str, Group] = {}
+    for read in reads:
+        row = {"name": read.name, "group": None, "role": None, "errors": read.errors}
+        rows.append(row)
+        if read.fingerprint is None:
+            continue
+        group = groups.get(read.fingerprint)
+        if group is None:
+            if read.snapshot is None:   # a reader that sent it for another host first: read this one again
+                read = reread(read.name)
+            group = groups[read.fingerprint] = Group(f"G{len(groups) + 1}", read.fingerprint, [], read.role,
+                                                     read.snapshot, read.collectors)
+            with engine.paused_gc():
+                assess(group, resolution, kb, volumes, on_group)
+        group.hosts.append(read.name)
+        row["group"], row["role"] = group.id, read.role.role
+    return rows, list(groups.values())

@@ -16,6 +16,7 @@ from .fleet import COVERAGES, FleetResult
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 HOSTS_REQUIREMENTS = "hosts-requirements.csv"
 HOSTS_RULES = "hosts-rules.csv"
+GROUPS_REQUIREMENTS = "groups-requirements.csv"
 
 
 def _changes(result: FleetResult) -> list[dict]:
@@ -40,11 +41,15 @@ def _group(group: Any, resolution: Any) -> dict:
     counts = dict.fromkeys(COVERAGES, 0)
     for coverage in group.coverage:
         counts[coverage] = counts.get(coverage, 0) + 1
+    reqs = resolution.requirements
     return {"id": group.id, "fingerprint": group.fingerprint, "hosts": list(group.hosts), "role": group.role.role,
             "role_reason": group.role.reason, "coverage": counts,
             "recommendations": [{"requirement": r.requirement.id, "name": r.requirement.name,
                                  "kind": r.requirement.kind, "rules": r.rules, "unblinds": r.unblinds,
-                                 "unblinds_high_critical": r.unblinds_high_critical} for r in group.ranked]}
+                                 "unblinds_high_critical": r.unblinds_high_critical,
+                                 "reason": group.reasons.get(r.requirement.id, "")} for r in group.ranked],
+            "not_met": [{"requirement": rid, "name": reqs[rid].name, "kind": reqs[rid].kind,
+                         "status": group.statuses[rid], "reason": reason} for rid, reason in group.reasons.items()]}
 
 
 def _rules(result: FleetResult) -> list[dict]:
@@ -99,19 +104,11 @@ def verdict(report: dict, fail_on: str) -> tuple[int, str]:
                                                 (s["rule_errors"], "rule file errors")) if n]
     if not s["hosts"]:
         problems.append("no host in the fleet folder (README, A whole fleet)")
-    if fail_on == "never":
-        return 0, "the run completed (--fail-on never)" + (f"; listed: {', '.join(problems)}" if problems else "")
-    if problems:
-        return 1, ", ".join(problems)
-    if fail_on == "critical":
-        weak = sum(1 for r in report["rules"] if r["level"] in ("high", "critical")
-                   and (r["blind_hosts"] or r["partial_hosts"]))
-        if weak:
-            return 1, f"{weak} high or critical rules are blind or partial on some host (--fail-on critical)"
-        return 0, "no high or critical rule is blind or partial on any host (--fail-on critical)"
-    if report["changes"]:
-        return 1, f"{len(report['changes'])} recommended changes are missing on some host (--fail-on missing)"
-    return 0, "nothing required is missing on any host"
+    from .failon import FLEET, decide
+
+    weak = sum(1 for r in report["rules"] if r["level"] in ("high", "critical")
+               and (r["blind_hosts"] or r["partial_hosts"])) if fail_on == "critical" else 0
+    return decide(fail_on, problems, checked=True, weak=weak, missing=len(report["changes"]), scope=FLEET)
 
 
 def _cell(value: Any) -> str:
@@ -129,7 +126,8 @@ def _csv(header: list, rows: Any) -> str:
 
 
 def csv_files(result: FleetResult) -> dict[str, str]:
-    """Host x requirement (status) and host x rule (coverage); a host not read has its errors and empty cells."""
+    """Host x requirement (status) and host x rule (coverage), a host not read with its errors and empty cells;
+    and per group every requirement not met with its status and reason (as a single run on its first host)."""
     by_id = {g.id: g for g in result.groups}
     rids = list(result.resolution.requirements)
     refs = [res.rule.ref for res in result.resolution.rules]
@@ -147,7 +145,14 @@ def csv_files(result: FleetResult) -> dict[str, str]:
         return group.coverage
 
     head = ["host", "group", "role", "errors"]
-    return {HOSTS_REQUIREMENTS: _csv(head + rids, rows(req_cells)), HOSTS_RULES: _csv(head + refs, rows(rule_cells))}
+    recommended = {g.id: {r.requirement.id for r in g.ranked} for g in result.groups}
+    reqs = result.resolution.requirements
+    not_met = ([g.id, g.fingerprint, len(g.hosts), g.role.role, rid, reqs[rid].name, reqs[rid].kind, g.statuses[rid],
+                "yes" if rid in recommended[g.id] else "no", reason]
+               for g in result.groups for rid, reason in g.reasons.items())
+    return {HOSTS_REQUIREMENTS: _csv(head + rids, rows(req_cells)), HOSTS_RULES: _csv(head + refs, rows(rule_cells)),
+            GROUPS_REQUIREMENTS: _csv(["group", "fingerprint", "hosts", "role", "requirement", "name", "kind",
+                                       "status", "recommended", "reason"], not_met)}
 
 
 def write_csv(result: FleetResult, directory: Path, guard: Any) -> Any:
@@ -157,22 +162,41 @@ def write_csv(result: FleetResult, directory: Path, guard: Any) -> Any:
 
 
 def run_cli(options: Any, folder: Path, fmt: str, output: Path | None, csv_dir: Path | None, fail_on: str,
-            force: bool) -> tuple[int, str]:
-    """``--fleet``: run, write the report (-o or standard output) and the CSV files; (exit status, why)."""
+            force: bool, jobs: int | None = None, emit: Path | None = None) -> tuple[int, str]:
+    """``--fleet``: run, write the report (-o or standard output), the CSV files and (``--emit``) the changes per
+    policy group; (exit status, why)."""
     import sys
 
-    from .fleet import run
-    from .writer import Guard, write_file
+    from .fleet import default_jobs, run
+    from .writer import Guard, WriteRefused, write_file
 
-    result = run(options, folder)
-    report = build(result)
-    loaded = result.loaded
+    import os
+
+    for target in (emit, csv_dir, output.parent if output is not None else None):
+        if target is not None:
+            real, root = os.path.realpath(target), os.path.realpath(folder)
+            if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+                return 2, f"{target}: is inside the fleet folder {folder}; the next run would read it as a host"
+    loaded_box: list = []
     guard = Guard(inputs=[*options.paths, str(folder)], force=force,
-                  rule_files=lambda: [x.path for x in [*loaded.rules, *loaded.errors, *loaded.others]])
-    text = to_json(report) if fmt == "json" else render(report, "markdown" if fmt == "markdown" else "text")
-    from .writer import WriteRefused
+                  rule_files=lambda: [x.path for lr in loaded_box for x in [*lr.rules, *lr.errors, *lr.others]])
+    emitter = None
+    if emit is not None:
+        from .fleet_emit import GroupEmitter
 
+        emitter = GroupEmitter(options, emit, guard, loaded_box)
     try:
+        result = run(options, folder, jobs or default_jobs(), on_group=emitter)
+    except WriteRefused as exc:   # --emit: a group's folder (OSError while writing is turned into this)
+        return 2, str(exc)
+    if not loaded_box:
+        loaded_box.append(result.loaded)
+    report = build(result)
+    text = to_json(report) if fmt == "json" else render(report, "markdown" if fmt == "markdown" else "text")
+    try:
+        if emitter is not None:
+            count = emitter.finish(report)
+            sys.stderr.write(f"Wrote the changes for {count} policy groups and collect.ps1 to {emit}\n")
         if csv_dir is not None:
             written = write_csv(result, csv_dir, guard)
             sys.stderr.write(f"Wrote the fleet CSV files to {written.directory}: {len(written)} files\n")
@@ -180,7 +204,7 @@ def run_cli(options: Any, folder: Path, fmt: str, output: Path | None, csv_dir: 
             write_file(output, text.encode("utf-8", errors="backslashreplace"), guard)
     except (OSError, WriteRefused) as exc:
         if isinstance(exc, OSError):
-            return 2, f"{exc.filename or csv_dir or output}: cannot write: {exc.strerror or exc}"
+            return 2, f"{exc.filename or csv_dir or emit or output}: cannot write: {exc.strerror or exc}"
         return 2, str(exc)
     if output is None:
         sys.stdout.write(text)
