@@ -11,7 +11,10 @@ else there means no cache at all. The cache folder is created private (0700).
 Reading: unpickling runs code, so a cache file is unpickled only when it is a regular file (not followed
 through a symlink, not a pipe), owned by the current user and not writable by group or others. Callers
 then check the object's shape (``conforms``): a well-formed pickle of the wrong shape is ignored and
-rebuilt like a corrupt one. A cache that is read counts as used (its modification time is renewed).
+rebuilt like a corrupt one. A cache written ``sealed`` ends with the SHA-256 of its pickle: while the seal
+matches, the bytes are exactly what this package wrote and the shape check is skipped (it cost more than
+the digest); a file whose seal is missing or does not match is shape-checked as before. A cache that is
+read counts as used (its modification time is renewed).
 
 Writing: to a temporary file beside the cache, then renamed over it, so a reader never sees half a
 file; the temporary file is removed when anything fails. After each write the folder is pruned (see
@@ -111,20 +114,51 @@ def _open_no_follow(path: str, _flags: int) -> int:
 def read_trusted_pickle(path: str) -> Any:
     """The object pickled in ``path``; None when the file is missing, not trusted (see the module
     docstring) or cannot be unpickled."""
+    return read_sealed_pickle(path)[0]
+
+
+def read_sealed_pickle(path: str) -> tuple[Any, bool]:
+    """(the object pickled in ``path`` or None, whether the file carries the intact seal
+    ``write_pickle_atomically(..., sealed=True)`` wrote). A sealed file holds exactly the bytes this
+    package pickled, so its caller may skip the shape check; an unsealed or altered one is unpickled as
+    before (a trusted file) and must be checked."""
     try:
         if not _folder_usable(os.path.dirname(path), create=False):
-            return None
+            return None, False
         with open(path, "rb", opener=_open_no_follow) as handle:
             if not _trusted(handle):
-                return None
-            return pickle.load(handle)
+                return None, False
+            data = handle.read()
+        body, sealed = _unseal(data)
+        return pickle.loads(body), sealed
     except Exception:  # a missing, corrupt or foreign cache is simply not used
-        return None
+        return None, False
 
 
-def write_pickle_atomically(path: str, obj: Any) -> None:
+#: A sealed cache file: the pickle, then this marker and the SHA-256 of the pickle's bytes (``pickle.loads``
+#: ignores what follows the pickle, so an older reader still reads the object).
+_SEAL = b"\n#logsource-checker seal sha256:"
+_DIGEST_SIZE = 32
+
+
+def _seal(body: bytes) -> bytes:
+    import hashlib
+
+    return _SEAL + hashlib.sha256(body).digest()
+
+
+def _unseal(data: bytes) -> tuple[bytes, bool]:
+    """(the pickle's bytes, whether the seal after them is present and matches them)."""
+    cut = len(data) - len(_SEAL) - _DIGEST_SIZE
+    if cut <= 0 or data[cut:cut + len(_SEAL)] != _SEAL:
+        return data, False
+    body = data[:cut]
+    return body, _seal(body) == data[cut:]
+
+
+def write_pickle_atomically(path: str, obj: Any, sealed: bool = False) -> None:
     """Pickle ``obj`` to ``path`` through a temporary file in the same (private) folder, then prune the
-    folder; never raises."""
+    folder; never raises. ``sealed``: follow the pickle with its digest (``read_sealed_pickle``)."""
     tmp = None
     try:
         folder = os.path.dirname(path)
@@ -134,8 +168,11 @@ def write_pickle_atomically(path: str, obj: Any) -> None:
 
         prefix = "." + os.path.basename(path).split("-", 1)[0] + "-"
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
+        body = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
         with os.fdopen(fd, "wb") as handle:
-            pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            handle.write(body)
+            if sealed:
+                handle.write(_seal(body))
         os.replace(tmp, path)
         tmp = None
         prune(folder, keep=os.path.basename(path))
@@ -287,4 +324,4 @@ def _dataclass_checker(cls: type) -> Callable[[Any], bool]:
     return check
 
 
-__all__ = ["cache_dir", "conforms", "prune", "read_trusted_pickle", "write_pickle_atomically"]
+__all__ = ["cache_dir", "conforms", "prune", "read_sealed_pickle", "read_trusted_pickle", "write_pickle_atomically"]

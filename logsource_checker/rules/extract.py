@@ -97,7 +97,6 @@ def _one_document(path: str, index: int, doc: dict[str, Any], result: LoadResult
             err(f"logsource '{key}' is a {_type_name(value)}, not a string")
             return
         ls_values[key] = value.strip().lower() if isinstance(value, str) and value.strip() else None
-    definition = logsource.get("definition")
     level = doc.get("level")
     status = doc.get("status")
     try:
@@ -120,12 +119,10 @@ def _one_document(path: str, index: int, doc: dict[str, Any], result: LoadResult
         level=level.lower() if isinstance(level, str) else None,
         status=status.lower() if isinstance(status, str) else None,
         logsource=LogSource(**ls_values),
-        definition=definition if isinstance(definition, str) else None,
         event_ids=tuple(sorted(extract.event_ids)),
         channels=tuple(sorted(extract.channels)),
         providers=tuple(sorted(extract.providers)),
         fields=tuple(sorted(extract.fields)),
-        has_keywords=extract.has_keywords,
         condition=conditions,
         selections=tuple(extract.selections),
         tags=_tags(doc.get("tags"), err),
@@ -158,7 +155,6 @@ class _Extraction:
         self.providers: set[str] = set()
         self.fields: set[str] = set()
         self.problems: list[str] = []
-        self.has_keywords = False
         self.selections: list[tuple[str, tuple[Any, ...]]] = []
         self._branches: list[tuple[Any, ...]] = []
         self._nodes = 0
@@ -196,12 +192,10 @@ class _Extraction:
                     self._selection(item, depth + 1)
                 else:
                     self._count(depth + 1)
-                    self.has_keywords = True
                     keywords.append(_value_text(item))
             if keywords:
                 self._branches.append(((None, (), tuple(keywords)),))
         elif value is not None:
-            self.has_keywords = True
             self._branches.append(((None, (), (_value_text(value),)),))
 
     def _map(self, mapping: dict[Any, Any], depth: int) -> None:
@@ -217,7 +211,6 @@ class _Extraction:
             items = value if isinstance(value, list) else [value]
             texts = tuple(_value_text(v) for v in items if not isinstance(v, (dict, list)))
             if not field_name:
-                self.has_keywords = True  # '|re' etc. on a keyword list
                 branch.append((None, mods, texts))
                 continue
             branch.append((field_name, mods, texts))

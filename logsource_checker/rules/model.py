@@ -49,12 +49,10 @@ class Rule:
     level: str | None
     status: str | None
     logsource: LogSource
-    definition: str | None = None
     event_ids: tuple[int, ...] = ()
     channels: tuple[str, ...] = ()
     providers: tuple[str, ...] = ()
     fields: tuple[str, ...] = ()
-    has_keywords: bool = False
     # The detection as plain tuples (marshal-able, for the cache and worker pipes); see ``detection.py``:
     # condition: the condition text(s), a list meaning "any of them";
     # selections: ((name, branches), ...); a selection is the OR of its branches, a branch the AND of its
