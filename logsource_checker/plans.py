@@ -105,6 +105,9 @@ class ChangePlan:
     still_blind: int = 0
     still_partial: int = 0
     chosen: bool = False
+    # the coverage of every rule (resolution order) once the plan is applied over its baseline (the report's
+    # ``coverage_after_plan``), kept from building the plan
+    coverage_after: list[str] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def changes(self) -> list[str]:
@@ -238,6 +241,7 @@ class _Planner:
         plan.steps.sort(key=order_key)
         plan.unblinds = len(fixed)
         plan.unblinds_high_critical = sum(1 for i in fixed if self.rules[i].rule.level in _HIGH)
+        plan.coverage_after = after
         plan.still_blind = sum(1 for cov in after if cov == "blind")
         plan.still_partial = sum(1 for cov in after if cov == "partial")
         if self.cap is not None or self.hold_unknown:

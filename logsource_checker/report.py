@@ -226,15 +226,14 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
 def _rule_extras(result: CheckResult, statuses: dict[str, str]) -> list[dict[str, Any]]:
     """Per rule: what would decide it when unknown (decide.py), the chosen plan's changes it needs and
     those held back, and its coverage once the plan is applied (over the plan's baseline: what the inputs
-    cannot show is assumed off)."""
-    from .diff import WhatIf
-    from .plans import baseline_statuses, chosen_plan
+    cannot show is assumed off; kept by plans.py from building the plan)."""
+    from .diff import coverage_key
+    from .plans import chosen_plan
 
     rules, reqs = result.resolution.rules, result.resolution.requirements
     plan = chosen_plan(result.plans)
     changes: dict[str, list[str]] = {}
     held: dict[str, list[str]] = {}
-    what_if = WhatIf(rules)   # groups the rules by what coverage reads of them (diff.coverage_key)
     after: list[Any] = [None] * len(rules)
     if plan is not None:
         for steps, into in ((plan.steps, changes), (plan.held_back, held)):
@@ -242,15 +241,15 @@ def _rule_extras(result: CheckResult, statuses: dict[str, str]) -> list[dict[str
                 for rid, refs in step.for_rules.items():
                     for ref in refs:
                         into.setdefault(ref, []).append(rid)
-        after = what_if.coverage(baseline_statuses(result), plan.changes)
+        after = _coverage_after(result, plan)
     # what decides a rule depends on what its coverage depends on, its unsatisfiable fields and whether it is
     # a Windows rule
     memo: dict[tuple, list[str]] = {}
     out = []
-    for res, shape, cov in zip(rules, what_if.shape, after):
+    for res, cov in zip(rules, after):
         decided: list[str] = []
         if res.coverage == "unknown":
-            key = (shape, bool(res.unsatisfiable_fields), res.rule.logsource.key[0] == "windows")
+            key = (coverage_key(res), bool(res.unsatisfiable_fields), res.rule.logsource.key[0] == "windows")
             if key not in memo:
                 memo[key] = deciding_inputs(res, statuses, reqs)
             decided = list(memo[key])
@@ -258,6 +257,16 @@ def _rule_extras(result: CheckResult, statuses: dict[str, str]) -> list[dict[str
         out.append({"decided_by": decided, "changes": changes.get(ref, []), "held_back": held.get(ref, []),
                     "coverage_after_plan": cov})
     return out
+
+
+def _coverage_after(result: CheckResult, plan: Any) -> list[Any]:
+    """Every rule's coverage with the plan applied: as the plan was built, else asked now."""
+    if len(plan.coverage_after) == len(result.resolution.rules):
+        return plan.coverage_after
+    from .diff import WhatIf
+    from .plans import baseline_statuses
+
+    return WhatIf(result.resolution.rules).coverage(baseline_statuses(result), plan.changes)
 
 
 def _collectors(result: CheckResult) -> list[dict[str, Any]]:
