@@ -259,9 +259,10 @@ class Resolver:
         rule_fields = frozenset(f.casefold() for f in rule.fields)
         # What a rule needs depends only on its log source (hence guide), its EventIDs (in order), its
         # case-folded fields and which producers serve its condition with which selections lost, which many
-        # rules share: the first such rule is resolved, later ones get fresh copies of its Need/Option
-        # objects and the same per-rule bookkeeping. Object-access events also depend on the object the
-        # rule names (ObjectType / ObjectName values).
+        # rules share: the first such rule is resolved, later ones share its Need/Option objects (in a list
+        # of their own; no stage changes a Need or Option once resolved) and get the same per-rule
+        # bookkeeping. Object-access events also depend on the object the rule names (ObjectType /
+        # ObjectName values).
         parsed = self._producers.read_condition(rule)
         decision = decide(rule, guide, self._producers, parsed, rule_fields)
         objects = () if self._object_events.isdisjoint(rule.event_ids) else rule_objects(rule, self.kb.object_access)
@@ -273,19 +274,14 @@ class Resolver:
             self._objects = dict(objects)
             self._auditd = dict(auditd)
             res = self._resolve_rule(rule, guide, rule_fields, decision)
-            self._rule_memo[memo_key] = (
-                tuple((need.label, tuple((o.name, o.primary, o.requirements, o.notes, o.basis, o.lost,
-                                          o.filters_not_applied, o.narrowed) for o in need.options),
-                       need.event_id) for need in res.needs),
-                tuple(res.notes), tuple(res.always_logged_event_ids), tuple(self._unmapped_calls),
-                tuple(res.unsatisfiable_fields))
+            memo = self._rule_memo[memo_key] = (
+                tuple(res.needs), tuple(res.notes), tuple(res.always_logged_event_ids), tuple(self._unmapped_calls),
+                tuple(res.unsatisfiable_fields), tuple(res.requirement_ids))
             self._unmapped_calls = None
         else:
-            needs, notes, always_logged, unmapped, unsatisfiable = memo
-            res = RuleResolution(rule=rule, guide=guide,
-                                 needs=[Need(label, [Option(*o) for o in options], event_id)
-                                        for label, options, event_id in needs],
-                                 notes=list(notes), always_logged_event_ids=list(always_logged),
+            needs, notes, always_logged, unmapped, unsatisfiable, _ = memo
+            res = RuleResolution(rule=rule, guide=guide, needs=list(needs), notes=list(notes),
+                                 always_logged_event_ids=list(always_logged),
                                  unsatisfiable_fields=list(unsatisfiable))
             for call in unmapped:
                 self._unmapped(rule, *call, res)
@@ -293,10 +289,8 @@ class Resolver:
         res.notes.extend(parsed.notes)
         ref = rule.ref
         requirements = self.result.requirements
-        for need in res.needs:
-            for option in need.options:
-                for rid in option.requirements:
-                    requirements[rid].rules[ref] = None
+        for rid in memo[5]:
+            requirements[rid].rules[ref] = None
         return res
 
     def _resolve_rule(self, rule: Rule, guide: Guide, rule_fields: frozenset[str],
