@@ -7,7 +7,6 @@ the producer in place cannot see some selections of the condition: ``lost_select
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -367,16 +366,27 @@ class WhatIf:
         ``met`` switched on as well."""
         trial = dict(statuses)
         trial.update(dict.fromkeys(met, "met"))
-        wanted = range(len(self.rules)) if indexes is None else list(indexes)
+        shape, sample = self.shape, self.sample
+        if indexes is None:   # every rule: each shape once, then per rule
+            judged = [_judge(res, trial) for res in sample]
+            return [judged[s] for s in shape]
         memo: dict[int, str] = {}
         out = []
-        for i in wanted:
-            shape = self.shape[i]
-            cov = memo.get(shape)
+        for i in indexes:
+            s = shape[i]
+            cov = memo.get(s)
             if cov is None:
-                cov = memo[shape] = rule_coverage(copy.copy(self.sample[shape]), trial)
+                cov = memo[s] = _judge(sample[s], trial)
             out.append(cov)
         return out
+
+
+def _judge(res: RuleResolution, statuses: Mapping[str, str]) -> str:
+    """``rule_coverage`` on a shallow copy of ``res`` (what ``copy.copy`` makes of it, without its generic
+    machinery): the record itself is not changed."""
+    trial = type(res).__new__(type(res))
+    trial.__dict__.update(res.__dict__)
+    return rule_coverage(trial, statuses)  # type: ignore[arg-type]
 
 
 def coverage_if(rules: Sequence[RuleResolution], statuses: Mapping[str, str],

@@ -142,9 +142,12 @@ class _Planner:
             self.index.setdefault(ref, []).append(i)
         # needs that are not met, grouped by their options (many rules share them): options, rule refs
         groups: dict[tuple, tuple[list[Option], dict[str, None]]] = {}
+        signatures: dict[int, tuple] = {}   # per Need object (rules of one resolver memo entry share them)
         for res, ref in zip(self.rules, self.refs):
             for need in res.needs:
-                signature = tuple((o.primary, o.requirements) for o in need.options)
+                signature = signatures.get(id(need))
+                if signature is None:
+                    signature = signatures[id(need)] = tuple((o.primary, o.requirements) for o in need.options)
                 group = groups.get(signature)
                 if group is None:
                     group = groups[signature] = (need.options, {})

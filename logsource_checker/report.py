@@ -11,7 +11,7 @@ from typing import Any
 
 from .decide import deciding_inputs, outside_summary
 from ._gcpause import paused_gc
-from .diff import LEVEL_ORDER, EffectiveAudit, Ranked, describe_setting
+from .diff import LEVEL_ORDER, EffectiveAudit, Ranked, describe_setting, need_status
 from .knowledge import Knowledge
 from .policy.model import PolicySnapshot
 from .resolve import Resolution, RuleResolution
@@ -57,8 +57,6 @@ def _canonical_channels(values: tuple[str, ...], kb: Knowledge) -> list[str]:
 
 def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool, kb: Knowledge,
                 extra: dict[str, Any], observed: dict[str, Any] | None = None) -> dict[str, Any]:
-    from .diff import need_status
-
     rule = res.rule
     entry: dict[str, Any] = {
         "id": rule.id,

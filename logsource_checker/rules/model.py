@@ -3,6 +3,7 @@ status vocabularies and the one wording of a log source."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
@@ -15,7 +16,7 @@ class LogSource:
     category: str | None = None
     service: str | None = None
 
-    @property
+    @cached_property   # read several times per rule by every stage; kept in the instance's __dict__
     def key(self) -> tuple[str | None, str | None, str | None]:
         return (self.product, self.category, self.service)
 
