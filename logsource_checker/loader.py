@@ -288,9 +288,10 @@ def _load(stats: dict[str, StatKey], walk_errors: list[LoadError], cached: dict[
         if progress is not None:
             progress.finish()
     entries: dict[str, tuple[StatKey, Packed]] = {}
+    logsources: dict = {}   # one LogSource object per distinct log source
     for path, key in stats.items():
         if path in usable:
-            unpack_result(usable[path], result)
+            unpack_result(usable[path], result, logsources)
             if cache_file:
                 entries[path] = (key, usable[path])
             continue
@@ -300,7 +301,7 @@ def _load(stats: dict[str, StatKey], walk_errors: list[LoadError], cached: dict[
             if cache_file:
                 entries[path] = (key, pack_result(item))
         else:
-            unpack_result(item, result)
+            unpack_result(item, result, logsources)
             if cache_file:
                 entries[path] = (key, item)
     if cache_file and (todo or len(entries) != len(cached) or (cached and not sealed)):   # unsealed: seal it

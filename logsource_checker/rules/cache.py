@@ -20,16 +20,25 @@ def pack_result(result: LoadResult) -> tuple[Any, ...]:
     )
 
 
-def unpack_result(packed: tuple[Any, ...], into: LoadResult) -> None:
-    """Append a ``pack_result`` tuple to ``into``. Raises (TypeError, ValueError...) on a malformed one."""
+def unpack_result(packed: tuple[Any, ...], into: LoadResult,
+                  logsources: dict[tuple[Any, ...], LogSource] | None = None) -> None:
+    """Append a ``pack_result`` tuple to ``into``. Raises (TypeError, ValueError...) on a malformed one.
+    ``logsources``: equal log sources (immutable) made once and shared, across the calls given the same dict."""
     rules, errors, others, files = packed
     rule_list = into.rules
+    if logsources is None:
+        logsources = {}
     for (path, document, rule_id, title, level, status, product, category, service, event_ids,
          channels, providers, fields, condition, selections, tags) in rules:
-        rule_list.append(Rule(path, document, rule_id, title, level, status, LogSource(product, category, service),
+        logsource = logsources.get((product, category, service))
+        if logsource is None:
+            logsource = logsources[(product, category, service)] = LogSource(product, category, service)
+        rule_list.append(Rule(path, document, rule_id, title, level, status, logsource,
                               event_ids, channels, providers, fields, condition, selections, tags))
-    into.errors.extend(LoadError(path, line, message) for path, line, message in errors)
-    into.others.extend(OtherDocument(path, document, kind, other_id, title)
-                       for path, document, kind, other_id, title in others)
+    if errors:
+        into.errors.extend(LoadError(path, line, message) for path, line, message in errors)
+    if others:
+        into.others.extend(OtherDocument(path, document, kind, other_id, title)
+                           for path, document, kind, other_id, title in others)
     into.files += files
 
