@@ -344,6 +344,18 @@ def coverage_key(res: RuleResolution) -> tuple:
     return key
 
 
+_SHAPES: dict[tuple, int] = {}   # coverage_key -> a number, shared by every rule of that key (in this process)
+
+
+def coverage_shape(res: RuleResolution) -> int:
+    """``coverage_key`` as a small number: equal for two rules exactly when their keys are equal. Kept on the
+    record like the key, so grouping rules again (each ``WhatIf``) hashes a number, not the nested key."""
+    shape = res.__dict__.get("_coverage_shape")
+    if shape is None:
+        shape = res.__dict__["_coverage_shape"] = _SHAPES.setdefault(coverage_key(res), len(_SHAPES))
+    return shape
+
+
 class WhatIf:
     """What if these requirements were met: the coverage each rule would have. Pure: neither the rule
     records nor the statuses given are changed (each distinct rule shape is judged on a shallow copy,
@@ -353,8 +365,8 @@ class WhatIf:
 
     def __init__(self, rules: Sequence[RuleResolution]) -> None:
         self.rules = list(rules)
-        shapes: dict[tuple, int] = {}
-        self.shape = [shapes.setdefault(coverage_key(res), len(shapes)) for res in self.rules]
+        shapes: dict[int, int] = {}
+        self.shape = [shapes.setdefault(coverage_shape(res), len(shapes)) for res in self.rules]
         self.sample: list[RuleResolution] = [None] * len(shapes)  # type: ignore[list-item]
         for res, shape in zip(self.rules, self.shape):
             if self.sample[shape] is None:

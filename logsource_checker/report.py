@@ -243,7 +243,7 @@ def _rule_extras(result: CheckResult, statuses: dict[str, str]) -> list[dict[str
     """Per rule: what would decide it when unknown (decide.py), the chosen plan's changes it needs and
     those held back, and its coverage once the plan is applied (over the plan's baseline: what the inputs
     cannot show is assumed off; kept by plans.py from building the plan)."""
-    from .diff import coverage_key
+    from .diff import coverage_shape
     from .plans import chosen_plan
 
     rules, reqs = result.resolution.rules, result.resolution.requirements
@@ -260,12 +260,12 @@ def _rule_extras(result: CheckResult, statuses: dict[str, str]) -> list[dict[str
         after = _coverage_after(result, plan)
     # what decides a rule depends on what its coverage depends on, its unsatisfiable fields and whether it is
     # a Windows rule
-    memo: dict[tuple, list[str]] = {}
+    memo: dict[tuple, list[str]] = {}   # by diff.coverage_shape
     out = []
     for res, cov in zip(rules, after):
         decided: list[str] = []
         if res.coverage == "unknown":
-            key = (coverage_key(res), bool(res.unsatisfiable_fields), res.rule.logsource.key[0] == "windows")
+            key = (coverage_shape(res), bool(res.unsatisfiable_fields), res.rule.logsource.key[0] == "windows")
             if key not in memo:
                 memo[key] = deciding_inputs(res, statuses, reqs)
             decided = list(memo[key])
