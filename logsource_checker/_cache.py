@@ -121,39 +121,55 @@ def read_sealed_pickle(path: str) -> tuple[Any, bool]:
     """(the object pickled in ``path`` or None, whether the file carries the intact seal
     ``write_pickle_atomically(..., sealed=True)`` wrote). A sealed file holds exactly the bytes this
     package pickled, so its caller may skip the shape check; an unsealed or altered one is unpickled as
-    before (a trusted file) and must be checked."""
+    before (a trusted file) and must be checked. The pickle is hashed as it is read (no copy in memory)."""
     try:
         if not _folder_usable(os.path.dirname(path), create=False):
             return None, False
         with open(path, "rb", opener=_open_no_follow) as handle:
             if not _trusted(handle):
                 return None, False
-            data = handle.read()
-        body, sealed = _unseal(data)
-        return pickle.loads(body), sealed
+            reader = _Hashing(handle)
+            obj = pickle.load(reader)
+            # exactly the seal must follow (one byte more is read so that anything after it breaks it)
+            sealed = handle.read(len(_SEAL) + _DIGEST_SIZE + 1) == _SEAL + reader.digest.digest()
+        return obj, sealed
     except Exception:  # a missing, corrupt or foreign cache is simply not used
         return None, False
 
 
-#: A sealed cache file: the pickle, then this marker and the SHA-256 of the pickle's bytes (``pickle.loads``
-#: ignores what follows the pickle, so an older reader still reads the object).
+#: A sealed cache file: the pickle, then this marker and the SHA-256 of the pickle's bytes (``pickle.load``
+#: stops at the end of the pickle, so a reader that knows nothing of seals still reads the object).
 _SEAL = b"\n#logsource-checker seal sha256:"
 _DIGEST_SIZE = 32
 
 
-def _seal(body: bytes) -> bytes:
-    import hashlib
+class _Hashing:
+    """A binary file seen through ``pickle``: every byte written or read through it is hashed (SHA-256)."""
 
-    return _SEAL + hashlib.sha256(body).digest()
+    def __init__(self, handle: Any) -> None:
+        import hashlib
 
+        self.handle = handle
+        self.digest = hashlib.sha256()
 
-def _unseal(data: bytes) -> tuple[bytes, bool]:
-    """(the pickle's bytes, whether the seal after them is present and matches them)."""
-    cut = len(data) - len(_SEAL) - _DIGEST_SIZE
-    if cut <= 0 or data[cut:cut + len(_SEAL)] != _SEAL:
-        return data, False
-    body = data[:cut]
-    return body, _seal(body) == data[cut:]
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self.digest.update(data)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        data = self.handle.readline(size)
+        self.digest.update(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        count = self.handle.readinto(buffer)
+        self.digest.update(memoryview(buffer)[:count])
+        return count
 
 
 def write_pickle_atomically(path: str, obj: Any, sealed: bool = False) -> None:
@@ -168,11 +184,11 @@ def write_pickle_atomically(path: str, obj: Any, sealed: bool = False) -> None:
 
         prefix = "." + os.path.basename(path).split("-", 1)[0] + "-"
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
-        body = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(body)
+            writer = _Hashing(handle)
+            pickle.dump(obj, writer, protocol=pickle.HIGHEST_PROTOCOL)
             if sealed:
-                handle.write(_seal(body))
+                handle.write(_SEAL + writer.digest.digest())
         os.replace(tmp, path)
         tmp = None
         prune(folder, keep=os.path.basename(path))
