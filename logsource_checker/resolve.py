@@ -110,6 +110,9 @@ class RuleResolution:
 
     @property
     def requirement_ids(self) -> list[str]:
+        known = self.__dict__.get("_requirement_ids")   # set by the resolver, which knows them per memo entry
+        if known is not None:
+            return list(known)
         seen: dict[str, None] = {}
         for need in self.needs:
             for option in need.options:
@@ -291,6 +294,7 @@ class Resolver:
         requirements = self.result.requirements
         for rid in memo[5]:
             requirements[rid].rules[ref] = None
+        res.__dict__["_requirement_ids"] = memo[5]
         return res
 
     def _resolve_rule(self, rule: Rule, guide: Guide, rule_fields: frozenset[str],
