@@ -345,15 +345,16 @@ def coverage_key(res: RuleResolution) -> tuple:
 
 
 _SHAPES: dict[tuple, int] = {}   # coverage_key -> a number, shared by every rule of that key (in this process)
+_TABLE = object()   # marks a number as _SHAPES' (a record copied into another process gets its number again)
 
 
 def coverage_shape(res: RuleResolution) -> int:
     """``coverage_key`` as a small number: equal for two rules exactly when their keys are equal. Kept on the
     record like the key, so grouping rules again (each ``WhatIf``) hashes a number, not the nested key."""
-    shape = res.__dict__.get("_coverage_shape")
-    if shape is None:
-        shape = res.__dict__["_coverage_shape"] = _SHAPES.setdefault(coverage_key(res), len(_SHAPES))
-    return shape
+    kept = res.__dict__.get("_coverage_shape")
+    if kept is None or kept[0] is not _TABLE:
+        kept = res.__dict__["_coverage_shape"] = (_TABLE, _SHAPES.setdefault(coverage_key(res), len(_SHAPES)))
+    return kept[1]
 
 
 class WhatIf:
