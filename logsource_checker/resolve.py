@@ -139,7 +139,8 @@ class Resolver:
         # Per-run memo tables (the guide data does not change while rules are resolved): the
         # requirement ids a spec yields for a guide, case-folded field sets, and the audit options
         # of an EventID, and what a rule needs per (log source, EventIDs, case-folded fields). They only
-        # save work; every rule still gets its own Need/Option objects.
+        # save work; rules of one memo entry share its Need/Option objects (each rule has its own list),
+        # which no stage changes once resolved.
         self._spec_ids: dict[tuple[int, int], tuple[str, ...]] = {}
         self._folded: dict[int, frozenset[str] | None] = {}
         self._rule_memo: dict[tuple, tuple] = {}
