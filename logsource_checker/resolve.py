@@ -144,6 +144,7 @@ class Resolver:
         self._spec_ids: dict[tuple[int, int], tuple[str, ...]] = {}
         self._folded: dict[int, frozenset[str] | None] = {}
         self._rule_memo: dict[tuple, tuple] = {}
+        self._rule_fields: dict[tuple[str, ...], frozenset[str]] = {}
         self._producers = ProducerFields(kb)
         self._unmapped_calls: list[tuple[int, str, tuple[int, ...]]] | None = None
         self._objects: dict[int, ObjectHint] = {}   # the rule being resolved: object hint per EventID
@@ -260,7 +261,9 @@ class Resolver:
             self.result.unmapped_logsources.setdefault(key, []).append(rule)
             res.notes.append(f"no guide for log source {rule.logsource.label()}")
             return res
-        rule_fields = frozenset(f.casefold() for f in rule.fields)
+        rule_fields = self._rule_fields.get(rule.fields)
+        if rule_fields is None:   # one set per distinct field tuple: its hash is then computed once
+            rule_fields = self._rule_fields[rule.fields] = frozenset([f.casefold() for f in rule.fields])
         # What a rule needs depends only on its log source (hence guide), its EventIDs (in order), its
         # case-folded fields and which producers serve its condition with which selections lost, which many
         # rules share: the first such rule is resolved, later ones share its Need/Option objects (in a list
