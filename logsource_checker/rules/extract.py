@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import reprlib
+from sys import intern
 from typing import Any
 
 from .model import LoadError, LoadResult, LogSource, OtherDocument, Rule, _short_text
@@ -96,7 +97,7 @@ def _one_document(path: str, index: int, doc: dict[str, Any], result: LoadResult
         if value is not None and not isinstance(value, str):
             err(f"logsource '{key}' is a {_type_name(value)}, not a string")
             return
-        ls_values[key] = value.strip().lower() if isinstance(value, str) and value.strip() else None
+        ls_values[key] = intern(value.strip().lower()) if isinstance(value, str) and value.strip() else None
     level = doc.get("level")
     status = doc.get("status")
     try:
@@ -116,8 +117,8 @@ def _one_document(path: str, index: int, doc: dict[str, Any], result: LoadResult
         document=index,
         id=rule_id,
         title=title,
-        level=level.lower() if isinstance(level, str) else None,
-        status=status.lower() if isinstance(status, str) else None,
+        level=intern(level.lower()) if isinstance(level, str) else None,
+        status=intern(status.lower()) if isinstance(status, str) else None,
         logsource=LogSource(**ls_values),
         event_ids=tuple(sorted(extract.event_ids)),
         channels=tuple(sorted(extract.channels)),
@@ -136,7 +137,7 @@ def _tags(value: Any, err: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         err(f"'tags' is a {_type_name(value)}, not a list")
         return ()
-    tags = tuple(dict.fromkeys(v.strip() for v in value if isinstance(v, str) and v.strip()))
+    tags = tuple(dict.fromkeys(intern(v.strip()) for v in value if isinstance(v, str) and v.strip()))
     if len(tags) != len(value) and any(not isinstance(v, str) for v in value):
         err("'tags' holds values that are not strings (skipped)")
     return tags
@@ -176,7 +177,7 @@ class _Extraction:
                 continue
             self._branches = []
             self._selection(selection, 1)
-            self.selections.append((str(name), tuple(self._branches)))
+            self.selections.append((intern(str(name)), tuple(self._branches)))
 
     def _selection(self, value: Any, depth: int) -> None:
         self._count(depth)
@@ -206,8 +207,10 @@ class _Extraction:
                 self.problems.append(f"detection field name {_short(key)} is not a string")
                 continue
             field_name, _, modifiers = key.partition("|")
-            field_name = field_name.strip()
-            mods = tuple(m.strip().lower() for m in modifiers.split("|")) if modifiers else ()
+            # names that repeat across rules (fields, modifiers, selections, log sources, levels, statuses, tags)
+            # are interned: one string object each, so a smaller rule cache, read faster, and less memory
+            field_name = intern(field_name.strip())
+            mods = tuple([intern(m.strip().lower()) for m in modifiers.split("|")]) if modifiers else ()
             items = value if isinstance(value, list) else [value]
             texts = tuple(_value_text(v) for v in items if not isinstance(v, (dict, list)))
             if not field_name:
