@@ -109,7 +109,8 @@ def _one_document(path: str, index: int, doc: dict[str, Any], result: LoadResult
     for problem in extract.problems:
         err(problem)
     condition = detection.get("condition")
-    conditions = tuple(c for c in (condition if isinstance(condition, list) else [condition]) if isinstance(c, str))
+    conditions = tuple(intern(str(c)) for c in (condition if isinstance(condition, list) else [condition])
+                       if isinstance(c, str))
     if condition is not None and len(conditions) != (len(condition) if isinstance(condition, list) else 1):
         err(f"condition {_short(condition)} is not a string or a list of strings")
     result.rules.append(Rule(
