@@ -11,7 +11,10 @@ else there means no cache at all. The cache folder is created private (0700).
 Reading: unpickling runs code, so a cache file is unpickled only when it is a regular file (not followed
 through a symlink, not a pipe), owned by the current user and not writable by group or others. Callers
 then check the object's shape (``conforms``): a well-formed pickle of the wrong shape is ignored and
-rebuilt like a corrupt one. A cache that is read counts as used (its modification time is renewed).
+rebuilt like a corrupt one. A cache written ``sealed`` ends with the SHA-256 of its pickle: while the seal
+matches, the bytes are exactly what this package wrote and the shape check is skipped (it cost more than
+the digest); a file whose seal is missing or does not match is shape-checked as before. A cache that is
+read counts as used (its modification time is renewed).
 
 Writing: to a temporary file beside the cache, then renamed over it, so a reader never sees half a
 file; the temporary file is removed when anything fails. After each write the folder is pruned (see
@@ -111,20 +114,67 @@ def _open_no_follow(path: str, _flags: int) -> int:
 def read_trusted_pickle(path: str) -> Any:
     """The object pickled in ``path``; None when the file is missing, not trusted (see the module
     docstring) or cannot be unpickled."""
+    return read_sealed_pickle(path)[0]
+
+
+def read_sealed_pickle(path: str) -> tuple[Any, bool]:
+    """(the object pickled in ``path`` or None, whether the file carries the intact seal
+    ``write_pickle_atomically(..., sealed=True)`` wrote). A sealed file holds exactly the bytes this
+    package pickled, so its caller may skip the shape check; an unsealed or altered one is unpickled as
+    before (a trusted file) and must be checked. The pickle is hashed as it is read (no copy in memory)."""
     try:
         if not _folder_usable(os.path.dirname(path), create=False):
-            return None
+            return None, False
         with open(path, "rb", opener=_open_no_follow) as handle:
             if not _trusted(handle):
-                return None
-            return pickle.load(handle)
+                return None, False
+            reader = _Hashing(handle)
+            obj = pickle.load(reader)
+            # exactly the seal must follow (one byte more is read so that anything after it breaks it)
+            sealed = handle.read(len(_SEAL) + _DIGEST_SIZE + 1) == _SEAL + reader.digest.digest()
+        return obj, sealed
     except Exception:  # a missing, corrupt or foreign cache is simply not used
-        return None
+        return None, False
 
 
-def write_pickle_atomically(path: str, obj: Any) -> None:
+#: A sealed cache file: the pickle, then this marker and the SHA-256 of the pickle's bytes (``pickle.load``
+#: stops at the end of the pickle, so a reader that knows nothing of seals still reads the object).
+_SEAL = b"\n#logsource-checker seal sha256:"
+_DIGEST_SIZE = 32
+
+
+class _Hashing:
+    """A binary file seen through ``pickle``: every byte written or read through it is hashed (SHA-256)."""
+
+    def __init__(self, handle: Any) -> None:
+        import hashlib
+
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self.digest.update(data)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        data = self.handle.readline(size)
+        self.digest.update(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        count = self.handle.readinto(buffer)
+        self.digest.update(memoryview(buffer)[:count])
+        return count
+
+
+def write_pickle_atomically(path: str, obj: Any, sealed: bool = False) -> None:
     """Pickle ``obj`` to ``path`` through a temporary file in the same (private) folder, then prune the
-    folder; never raises."""
+    folder; never raises. ``sealed``: follow the pickle with its digest (``read_sealed_pickle``)."""
     tmp = None
     try:
         folder = os.path.dirname(path)
@@ -135,7 +185,10 @@ def write_pickle_atomically(path: str, obj: Any) -> None:
         prefix = "." + os.path.basename(path).split("-", 1)[0] + "-"
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
-            pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            writer = _Hashing(handle)
+            pickle.dump(obj, writer, protocol=pickle.HIGHEST_PROTOCOL)
+            if sealed:
+                handle.write(_SEAL + writer.digest.digest())
         os.replace(tmp, path)
         tmp = None
         prune(folder, keep=os.path.basename(path))
@@ -287,4 +340,4 @@ def _dataclass_checker(cls: type) -> Callable[[Any], bool]:
     return check
 
 
-__all__ = ["cache_dir", "conforms", "prune", "read_trusted_pickle", "write_pickle_atomically"]
+__all__ = ["cache_dir", "conforms", "prune", "read_sealed_pickle", "read_trusted_pickle", "write_pickle_atomically"]

@@ -184,10 +184,50 @@ def main(
 ) -> None:
     """Which logs must be switched on for these Sigma rules, which of them the policy already
     produces, and exactly what must change."""
+    inputs = [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []), *auditd_rules, *collector]
+    _check_paths(paths, inputs, events, status)
+    if fleet is not None or fleet_csv is not None or jobs is not None:
+        _fleet_checks(fleet, fmt.value, [*inputs, *events, docs, navigator], jobs)
+    options = _options(paths, level, status, [gpresult, auditpol, auditd_rules, collector, events],
+                       (sysmon_config, sysmon_os), no_cache, role, plan, max_volume, hold_unknown_volume,
+                       (product, category, service))
+    result = _run(options, fleet, fmt.value, output, fleet_csv, fail_on.value, force, jobs, emit)
+    _warn_unmatched_filters(result, (("--product", 0, product), ("--category", 1, category), ("--service", 2, service)))
+    # with --emit / --docs a short summary replaces the terminal report; a report format asked for with
+    # --format still goes to standard output (the summary then goes to standard error)
+    asked = getattr(ctx.get_parameter_source("fmt"), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
+    guard = _guard(result, paths, [*inputs, *events], force)
+    raise typer.Exit(_report(result, fmt.value, output, verbose, fail_on.value, asked, guard, emit, docs, navigator))
+
+
+def _options(paths: List[Path], level, status: List[str], files: list, sysmon: tuple,  # noqa: ANN001
+             no_cache: bool, role, plan, max_volume, hold_unknown_volume: bool, filters: tuple):  # noqa: ANN001, ANN202
+    """The engine's options from the command line's (``files``: the --gpresult, --auditpol, --auditd-rules,
+    --collector and --events paths; ``sysmon``: --sysmon-config and --sysmon-os; ``filters``: the --product,
+    --category and --service values)."""
+    with paused_gc():
+        from .engine import CheckOptions
+
+    gpresult, auditpol, auditd_rules, collector, events = ([str(p) for p in group] for group in files)
+    product, category, service = filters
+    sysmon_config, sysmon_os = sysmon
+    return CheckOptions(
+        paths=[str(p) for p in paths], min_level=level.value if level else None, statuses=status,
+        gpresult=gpresult, auditpol=auditpol, sysmon_config=str(sysmon_config) if sysmon_config else None,
+        sysmon_os=sysmon_os.value,
+        auditd_rules=auditd_rules, use_cache=not no_cache, progress=_Progress(), role=role.value if role else None,
+        plan=plan.value if plan else None, max_volume=max_volume.value if max_volume else None,
+        hold_unknown_volume=hold_unknown_volume, products=product, categories=category, services=service,
+        collectors=collector, events=events)
+
+
+def _check_paths(paths: List[Path], files: List[Path], events: List[Path], status: List[str]) -> None:
+    """Every input exists (rule paths and --events: a file or folder; policy and collector inputs: a file)
+    and every --status value is one Sigma defines; else exit status 2."""
     for path in paths:
         if not path.exists():
             raise _die(f"{path}: no such file or folder")
-    for path in [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []), *auditd_rules, *collector]:
+    for path in files:
         if not path.is_file():
             raise _die(f"{path}: no such file")
     for path in events:
@@ -200,46 +240,35 @@ def main(
             if value.lower() not in STATUSES:
                 raise _die(f"--status {value!r}: choose from {', '.join(STATUSES)}")
 
-    if fleet is not None or fleet_csv is not None or jobs is not None:
-        _fleet_checks(fleet, fmt.value, [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []),
-                                         *auditd_rules, *collector, *events, docs, navigator])
-    if jobs is not None and not (jobs.isdigit() and int(jobs) >= 1):   # a str option: an int one needs pydantic
-        raise _die(f"--jobs {jobs!r}: give a whole number of processes, 1 or more")
+
+def _run(options, fleet: Optional[Path], fmt: str, output: Optional[Path], fleet_csv: Optional[Path],  # noqa: ANN001
+         fail_on: str, force: bool, jobs: Optional[str], emit: Optional[Path]):  # noqa: ANN202
+    """The check (engine.check); with --fleet the whole fleet's run, which ends the command."""
     with paused_gc():
-        from .engine import CheckOptions, KnowledgeError, check
+        from .engine import KnowledgeError, check
         from .policy.model import PolicyInputError
 
-    options = CheckOptions(
-        paths=[str(p) for p in paths], min_level=level.value if level else None, statuses=status,
-        gpresult=[str(p) for p in gpresult], auditpol=[str(p) for p in auditpol],
-        sysmon_config=str(sysmon_config) if sysmon_config else None, sysmon_os=sysmon_os.value,
-        auditd_rules=[str(p) for p in auditd_rules],
-        use_cache=not no_cache,
-        progress=_Progress(), role=role.value if role else None, plan=plan.value if plan else None,
-        max_volume=max_volume.value if max_volume else None, hold_unknown_volume=hold_unknown_volume,
-        products=product, categories=category, services=service, collectors=[str(p) for p in collector],
-        events=[str(p) for p in events])
     try:
         if fleet is not None:
             from .fleet_report import run_cli
 
-            code, reason = run_cli(options, fleet, fmt.value, output, fleet_csv, fail_on.value, force,
+            code, reason = run_cli(options, fleet, fmt, output, fleet_csv, fail_on, force,
                                    jobs=int(jobs) if jobs else None, emit=emit)
             sys.stderr.write(f"Verdict: exit {code}, {reason}\n")
             raise typer.Exit(code)
-        result = check(options)
+        return check(options)
     except PolicyInputError as exc:
         raise _die(f"{exc.path}: {exc.reason}")
     except KnowledgeError as exc:
         raise _die(str(exc))
 
-    _warn_unmatched_filters(result, (("--product", 0, product), ("--category", 1, category), ("--service", 2, service)))
+
+def _report(result, fmt: str, output: Optional[Path], verbose: bool, fail_on: str, asked: bool,  # noqa: ANN001
+            guard, emit: Optional[Path], docs: Optional[Path], navigator: Optional[Path]) -> int:  # noqa: ANN001
+    """Build the report, write every output asked for, and return the exit status."""
     from .report import build
 
     report = build(result, verbose=verbose or emit is not None)
-    guard = _guard(result, paths, [*gpresult, *auditpol, *([sysmon_config] if sysmon_config else []), *auditd_rules,
-                                   *collector, *events],
-                   force)
     outputs = _write_outputs(result, report, emit, docs, guard)
     if navigator is not None:
         written = _write_navigator(report, navigator, guard)
@@ -247,24 +276,24 @@ def main(
             outputs.append(written)
         else:         # the report stays on standard output
             sys.stderr.write(f"Wrote {written['what']} to {written['directory']} ({written['detail']})\n")
-    code, reason = verdict(report, fail_on.value)
-    # with --emit / --docs a short summary replaces the terminal report; a report format asked for with
-    # --format still goes to standard output (the summary then goes to standard error)
-    asked = getattr(ctx.get_parameter_source("fmt"), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
-    _output(report, fmt.value, output, verbose, guard, summary=bool(outputs) and not asked)
+    code, reason = verdict(report, fail_on)
+    _output(report, fmt, output, verbose, guard, summary=bool(outputs) and not asked)
     if outputs:
         from .templating import render as render_template
 
         text = render_template("summary.txt.j2", "text", outputs=outputs, s=report["summary"],
                                report_file=str(output) if output else None, code=code, reason=reason)
         (sys.stderr if asked and output is None else sys.stdout).write(text)
-    raise typer.Exit(code)
+    return code
 
 
-def _fleet_checks(fleet: Optional[Path], fmt: str, single: list) -> None:
-    """--fleet reads each host's inputs from its folder: no per-run policy input or output folder beside it."""
+def _fleet_checks(fleet: Optional[Path], fmt: str, single: list, jobs: Optional[str]) -> None:
+    """--fleet reads each host's inputs from its folder: no per-run policy input or output folder beside it;
+    --jobs is a whole number (a str option: an int one would make typer import pydantic)."""
     if fleet is None:
         raise _die("--fleet-csv and --jobs need --fleet")
+    if jobs is not None and not (jobs.isdigit() and int(jobs) >= 1):
+        raise _die(f"--jobs {jobs!r}: give a whole number of processes, 1 or more")
     if not fleet.is_dir():
         raise _die(f"{fleet}: no such folder")
     if any(item is not None for item in single):

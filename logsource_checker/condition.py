@@ -149,8 +149,8 @@ class _Parser:
         else:
             raise ConditionError(f"{quantifier!r} before 'of' is neither a number nor 'all'")
         self.patterns = True
-        regex = None if pattern == "them" else re.compile(".*".join(re.escape(p) for p in pattern.split("*")))
-        return ("pattern", count, text, regex, pattern.startswith("_"))
+        parts = None if pattern == "them" else tuple(pattern.split("*"))
+        return ("pattern", count, text, parts, pattern.startswith("_"))
 
 
 @lru_cache(maxsize=4096)
@@ -176,13 +176,30 @@ def _bind(node: tuple, names: Sequence[str], problems: list[str]) -> tuple:
         return ("not", _bind(node[1], names, problems))
     if kind in ("and", "or"):
         return (kind, tuple(_bind(child, names, problems) for child in node[1]))
-    _, count, text, regex, private = node
-    members = tuple(n for n in names if (regex is None or regex.fullmatch(n)) and (private or not n.startswith("_")))
+    _, count, text, parts, private = node
+    members = tuple(n for n in names if (parts is None or _glob(parts, n)) and (private or not n.startswith("_")))
     if not members:
         problems.append(f"'{text}' matches no selection of the detection")
     elif count > len(members):
         problems.append(f"'{text}' needs more selections than the {len(members)} it matches")
     return ("of", count or len(members), text, members)
+
+
+def _glob(parts: tuple[str, ...], name: str) -> bool:
+    """Whether ``name`` matches the pattern ``"*".join(parts)``, ``*`` standing for any run of characters
+    except a line break (as the regular expression ``.*`` would, without compiling one per pattern)."""
+    if len(parts) == 1:
+        return name == parts[0]
+    first, last = parts[0], parts[-1]
+    start, end = len(first), len(name) - len(last)
+    if end < start or not name.startswith(first) or not name.endswith(last) or "\n" in name[start:end]:
+        return False
+    for part in parts[1:-1]:
+        found = name.find(part, start, end)
+        if found < 0:
+            return False
+        start = found + len(part)
+    return True
 
 
 def parse(text: str, names: Sequence[str]) -> tuple[tuple, list[str]]:

@@ -7,7 +7,6 @@ the producer in place cannot see some selections of the condition: ``lost_select
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -369,6 +368,19 @@ def coverage_key(res: RuleResolution) -> tuple:
     return key
 
 
+_SHAPES: dict[tuple, int] = {}   # coverage_key -> a number, shared by every rule of that key (in this process)
+_TABLE = object()   # marks a number as _SHAPES' (a record copied into another process gets its number again)
+
+
+def coverage_shape(res: RuleResolution) -> int:
+    """``coverage_key`` as a small number: equal for two rules exactly when their keys are equal. Kept on the
+    record like the key, so grouping rules again (each ``WhatIf``) hashes a number, not the nested key."""
+    kept = res.__dict__.get("_coverage_shape")
+    if kept is None or kept[0] is not _TABLE:
+        kept = res.__dict__["_coverage_shape"] = (_TABLE, _SHAPES.setdefault(coverage_key(res), len(_SHAPES)))
+    return kept[1]
+
+
 class WhatIf:
     """What if these requirements were met: the coverage each rule would have. Pure: neither the rule
     records nor the statuses given are changed (each distinct rule shape is judged on a shallow copy,
@@ -378,8 +390,8 @@ class WhatIf:
 
     def __init__(self, rules: Sequence[RuleResolution]) -> None:
         self.rules = list(rules)
-        shapes: dict[tuple, int] = {}
-        self.shape = [shapes.setdefault(coverage_key(res), len(shapes)) for res in self.rules]
+        shapes: dict[int, int] = {}
+        self.shape = [shapes.setdefault(coverage_shape(res), len(shapes)) for res in self.rules]
         self.sample: list[RuleResolution] = [None] * len(shapes)  # type: ignore[list-item]
         for res, shape in zip(self.rules, self.shape):
             if self.sample[shape] is None:
@@ -391,16 +403,27 @@ class WhatIf:
         ``met`` switched on as well."""
         trial = dict(statuses)
         trial.update(dict.fromkeys(met, "met"))
-        wanted = range(len(self.rules)) if indexes is None else list(indexes)
+        shape, sample = self.shape, self.sample
+        if indexes is None:   # every rule: each shape once, then per rule
+            judged = [_judge(res, trial) for res in sample]
+            return [judged[s] for s in shape]
         memo: dict[int, str] = {}
         out = []
-        for i in wanted:
-            shape = self.shape[i]
-            cov = memo.get(shape)
+        for i in indexes:
+            s = shape[i]
+            cov = memo.get(s)
             if cov is None:
-                cov = memo[shape] = rule_coverage(copy.copy(self.sample[shape]), trial)
+                cov = memo[s] = _judge(sample[s], trial)
             out.append(cov)
         return out
+
+
+def _judge(res: RuleResolution, statuses: Mapping[str, str]) -> str:
+    """``rule_coverage`` on a shallow copy of ``res`` (what ``copy.copy`` makes of it, without its generic
+    machinery): the record itself is not changed."""
+    trial = type(res).__new__(type(res))
+    trial.__dict__.update(res.__dict__)
+    return rule_coverage(trial, statuses)  # type: ignore[arg-type]
 
 
 def coverage_if(rules: Sequence[RuleResolution], statuses: Mapping[str, str],

@@ -9,7 +9,8 @@ user's cache directory (next to the rule cache) and reused only while every data
 data files, this module and knowledge_model.py, the package version and the Python version are all
 unchanged. The cache is safe to delete; a corrupt one, one from another version or one not owned by the
 user is ignored, and so is one whose content does not have the shape of ``Knowledge``
-(``_cache.conforms``) or that ``validate`` finds fault with (``load(..., refresh=True)``, see
+(``_cache.conforms``, checked unless the file's seal shows it is exactly what was written) or that
+``validate`` finds fault with (``load(..., refresh=True)``, see
 engine.load_knowledge): it is rebuilt.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, auditd_data, knowledge_model, object_data
-from ._cache import cache_dir, conforms, read_trusted_pickle, write_pickle_atomically
+from ._cache import cache_dir, conforms, read_sealed_pickle, write_pickle_atomically
 from .object_data import ObjectAccess, ObjectClass, ObjectProducer, SaclKind  # noqa: F401 (re-exported)
 from .object_data import _as_list, _opt_str
 from .knowledge_model import (  # noqa: F401 (re-exported: the records are imported from here)
@@ -140,7 +141,7 @@ def _load_files(base: Path, files: tuple[list[Path], list[Path], list[Path]]) ->
 
 # --------------------------------------------------------------------------- on-disk cache
 
-KB_CACHE_FORMAT = 2
+KB_CACHE_FORMAT = 3   # 3: the file is sealed (_cache.read_sealed_pickle)
 
 
 def _kb_cache_path(base: Path) -> str:
@@ -175,15 +176,16 @@ def _kb_cache_key(base: Path, files: tuple[list[Path], list[Path], list[Path]]) 
 
 
 def _read_kb_cache(path: str, key: tuple[Any, ...]) -> Knowledge | None:
-    data = read_trusted_pickle(path)
+    data, sealed = read_sealed_pickle(path)
     if not isinstance(data, dict) or data.get("key") != key:
         return None
     kb = data.get("knowledge")
-    return kb if conforms(kb, Knowledge) else None   # a pickle of the wrong shape is rebuilt
+    # sealed: the bytes this module pickled; otherwise a pickle of the wrong shape is rebuilt
+    return kb if (sealed and type(kb) is Knowledge) or conforms(kb, Knowledge) else None
 
 
 def _write_kb_cache(path: str, key: tuple[Any, ...], kb: Knowledge) -> None:
-    write_pickle_atomically(path, {"key": key, "knowledge": kb})
+    write_pickle_atomically(path, {"key": key, "knowledge": kb}, sealed=True)
 
 
 def _load_auditpol(kb: Knowledge, path: Path) -> None:

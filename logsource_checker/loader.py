@@ -2,8 +2,10 @@
 
 The cache lives in the user's cache directory (``$XDG_CACHE_HOME/logsource-checker``, else
 ``~/.cache/logsource-checker``). It is safe to delete; a corrupt cache or one written by another
-version is ignored and rewritten, and so is an entry whose content does not have the shape of what
-``rules.pack_result`` writes (``_entry_ok``): that file is parsed again. A cache file not owned by the current user, or writable by
+version is ignored and rewritten. The cache file is written sealed (``_cache.read_sealed_pickle``: its
+pickle followed by its SHA-256); while the seal matches, its entries are exactly what this loader wrote and
+are used as they are. Without an intact seal (damage, an edit) every entry is checked for the shape of what
+``rules.pack_result`` writes (``_entry_ok``), and a file whose entry does not have it is parsed again. A cache file not owned by the current user, or writable by
 others, is never unpickled (unpickling runs code), and an entry is reused only while the file's
 size, modification time, change time and inode are all unchanged (a chmod that makes an unreadable
 file readable changes its change time).
@@ -16,12 +18,13 @@ import sys
 from typing import Any
 
 from . import __version__
-from ._cache import cache_dir, read_trusted_pickle, write_pickle_atomically
+from ._cache import cache_dir, read_sealed_pickle, write_pickle_atomically
 from .rules import (LoadError, LoadResult, iter_rule_files_stat, load_file, pack_result, parser_fingerprint,
                     prepare_parsers, unpack_result)
 
-#: 3: entries are plain tuples (``rules.pack_result``), not pickled ``LoadResult`` objects.
-CACHE_FORMAT = 4
+#: 3: entries are plain tuples (``rules.pack_result``), not pickled ``LoadResult`` objects; 5: without the
+#: logsource ``definition`` and ``has_keywords`` (no stage read them), the file sealed.
+CACHE_FORMAT = 5
 #: Below this many files to parse, a second process costs more than it saves.
 PARALLEL_THRESHOLD = 400
 #: The forked child's share of the bytes to parse, relative to this process's share, is 1 / CHILD_WEIGHT.
@@ -50,22 +53,30 @@ def _stat_key(st: os.stat_result) -> StatKey:
 
 
 def _read_cache(path: str) -> dict[str, tuple[StatKey, Packed]]:
-    """``{path: (stat key, packed result)}``; empty when the cache is missing, corrupt, foreign or not
-    trusted. Entries are checked only for shape here; ``load_rules_fast`` drops the whole cache if one
-    does not unpack."""
-    data = read_trusted_pickle(path)  # None when missing, not trusted or corrupt
+    """``{path: (stat key, packed result)}`` (``_read_sealed_cache`` without the seal)."""
+    return _read_sealed_cache(path)[0]
+
+
+def _read_sealed_cache(path: str) -> tuple[dict[str, tuple[StatKey, Packed]], bool]:
+    """(``{path: (stat key, packed result)}``, whether the file's seal is intact); empty when the cache is
+    missing, corrupt, foreign or not trusted. Unsealed entries are checked only for their outer shape here,
+    each one's content by ``_load`` (``_entry_ok``); ``load_rules_fast`` drops the whole cache if one does
+    not unpack."""
+    data, sealed = read_sealed_pickle(path)  # None when missing, not trusted or corrupt
     try:
         if type(data) is not dict or data.get("tag") != _cache_tag():
-            return {}
+            return {}, False
         entries = data.get("entries")
         if type(entries) is not dict:
-            return {}
-        for key, entry in entries.items():
-            if type(key) is not str or type(entry) is not tuple or len(entry) != 2 or type(entry[1]) is not tuple:
-                return {}
-        return entries
+            return {}, False
+        if not sealed:
+            for key, entry in entries.items():
+                if type(key) is not str or type(entry) is not tuple or len(entry) != 2 \
+                        or type(entry[1]) is not tuple:
+                    return {}, False
+        return entries, sealed
     except Exception:  # a cache of a foreign shape is simply not used
-        return {}
+        return {}, False
 
 
 def _texts(values: Any, optional: bool = False) -> bool:
@@ -101,13 +112,13 @@ def _selections_ok(selections: Any) -> bool:
 
 def _rule_ok(packed_rule: Any) -> bool:
     """One rule as ``rules.pack_result`` packs it (the field order of ``Rule``, the log source flattened)."""
-    if type(packed_rule) is not tuple or len(packed_rule) != 18:
+    if type(packed_rule) is not tuple or len(packed_rule) != 16:
         return False
-    (path, document, rule_id, title, level, status, product, category, service, definition, event_ids,
-     channels, providers, fields, has_keywords, condition, selections, tags) = packed_rule
-    if type(path) is not str or type(document) is not int or type(has_keywords) is not bool:
+    (path, document, rule_id, title, level, status, product, category, service, event_ids,
+     channels, providers, fields, condition, selections, tags) = packed_rule
+    if type(path) is not str or type(document) is not int:
         return False
-    for text in (rule_id, title, level, status, product, category, service, definition):
+    for text in (rule_id, title, level, status, product, category, service):
         if text is not None and type(text) is not str:
             return False
     if type(event_ids) is not tuple or not all(type(e) is int for e in event_ids):
@@ -140,7 +151,7 @@ def _entry_ok(packed: Any) -> bool:
 
 
 def _write_cache(path: str, entries: dict[str, tuple[StatKey, Packed]]) -> None:
-    write_pickle_atomically(path, {"tag": _cache_tag(), "entries": entries})
+    write_pickle_atomically(path, {"tag": _cache_tag(), "entries": entries}, sealed=True)
 
 
 def _parse_many(files: list[tuple[str, int]], progress: Any = None) -> list[LoadResult]:
@@ -250,9 +261,9 @@ def load_rules_fast(paths: list[str], use_cache: bool = True, progress: Any = No
     # one stat per file, by the walk: it decides what is a rule file and keys the cache
     stats = {path: _stat_key(st) for path, st in iter_rule_files_stat(paths, walk_errors)}
     cache_file = _cache_path(paths) if use_cache else None
-    cached = _read_cache(cache_file) if cache_file else {}
+    cached, sealed = _read_sealed_cache(cache_file) if cache_file else ({}, False)
     try:
-        return _load(stats, walk_errors, cached, cache_file, progress)
+        return _load(stats, walk_errors, cached, cache_file, progress, sealed)
     except (TypeError, ValueError):
         if not cached:
             raise
@@ -261,13 +272,13 @@ def load_rules_fast(paths: list[str], use_cache: bool = True, progress: Any = No
 
 
 def _load(stats: dict[str, StatKey], walk_errors: list[LoadError], cached: dict[str, tuple[StatKey, Packed]],
-          cache_file: str | None, progress: Any) -> LoadResult:
+          cache_file: str | None, progress: Any, sealed: bool = False) -> LoadResult:
     result = LoadResult(errors=list(walk_errors))
     usable: dict[str, Packed] = {}
     for path, key in stats.items():
-        if path in cached and cached[path][0] == key:
-            if _entry_ok(cached[path][1]):
-                usable[path] = cached[path][1]
+        entry = cached.get(path)
+        if entry is not None and entry[0] == key and (sealed or _entry_ok(entry[1])):
+            usable[path] = entry[1]
     todo = [p for p in stats if p not in usable]
     if progress is not None:
         progress.start(len(todo))
@@ -277,9 +288,10 @@ def _load(stats: dict[str, StatKey], walk_errors: list[LoadError], cached: dict[
         if progress is not None:
             progress.finish()
     entries: dict[str, tuple[StatKey, Packed]] = {}
+    logsources: dict = {}   # one LogSource object per distinct log source
     for path, key in stats.items():
         if path in usable:
-            unpack_result(usable[path], result)
+            unpack_result(usable[path], result, logsources)
             if cache_file:
                 entries[path] = (key, usable[path])
             continue
@@ -289,10 +301,10 @@ def _load(stats: dict[str, StatKey], walk_errors: list[LoadError], cached: dict[
             if cache_file:
                 entries[path] = (key, pack_result(item))
         else:
-            unpack_result(item, result)
+            unpack_result(item, result, logsources)
             if cache_file:
                 entries[path] = (key, item)
-    if cache_file and (todo or len(entries) != len(cached)):
+    if cache_file and (todo or len(entries) != len(cached) or (cached and not sealed)):   # unsealed: seal it
         _write_cache(cache_file, entries)
     return result
 

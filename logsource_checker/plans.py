@@ -121,6 +121,9 @@ class ChangePlan:
     still_blind: int = 0
     still_partial: int = 0
     chosen: bool = False
+    # the coverage of every rule (resolution order) once the plan is applied over its baseline (the report's
+    # ``coverage_after_plan``), kept from building the plan
+    coverage_after: list[str] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def changes(self) -> list[str]:
@@ -156,9 +159,12 @@ class _Planner:
             self.index.setdefault(ref, []).append(i)
         # needs that are not met, grouped by their options (many rules share them): options, rule refs
         groups: dict[tuple, tuple[list[Option], dict[str, None]]] = {}
+        signatures: dict[int, tuple] = {}   # per Need object (rules of one resolver memo entry share them)
         for res, ref in zip(self.rules, self.refs):
             for need in res.needs:
-                signature = tuple((o.primary, o.requirements) for o in need.options)
+                signature = signatures.get(id(need))
+                if signature is None:
+                    signature = signatures[id(need)] = tuple((o.primary, o.requirements) for o in need.options)
                 group = groups.get(signature)
                 if group is None:
                     group = groups[signature] = (need.options, {})
@@ -257,6 +263,7 @@ class _Planner:
         plan.steps.sort(key=order_key)
         plan.unblinds = len(fixed)
         plan.unblinds_high_critical = sum(1 for i in fixed if self.rules[i].rule.level in _HIGH)
+        plan.coverage_after = after
         plan.still_blind = sum(1 for cov in after if cov == "blind")
         plan.still_partial = sum(1 for cov in after if cov == "partial")
         if self.cap is not None or self.hold_unknown:

@@ -11,7 +11,7 @@ from typing import Any
 
 from .decide import deciding_inputs, outside_summary
 from ._gcpause import paused_gc
-from .diff import LEVEL_ORDER, EffectiveAudit, Ranked, describe_setting
+from .diff import LEVEL_ORDER, EffectiveAudit, Ranked, describe_setting, need_status
 from .knowledge import Knowledge
 from .policy.model import PolicySnapshot
 from .resolve import Resolution, RuleResolution
@@ -57,8 +57,6 @@ def _canonical_channels(values: tuple[str, ...], kb: Knowledge) -> list[str]:
 
 def _rule_entry(res: RuleResolution, statuses: dict[str, str], verbose: bool, kb: Knowledge,
                 extra: dict[str, Any], observed: dict[str, Any] | None = None) -> dict[str, Any]:
-    from .diff import need_status
-
     rule = res.rule
     entry: dict[str, Any] = {
         "id": rule.id,
@@ -115,9 +113,40 @@ def build(result: CheckResult, verbose: bool = True) -> dict[str, Any]:
 def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
     loaded, resolution, kb = result.loaded, result.resolution, result.knowledge
     statuses = {rid: req.status for rid, req in resolution.requirements.items()}
-    rank_by_id = {r.requirement.id: r for r in result.ranked}
+    logsources = _logsources(resolution)
+    unmapped_ls, unmapped_events = _unmapped(resolution)
+    extras = _rule_extras(result, statuses)
+    summary = _summary(result, len(logsources), len(unmapped_ls), len(unmapped_events), extras)
+    observed = result.events.per_rule if result.events is not None else None
+    report: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "summary": summary,
+        "errors": [{"path": e.path, "line": e.line, "message": e.message} for e in loaded.errors],
+        "logsources": logsources,
+        "rule_roots": [str(p) for p in result.roots],
+        "rules": [_rule_entry(res, statuses, verbose, kb, extra, observed)
+                  for res, extra in zip(resolution.rules, extras)],
+        "requirements": _requirements(result),
+        "unmapped": {"logsources": unmapped_ls, "event_ids": unmapped_events},
+        "other_documents": [{"path": o.path, "document": o.document, "kind": o.kind, "id": o.id,
+                             "title": o.title} for o in loaded.others],
+        "recommendations": _recommendations(result, result.ranked),
+        "plans": _plans(result),
+        "lost_selection_recoveries": _recoveries(result),
+        "policy": _policy(result),
+        "collectors": _collectors(result),
+    }
+    if result.events is not None:   # --events: the samples read, their warnings, the not_observed requirements
+        report["events"] = result.events.summary()
+        summary["requirements_not_observed"] = len(result.events.not_observed)
+        summary["requirements_seen_despite_policy"] = len(result.events.seen_despite_policy)
+    if report["policy"] is not None:
+        report["policy"]["collectors"] = report["collectors"]
+    return report
 
-    # log sources
+
+def _logsources(resolution: Resolution) -> list[dict[str, Any]]:
+    """One entry per log source, the most rules first."""
     by_ls: dict[tuple, list[RuleResolution]] = defaultdict(list)
     for res in resolution.rules:
         by_ls[res.rule.logsource.key].append(res)
@@ -135,9 +164,14 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
             "guide_title": guide.title if guide else None,
             "coverage": dict(Counter(r.coverage for r in group)),
         })
+    return logsources
 
+
+def _requirements(result: CheckResult) -> list[dict[str, Any]]:
+    """Every requirement with its status and ranking, the most rules first."""
+    rank_by_id = {r.requirement.id: r for r in result.ranked}
     requirements = []
-    for req in resolution.requirements.values():
+    for req in result.resolution.requirements.values():
         ranked = rank_by_id.get(req.id)
         requirements.append({
             "id": req.id, "kind": req.kind, "name": req.name, "guid": req.guid,
@@ -152,12 +186,11 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
             "unblinds_high_critical": ranked.unblinds_high_critical if ranked else None,
         })
     requirements.sort(key=lambda r: (-len(r["rules"]), r["id"]))
+    return requirements
 
-    coverage = Counter(res.coverage for res in resolution.rules)
-    coverage_by_level: dict[str, dict[str, int]] = {}
-    for res in resolution.rules:
-        level = res.rule.level or "unknown"
-        coverage_by_level.setdefault(level, dict.fromkeys(COVERAGE_STATES, 0))[res.coverage] += 1
+
+def _unmapped(resolution: Resolution) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(log sources no guide covers, EventIDs no mapping covers), each with its rules."""
     unmapped_ls = [{**_ls(key), "rules": [r.ref for r in rules], "paths": [r.path for r in rules]}
                    for key, rules in sorted(resolution.unmapped_logsources.items(),
                                             key=lambda kv: tuple(x or "" for x in kv[0]))]
@@ -167,76 +200,58 @@ def _build(result: CheckResult, verbose: bool) -> dict[str, Any]:
         "paths": [r.path for r in entry.rules]}
         for entry in sorted(resolution.unmapped_events.values(),
                             key=lambda e: (e.event_id, tuple(x or "" for x in e.logsource.key)))]
-    missing = [r for r in result.ranked]
-    extras = _rule_extras(result, statuses)
-    summary = {
+    return unmapped_ls, unmapped_events
+
+
+def _summary(result: CheckResult, logsources: int, unmapped_logsources: int, unmapped_event_ids: int,
+             extras: list[dict[str, Any]]) -> dict[str, Any]:
+    loaded, resolution = result.loaded, result.resolution
+    rules, requirements = resolution.rules, resolution.requirements
+    coverage: Counter[str] = Counter()
+    coverage_by_level: dict[str, dict[str, int]] = {}
+    for res in rules:
+        coverage[res.coverage] += 1
+        level = res.rule.level or "unknown"
+        coverage_by_level.setdefault(level, dict.fromkeys(COVERAGE_STATES, 0))[res.coverage] += 1
+    return {
         "rules": len(loaded.rules),
-        "rules_checked": len(resolution.rules),
+        "rules_checked": len(rules),
         "filtered_out": result.filtered_out,
         "files": loaded.files,
         "errors": len(loaded.errors),
         "correlations": sum(1 for o in loaded.others if o.kind == "correlation"),
         "filters": sum(1 for o in loaded.others if o.kind == "filter"),
-        "logsources": len(by_ls),
-        "requirements": len(resolution.requirements),
-        "unmapped_logsources": len(unmapped_ls),
-        "unmapped_event_ids": len(unmapped_events),
+        "logsources": logsources,
+        "requirements": len(requirements),
+        "unmapped_logsources": unmapped_logsources,
+        "unmapped_event_ids": unmapped_event_ids,
         "policy_checked": result.snapshot is not None,
         "coverage": {state: coverage.get(state, 0) for state in COVERAGE_STATES},
         "coverage_by_level": {lvl: coverage_by_level[lvl] for lvl in LEVEL_ORDER + ("unknown",)
                               if lvl in coverage_by_level},
-        "requirements_status": dict(Counter(req.status for req in resolution.requirements.values())),
-        "missing_requirements": len(missing),
-        "unsatisfiable_field_rules": sum(1 for res in resolution.rules if res.unsatisfiable_fields),
-        "outside_windows": outside_summary(resolution.rules, resolution.requirements),
+        "requirements_status": dict(Counter(req.status for req in requirements.values())),
+        "missing_requirements": len(result.ranked),
+        "unsatisfiable_field_rules": sum(1 for res in rules if res.unsatisfiable_fields),
+        "outside_windows": outside_summary(rules, requirements),
         "unknown_by_input": dict(Counter(hint for extra in extras for hint in extra["decided_by"]).most_common()),
         "collectors": len(result.collectors),
-        "rules_not_collected": sum(1 for res in resolution.rules if res.collection_reason == "not_collected"),
-        "rules_collection_unknown": sum(1 for res in resolution.rules
-                                        if res.collection_reason == "collection_unknown"),
-        "requirements_not_collected": sum(1 for req in resolution.requirements.values()
-                                          if req.collected is False and req.rules),
+        "rules_not_collected": sum(1 for res in rules if res.collection_reason == "not_collected"),
+        "rules_collection_unknown": sum(1 for res in rules if res.collection_reason == "collection_unknown"),
+        "requirements_not_collected": sum(1 for req in requirements.values() if req.collected is False and req.rules),
     }
-    report: dict[str, Any] = {
-        "format_version": FORMAT_VERSION,
-        "summary": summary,
-        "errors": [{"path": e.path, "line": e.line, "message": e.message} for e in loaded.errors],
-        "logsources": logsources,
-        "rule_roots": [str(p) for p in result.roots],
-        "rules": [_rule_entry(res, statuses, verbose, kb, extra,
-                              result.events.per_rule if result.events is not None else None)
-                  for res, extra in zip(resolution.rules, extras)],
-        "requirements": requirements,
-        "unmapped": {"logsources": unmapped_ls, "event_ids": unmapped_events},
-        "other_documents": [{"path": o.path, "document": o.document, "kind": o.kind, "id": o.id,
-                             "title": o.title} for o in loaded.others],
-        "recommendations": _recommendations(result, missing),
-        "plans": _plans(result),
-        "lost_selection_recoveries": _recoveries(result),
-        "policy": _policy(result),
-        "collectors": _collectors(result),
-    }
-    if result.events is not None:   # --events: the samples read, their warnings, the not_observed requirements
-        report["events"] = result.events.summary()
-        summary["requirements_not_observed"] = len(result.events.not_observed)
-        summary["requirements_seen_despite_policy"] = len(result.events.seen_despite_policy)
-    if report["policy"] is not None:
-        report["policy"]["collectors"] = report["collectors"]
-    return report
 
 
 def _rule_extras(result: CheckResult, statuses: dict[str, str]) -> list[dict[str, Any]]:
     """Per rule: what would decide it when unknown (decide.py), the chosen plan's changes it needs and
     those held back, and its coverage once the plan is applied (over the plan's baseline: what the inputs
-    cannot show is assumed off)."""
-    from .diff import WhatIf
-    from .plans import baseline_statuses, chosen_plan
+    cannot show is assumed off; kept by plans.py from building the plan)."""
+    from .diff import coverage_shape
+    from .plans import chosen_plan
 
     rules, reqs = result.resolution.rules, result.resolution.requirements
     plan = chosen_plan(result.plans)
     changes: dict[str, list[str]] = {}
     held: dict[str, list[str]] = {}
-    what_if = WhatIf(rules)   # groups the rules by what coverage reads of them (diff.coverage_key)
     after: list[Any] = [None] * len(rules)
     if plan is not None:
         for steps, into in ((plan.steps, changes), (plan.held_back, held)):
@@ -244,15 +259,15 @@ def _rule_extras(result: CheckResult, statuses: dict[str, str]) -> list[dict[str
                 for rid, refs in step.for_rules.items():
                     for ref in refs:
                         into.setdefault(ref, []).append(rid)
-        after = what_if.coverage(baseline_statuses(result), plan.changes)
+        after = _coverage_after(result, plan)
     # what decides a rule depends on what its coverage depends on, its unsatisfiable fields and whether it is
     # a Windows rule
-    memo: dict[tuple, list[str]] = {}
+    memo: dict[tuple, list[str]] = {}   # by diff.coverage_shape
     out = []
-    for res, shape, cov in zip(rules, what_if.shape, after):
+    for res, cov in zip(rules, after):
         decided: list[str] = []
         if res.coverage == "unknown":
-            key = (shape, bool(res.unsatisfiable_fields), res.rule.logsource.key[0] == "windows")
+            key = (coverage_shape(res), bool(res.unsatisfiable_fields), res.rule.logsource.key[0] == "windows")
             if key not in memo:
                 memo[key] = deciding_inputs(res, statuses, reqs)
             decided = list(memo[key])
@@ -269,6 +284,16 @@ def _recoveries(result: CheckResult) -> list[dict[str, Any]]:
     from .recover import recoveries
 
     return recoveries(result)
+
+
+def _coverage_after(result: CheckResult, plan: Any) -> list[Any]:
+    """Every rule's coverage with the plan applied: as the plan was built, else asked now."""
+    if len(plan.coverage_after) == len(result.resolution.rules):
+        return plan.coverage_after
+    from .diff import WhatIf
+    from .plans import baseline_statuses
+
+    return WhatIf(result.resolution.rules).coverage(baseline_statuses(result), plan.changes)
 
 
 def _collectors(result: CheckResult) -> list[dict[str, Any]]:

@@ -112,6 +112,9 @@ class RuleResolution:
 
     @property
     def requirement_ids(self) -> list[str]:
+        known = self.__dict__.get("_requirement_ids")   # set by the resolver, which knows them per memo entry
+        if known is not None:
+            return list(known)
         seen: dict[str, None] = {}
         for need in self.needs:
             for option in need.options:
@@ -138,10 +141,12 @@ class Resolver:
         # Per-run memo tables (the guide data does not change while rules are resolved): the
         # requirement ids a spec yields for a guide, case-folded field sets, and the audit options
         # of an EventID, and what a rule needs per (log source, EventIDs, case-folded fields). They only
-        # save work; every rule still gets its own Need/Option objects.
+        # save work; rules of one memo entry share its Need/Option objects (each rule has its own list),
+        # which no stage changes once resolved.
         self._spec_ids: dict[tuple[int, int], tuple[str, ...]] = {}
         self._folded: dict[int, frozenset[str] | None] = {}
         self._rule_memo: dict[tuple, tuple] = {}
+        self._rule_fields: dict[tuple[str, ...], frozenset[str]] = {}
         self._producers = ProducerFields(kb)
         self._unmapped_calls: list[tuple[int, str, tuple[int, ...]]] | None = None
         self._objects: dict[int, ObjectHint] = {}   # the rule being resolved: object hint per EventID
@@ -275,12 +280,15 @@ class Resolver:
             self.result.unmapped_logsources.setdefault(key, []).append(rule)
             res.notes.append(f"no guide for log source {rule.logsource.label()}")
             return res
-        rule_fields = frozenset(f.casefold() for f in rule.fields)
+        rule_fields = self._rule_fields.get(rule.fields)
+        if rule_fields is None:   # one set per distinct field tuple: its hash is then computed once
+            rule_fields = self._rule_fields[rule.fields] = frozenset([f.casefold() for f in rule.fields])
         # What a rule needs depends only on its log source (hence guide), its EventIDs (in order), its
         # case-folded fields and which producers serve its condition with which selections lost, which many
-        # rules share: the first such rule is resolved, later ones get fresh copies of its Need/Option
-        # objects and the same per-rule bookkeeping. Object-access events also depend on the object the
-        # rule names (ObjectType / ObjectName values).
+        # rules share: the first such rule is resolved, later ones share its Need/Option objects (in a list
+        # of their own; no stage changes a Need or Option once resolved) and get the same per-rule
+        # bookkeeping. Object-access events also depend on the object the rule names (ObjectType /
+        # ObjectName values).
         parsed = self._producers.read_condition(rule)
         decision = decide(rule, guide, self._producers, parsed, rule_fields)
         objects = () if self._object_events.isdisjoint(rule.event_ids) else rule_objects(rule, self.kb.object_access)
@@ -296,19 +304,14 @@ class Resolver:
             self._objects = dict(objects)
             self._auditd = dict(auditd)
             res = self._resolve_rule(rule, guide, rule_fields, decision, served)
-            self._rule_memo[memo_key] = (
-                tuple((need.label, tuple((o.name, o.primary, o.requirements, o.notes, o.basis, o.lost,
-                                          o.filters_not_applied, o.narrowed) for o in need.options),
-                       need.event_id) for need in res.needs),
-                tuple(res.notes), tuple(res.always_logged_event_ids), tuple(self._unmapped_calls),
-                tuple(res.unsatisfiable_fields))
+            memo = self._rule_memo[memo_key] = (
+                tuple(res.needs), tuple(res.notes), tuple(res.always_logged_event_ids), tuple(self._unmapped_calls),
+                tuple(res.unsatisfiable_fields), tuple(res.requirement_ids))
             self._unmapped_calls = None
         else:
-            needs, notes, always_logged, unmapped, unsatisfiable = memo
-            res = RuleResolution(rule=rule, guide=guide,
-                                 needs=[Need(label, [Option(*o) for o in options], event_id)
-                                        for label, options, event_id in needs],
-                                 notes=list(notes), always_logged_event_ids=list(always_logged),
+            needs, notes, always_logged, unmapped, unsatisfiable, _ = memo
+            res = RuleResolution(rule=rule, guide=guide, needs=list(needs), notes=list(notes),
+                                 always_logged_event_ids=list(always_logged),
                                  unsatisfiable_fields=list(unsatisfiable))
             for call in unmapped:
                 self._unmapped(rule, *call, res)
@@ -316,10 +319,9 @@ class Resolver:
         res.notes.extend(parsed.notes)
         ref = rule.ref
         requirements = self.result.requirements
-        for need in res.needs:
-            for option in need.options:
-                for rid in option.requirements:
-                    requirements[rid].rules[ref] = None
+        for rid in memo[5]:
+            requirements[rid].rules[ref] = None
+        res.__dict__["_requirement_ids"] = memo[5]
         return res
 
     def _resolve_rule(self, rule: Rule, guide: Guide, rule_fields: frozenset[str],

@@ -135,7 +135,7 @@ class ProducerFields:
         for name, branches in rule.selections:
             sets = set()
             for branch in branches:
-                names = tuple(match[0] for match in branch)
+                names = tuple([match[0] for match in branch])
                 fields = cache.get(names)
                 if fields is None:
                     fields = cache[names] = frozenset(f.casefold() for f in names if f is not None)

@@ -137,16 +137,17 @@ def write_tree(directory: Path, files: dict[str, bytes | str], guard: Guard | No
     manifest, manifest_ours = _read_manifest(directory)
     staged: list[tuple[str, bytes]] = []      # (relative path, content) that must be (re)written
     refused: list[str] = []
+    digests = {rel: sha256(content) for rel, content in data.items()}   # each content hashed once
     for rel, content in data.items():
         current = _current(directory, rel, guard)
-        if current == sha256(content):
+        if current == digests[rel]:
             continue                          # already exactly this content
         if current is not None and manifest.get(rel) != current and not guard.force:
             refused.append(rel)
         staged.append((rel, content))
     _check_rule_folders(directory, guard, data)
     new_manifest = {k: v for k, v in manifest.items() if k not in data}
-    new_manifest.update({rel: sha256(content) for rel, content in data.items()})
+    new_manifest.update(digests)
     manifest_bytes = _manifest_bytes(new_manifest)
     if not manifest_ours and not guard.force:
         refused.append(MANIFEST)

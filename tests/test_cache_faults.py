@@ -72,18 +72,18 @@ def _packed_rule(packed: tuple, index: int, value: object) -> tuple:
 
 
 # rules.pack_result field order: path, document, id, title, level, status, product, category, service,
-# definition, event_ids, channels, providers, fields, has_keywords, condition, selections
+# event_ids, channels, providers, fields, condition, selections, tags
 RULE_DAMAGE = {
     "title is a number": lambda p: _packed_rule(p, 3, 123),
-    "event_ids is a string": lambda p: _packed_rule(p, 10, "4688"),
-    "event_id is a string": lambda p: _packed_rule(p, 10, ("4688",)),
+    "event_ids is a string": lambda p: _packed_rule(p, 9, "4688"),
+    "event_id is a string": lambda p: _packed_rule(p, 9, ("4688",)),
     "product is a list": lambda p: _packed_rule(p, 6, ["windows"]),
     "level is a dict": lambda p: _packed_rule(p, 4, {"high": 1}),
     "document is text": lambda p: _packed_rule(p, 1, "0"),
-    "fields is a list": lambda p: _packed_rule(p, 13, ["CommandLine"]),
-    "selections is text": lambda p: _packed_rule(p, 16, "selection"),
-    "condition holds a number": lambda p: _packed_rule(p, 15, (1,)),
-    "has_keywords is text": lambda p: _packed_rule(p, 14, "yes"),
+    "fields is a list": lambda p: _packed_rule(p, 12, ["CommandLine"]),
+    "selections is text": lambda p: _packed_rule(p, 14, "selection"),
+    "condition holds a number": lambda p: _packed_rule(p, 13, (1,)),
+    "tags is a list": lambda p: _packed_rule(p, 15, ["attack.t1059"]),
     "file count is text": lambda p: p[:3] + ("1",),
     "error path is None": lambda p: (p[0], ((None, 1, "x"),), p[2], p[3]),
     "other document is a number": lambda p: (p[0], p[1], (5,), p[3]),
@@ -310,3 +310,56 @@ def test_every_entry_the_loader_writes_passes_the_shape_check(corpus_rules):
         by_file.setdefault(other.path, rules.LoadResult()).others.append(other)
     assert len(by_file) > 3000
     assert all(loader._entry_ok(rules.pack_result(part)) for part in by_file.values())
+
+
+# --------------------------------------------------------------------------- the seal (skips the shape check)
+
+def _seal_of(path: Path) -> bytes:
+    data = path.read_bytes()
+    return data[len(data) - len(_cache._SEAL) - _cache._DIGEST_SIZE:]
+
+
+def test_a_sealed_rule_cache_is_used_without_the_entry_check(report, rules_copy, monkeypatch):
+    from logsource_checker import loader
+
+    reference = report(rules_copy, "--no-cache")
+    assert report(rules_copy) == reference                     # cold: writes the cache, sealed
+    path = _cache_file("rules")
+    assert _cache.read_sealed_pickle(str(path))[1]
+    checked = []
+    monkeypatch.setattr(loader, "_entry_ok", lambda packed: checked.append(packed) or True)
+    assert report(rules_copy) == reference
+    assert checked == []                                       # the seal vouches for every entry
+
+
+@pytest.mark.parametrize("damage", ["title is a number", "selections is text", "file count is text"])
+def test_a_damaged_entry_behind_a_stale_seal_is_ignored_and_rebuilt(report, rules_copy, damage):
+    """The seal no longer matches once the bytes change: the entries are shape-checked as without one."""
+    reference = report(rules_copy, "--no-cache")
+    report(rules_copy)
+    path = _cache_file("rules")
+    seal = _seal_of(path)
+    data = pickle.loads(path.read_bytes())
+    victim = next(p for p, (_key, packed) in sorted(data["entries"].items()) if packed[0])
+    good = data["entries"][victim]
+    data["entries"][victim] = (good[0], RULE_DAMAGE[damage](good[1]))
+    path.write_bytes(pickle.dumps(data) + seal)                # the old seal after new bytes
+    assert not _cache.read_sealed_pickle(str(path))[1]
+    assert report(rules_copy) == reference
+    rebuilt, sealed = _cache.read_sealed_pickle(str(path))
+    assert rebuilt["entries"][victim] == good and sealed       # rebuilt, and sealed again
+
+
+def test_an_unsealed_knowledge_cache_is_shape_checked(report, rules_copy, monkeypatch):
+    reference = report(rules_copy)
+    path = _cache_file("knowledge")
+    data, sealed = _cache.read_sealed_pickle(str(path))
+    assert sealed
+    calls = []
+    real = knowledge.conforms
+    monkeypatch.setattr(knowledge, "conforms", lambda *a: calls.append(a) or real(*a))
+    assert report(rules_copy) == reference
+    assert calls == []                                         # sealed: not checked
+    _rewrite(path, data)                                       # the same object, no seal
+    assert report(rules_copy) == reference
+    assert len(calls) == 1                                     # unsealed: checked

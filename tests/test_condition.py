@@ -417,3 +417,22 @@ def test_narrowed_selections(tmp_path, detection, narrowed):
     options = {o.name: o for need in res.needs for o in need.options}
     assert list(options[SECURITY].narrowed) == narrowed and options[SYSMON].narrowed == ()
     assert options[SECURITY].lost == ()
+
+
+GLOB_NAMES = ["sel", "selection", "selection_1", "sel_x_y", "filter_main", "filter_optional_x", "_priv", "s",
+              "selxsel", "a-b", "sel\nx", "x\nsel", "selection_img", "aaa", "", "sel_sel_sel"]
+GLOB_PATTERNS = ["sel*", "*sel", "*", "**", "sel*x*y", "filter_*_x", "*_*", "s*s*l", "a*a*a", "sel", "*\u2028*",
+                 "selection_*", "*img", "x*", "sel*sel"]
+
+
+@pytest.mark.parametrize("pattern", GLOB_PATTERNS)
+def test_glob_matches_what_the_regular_expression_matched(pattern):
+    """``x of pattern`` used a compiled ``.*`` regular expression per pattern; the glob must agree with it
+    on every name, line breaks included (``.`` does not match one)."""
+    import re
+
+    from logsource_checker.condition import _glob
+
+    regex = re.compile(".*".join(re.escape(p) for p in pattern.split("*")))
+    for name in GLOB_NAMES:
+        assert _glob(tuple(pattern.split("*")), name) == bool(regex.fullmatch(name)), name

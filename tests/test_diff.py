@@ -250,3 +250,25 @@ def test_gpresult_without_computer_results_shows_unknown_not_blind(cli):
     assert any("no computer results" in w and "elevated" in w for w in report["policy"]["warnings"])
     statuses = {r["kind"]: r["status"] for r in report["requirements"] if r["kind"] != "event_channel"}
     assert statuses["audit_subcategory"] == statuses["registry_policy"] == "unknown"
+
+
+def test_coverage_shape_numbers_equal_keys_alike_and_never_trusts_a_copied_number():
+    """diff.coverage_shape numbers coverage_key per process: equal keys, equal numbers; a record that comes
+    from another process (pickled, with that process's number) is numbered again here."""
+    import pickle
+
+    from logsource_checker.diff import coverage_key, coverage_shape
+    from logsource_checker.resolve import Need, Option, RuleResolution
+    from logsource_checker.rules import LogSource, Rule
+
+    def record(event_id: int) -> RuleResolution:
+        rule = Rule("r.yml", 0, f"r{event_id}", "t", "high", "test", LogSource("windows", None, "security"))
+        need = Need(f"EventID {event_id}", [Option("Logon", True, ("audit:x:success",))], event_id)
+        return RuleResolution(rule=rule, guide=object(), needs=[need])  # type: ignore[arg-type]
+
+    first, same, other = record(4624), record(4624), record(4625)
+    assert coverage_key(first) == coverage_key(same) != coverage_key(other)
+    assert coverage_shape(first) == coverage_shape(same) != coverage_shape(other)
+    copied = pickle.loads(pickle.dumps(other))
+    copied.__dict__["_coverage_shape"] = (object(), coverage_shape(first))   # another process's table
+    assert coverage_shape(copied) == coverage_shape(other)

@@ -15,8 +15,8 @@ def extract(path: str, fast: bool, monkeypatch) -> tuple:
         if not fast:
             m.setattr(rules, "_yaml_rs", None)
         result = rules.load_file(path)
-    return ([(r.id, r.title, r.level, r.status, r.logsource, r.definition, r.event_ids, r.channels, r.providers,
-              r.fields, r.has_keywords) for r in result.rules],
+    return ([(r.id, r.title, r.level, r.status, r.logsource, r.event_ids, r.channels, r.providers,
+              r.fields, r.condition, r.selections, r.tags) for r in result.rules],
             [(e.line, e.message) for e in result.errors], [(o.kind, o.id) for o in result.others])
 
 

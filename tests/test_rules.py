@@ -84,7 +84,7 @@ def test_fields_channels_providers_and_keywords(tmp_path):
     assert rule.fields == ("Channel", "EventID", "ImagePath", "Provider_Name")
     assert rule.channels == ("Microsoft-Windows-TaskScheduler/Operational", "System")
     assert rule.providers == ("Service Control Manager",)
-    assert rule.has_keywords
+    assert ("keywords", (((None, (), ("mimikatz",)),),)) in rule.selections   # a keyword list: one match, no field
     assert (rule.level, rule.status, rule.logsource.key) == ("high", "test", ("windows", None, "security"))
 
 

@@ -3,6 +3,7 @@ status vocabularies and the one wording of a log source."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
@@ -15,7 +16,7 @@ class LogSource:
     category: str | None = None
     service: str | None = None
 
-    @property
+    @cached_property   # read several times per rule by every stage; kept in the instance's __dict__
     def key(self) -> tuple[str | None, str | None, str | None]:
         return (self.product, self.category, self.service)
 
@@ -49,12 +50,10 @@ class Rule:
     level: str | None
     status: str | None
     logsource: LogSource
-    definition: str | None = None
     event_ids: tuple[int, ...] = ()
     channels: tuple[str, ...] = ()
     providers: tuple[str, ...] = ()
     fields: tuple[str, ...] = ()
-    has_keywords: bool = False
     # The detection as plain tuples (marshal-able, for the cache and worker pipes); see ``detection.py``:
     # condition: the condition text(s), a list meaning "any of them";
     # selections: ((name, branches), ...); a selection is the OR of its branches, a branch the AND of its

@@ -37,54 +37,70 @@ def iter_rule_files_stat(paths: Iterable[str], errors: list[LoadError]) -> Itera
     def fail(path: str, message: str) -> None:
         errors.append(LoadError(display_path(path), None, message))
 
-    def walk(directory: str) -> Iterator[tuple[str, os.stat_result]]:
+    def entries(directory: str) -> list | None:
+        """The folder's entries in name order; None when it cannot be read or was walked already."""
         try:
             st = os.stat(directory)
         except OSError as exc:
             fail(directory, _cannot_read("folder", exc))
-            return
+            return None
         ident = (st.st_dev, st.st_ino)
         if ident in seen_dirs:
-            return  # a symlink back into a folder already walked
+            return None  # a symlink back into a folder already walked
         seen_dirs.add(ident)
         try:
             with os.scandir(directory) as it:
-                entries = sorted(it, key=_entry_name)
+                return sorted(it, key=_entry_name)
         except OSError as exc:
             fail(directory, _cannot_read("folder", exc))
-            return
-        for entry in entries:
-            try:
-                is_dir = entry.is_dir()
-            except OSError:
-                is_dir = False
-            if is_dir:
-                if entry.name.startswith("."):
-                    continue  # .git and friends
-                yield from walk(entry.path)
-            elif entry.name.lower().endswith(RULE_SUFFIXES):
-                yield from one_file(entry.path)
+            return None
 
-    def one_file(path: str) -> Iterator[tuple[str, os.stat_result]]:
+    def walk(directory: str) -> Iterator[tuple[str, os.stat_result]]:
+        # depth first in name order, with a stack of the open folders' entries (one generator, however deep)
+        top = entries(directory)
+        stack = [iter(top)] if top is not None else []
+        while stack:
+            for entry in stack[-1]:
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    if entry.name.startswith("."):
+                        continue  # .git and friends
+                    below = entries(entry.path)
+                    if below is not None:
+                        stack.append(iter(below))
+                        break
+                elif entry.name.lower().endswith(RULE_SUFFIXES):
+                    found = one_file(entry.path)
+                    if found is not None:
+                        yield found
+            else:
+                stack.pop()
+
+    def one_file(path: str) -> tuple[str, os.stat_result] | None:
         try:
             st = os.stat(path)
         except OSError as exc:
             fail(path, _cannot_read("file", exc))
-            return
+            return None
         if not stat.S_ISREG(st.st_mode):
             fail(path, NOT_REGULAR)
-            return
+            return None
         ident = (st.st_dev, st.st_ino)
         if ident in seen_files:
-            return
+            return None
         seen_files.add(ident)
-        yield path, st
+        return path, st
 
     for path in paths:
         if os.path.isdir(path):
             yield from walk(path)
         else:
-            yield from one_file(path)
+            found = one_file(path)
+            if found is not None:
+                yield found
 
 
 def _cannot_read(what: str, exc: OSError) -> str:
