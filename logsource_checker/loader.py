@@ -23,8 +23,9 @@ from .rules import (LoadError, LoadResult, iter_rule_files_stat, load_file, pack
                     prepare_parsers, unpack_result)
 
 #: 3: entries are plain tuples (``rules.pack_result``), not pickled ``LoadResult`` objects; 5: without the
-#: logsource ``definition`` and ``has_keywords`` (no stage read them), the file sealed.
-CACHE_FORMAT = 5
+#: logsource ``definition`` and ``has_keywords`` (no stage read them), the file sealed; 6: ``definition``
+#: back, last (the Linux access check reads the watches a rule states).
+CACHE_FORMAT = 6
 #: Below this many files to parse, a second process costs more than it saves.
 PARALLEL_THRESHOLD = 400
 #: The forked child's share of the bytes to parse, relative to this process's share, is 1 / CHILD_WEIGHT.
@@ -112,13 +113,13 @@ def _selections_ok(selections: Any) -> bool:
 
 def _rule_ok(packed_rule: Any) -> bool:
     """One rule as ``rules.pack_result`` packs it (the field order of ``Rule``, the log source flattened)."""
-    if type(packed_rule) is not tuple or len(packed_rule) != 16:
+    if type(packed_rule) is not tuple or len(packed_rule) != 17:
         return False
     (path, document, rule_id, title, level, status, product, category, service, event_ids,
-     channels, providers, fields, condition, selections, tags) = packed_rule
+     channels, providers, fields, condition, selections, tags, definition) = packed_rule
     if type(path) is not str or type(document) is not int:
         return False
-    for text in (rule_id, title, level, status, product, category, service):
+    for text in (rule_id, title, level, status, product, category, service, definition):
         if text is not None and type(text) is not str:
             return False
     if type(event_ids) is not tuple or not all(type(e) is int for e in event_ids):

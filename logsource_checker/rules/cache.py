@@ -12,7 +12,7 @@ def pack_result(result: LoadResult) -> tuple[Any, ...]:
     return (
         tuple((r.path, r.document, r.id, r.title, r.level, r.status, r.logsource.product, r.logsource.category,
                r.logsource.service, r.event_ids, r.channels, r.providers, r.fields, r.condition, r.selections,
-               r.tags)
+               r.tags, r.definition)
               for r in result.rules),
         tuple((e.path, e.line, e.message) for e in result.errors),
         tuple((o.path, o.document, o.kind, o.id, o.title) for o in result.others),
@@ -29,12 +29,12 @@ def unpack_result(packed: tuple[Any, ...], into: LoadResult,
     if logsources is None:
         logsources = {}
     for (path, document, rule_id, title, level, status, product, category, service, event_ids,
-         channels, providers, fields, condition, selections, tags) in rules:
+         channels, providers, fields, condition, selections, tags, definition) in rules:
         logsource = logsources.get((product, category, service))
         if logsource is None:
             logsource = logsources[(product, category, service)] = LogSource(product, category, service)
         rule_list.append(Rule(path, document, rule_id, title, level, status, logsource,
-                              event_ids, channels, providers, fields, condition, selections, tags))
+                              event_ids, channels, providers, fields, condition, selections, tags, definition))
     if errors:
         into.errors.extend(LoadError(path, line, message) for path, line, message in errors)
     if others:

@@ -128,7 +128,13 @@ def _one_document(path: str, index: int, doc: dict[str, Any], result: LoadResult
         condition=conditions,
         selections=tuple(extract.selections),
         tags=_tags(doc.get("tags"), err),
+        definition=_definition(logsource.get("definition")),
     ))
+
+
+def _definition(value: Any) -> str | None:
+    """The logsource ``definition`` when it is text (repeated texts shared, as for other rule strings)."""
+    return intern(value) if isinstance(value, str) else None
 
 
 def _tags(value: Any, err: Any) -> tuple[str, ...]:

@@ -61,6 +61,7 @@ class Rule:
     condition: tuple[str, ...] = ()
     selections: tuple[Any, ...] = ()
     tags: tuple[str, ...] = ()   # the rule's ``tags`` as written (``attack.t1059.001``, ``cve.2021-1675``...)
+    definition: str | None = None   # the logsource ``definition`` text (auditd watches a Linux rule states)
 
     @property
     def ref(self) -> str:
