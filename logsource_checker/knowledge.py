@@ -281,6 +281,9 @@ def _parse_deferral(raw: Any, path: Path, kb: Knowledge) -> PolicyDeferral | Non
 def _load_channels(kb: Knowledge, path: Path) -> None:
     data = _read_yaml(path) or {}
     kb.eventlog_policy_category = str(data.get("eventlog_policy_category") or kb.eventlog_policy_category)
+    names = data.get("eventlog_setting_names")
+    if isinstance(names, dict):
+        kb.eventlog_setting_names.update({str(k): str(v) for k, v in names.items()})
     for ch in data.get("channels") or []:
         size = ch.get("recommended_max_size_mb")
         record = Channel(

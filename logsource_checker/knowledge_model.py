@@ -203,6 +203,7 @@ class Knowledge:
     subcategory_count: int = 0                     # how many subcategories Windows has (auditpol.yaml)
     inclusion_settings: dict[int, str] = field(default_factory=dict)  # SettingValue -> 'Inclusion Setting' text
     eventlog_policy_category: str = ""             # Administrative Templates category of event-log policies
+    eventlog_setting_names: dict[str, str] = field(default_factory=dict)   # channels.yaml: enable_policy, ...
     registry_policies: dict[str, RegistryPolicy] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)                  # by casefolded name
     channel_aliases: dict[str, str] = field(default_factory=dict)   # casefolded alias -> casefolded name
@@ -241,6 +242,9 @@ class Knowledge:
         return PolicyVocabulary(
             force_value=force.registry[0].value if force is not None and force.registry else "",
             inclusion=tuple((label, value) for value, label in sorted(self.inclusion_settings.items())),
-            eventlog_category=self.eventlog_policy_category)
+            eventlog_category=self.eventlog_policy_category,
+            eventlog_enable_policy=self.eventlog_setting_names.get("enable_policy", ""),
+            eventlog_size_option=self.eventlog_setting_names.get("size_option", ""),
+            eventlog_template_size_key=self.eventlog_setting_names.get("template_size_key", ""))
 
 

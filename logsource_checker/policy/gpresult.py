@@ -192,7 +192,7 @@ def _security_eventlog(item, ns: str, prec: int, found: _Found) -> None:
     log = _text(item, "Log", ns)
     setting = _text(item, "Name", ns)
     size = small_uint(_text(item, "SettingNumber", ns))
-    if log and setting and setting.casefold() == "maximumlogsize" and size is not None:
+    if log and setting and found.vocabulary.is_template_size_key(setting) and size is not None:
         found.channels.add(log.casefold(), prec, ChannelSetting(name=log, max_size_kb=size, source=found.path))
 
 
@@ -353,11 +353,11 @@ def _eventlog_policy(policy: RegistryPolicySetting, path: str, vocabulary: Polic
     enabled = policy.state.casefold() == "enabled"
     size = None
     for sub_name, value in policy.settings:
-        if "size" in sub_name.casefold() and small_uint(value) is not None:
+        if vocabulary.is_size_option(sub_name) and small_uint(value) is not None:
             size = small_uint(value)
     if size is not None and enabled:
         return ChannelSetting(name=log, max_size_kb=size, source=path)
-    if policy.name.casefold().startswith("turn on logging"):
+    if vocabulary.is_enable_policy(policy.name):
         return ChannelSetting(name=log, enabled=enabled, source=path)
     return None
 
