@@ -306,6 +306,49 @@ def _crlf(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\n", "\r\n")
 
 
+def _channel_entries(plan: Any) -> list[dict[str, Any]]:
+    channels = []
+    for change in sorted(plan.channels.values(), key=lambda c: (c.order, c.channel.name)):  # type: ignore[union-attr]
+        channel = change.channel
+        assert channel is not None
+        size = channel.recommended_max_size_mb
+        channels.append({"name": _check(SAFE_CHANNEL_RE, channel.name, "channel"), "channel": channel,
+                         "bytes": Trusted(str(int(size) * 1024 * 1024)) if size else None,
+                         "size_mb": Trusted(str(int(size))) if size else None,
+                         "rules": change.rules, "unblinds": change.unblinds, "unblinds_all": change.unblinds_all,
+                         "volume": change.volume, "warning": change.warning})
+    return channels
+
+
+def _force_option(result: CheckResult, plan: Any, audit: list) -> Any:
+    """The 'force subcategory settings' policy when the audit changes need it (the policy does not enable it):
+    added to the registry changes with the audit changes' rules, since those only take effect with it."""
+    kb = result.knowledge
+    force = kb.registry_policies.get(kb.force_subcategory_policy) if kb.force_subcategory_policy else None
+    need_force = bool(audit) and (result.snapshot is None or result.snapshot.force_subcategory is not True)
+    if not need_force:
+        return None
+    if force is not None:
+        entry = plan.registry.setdefault(force.id, RegistryChange(policy=force))
+        entry.force = True
+        for change in audit:
+            entry.rule_refs |= change.rule_refs
+    return force
+
+
+def _sysmon_file(result: CheckResult, plan: Any, context: dict[str, Any], elements: Any, blocked: Any) -> Any:
+    """sysmon.xml: the user's configuration with additions, a new one, or None when nothing is to add (applied
+    with `sysmon -c`, an empty new one would replace the configuration a machine already runs)."""
+    kb = result.knowledge
+    source = result.snapshot.sysmon.source if result.snapshot and result.snapshot.sysmon else None
+    groups = tailor(result, plan, elements)
+    if source:
+        return merge_sysmon_config(Path(source).read_bytes(), groups, blocked, kb)
+    if any(g.get("missing", True) for g in groups):
+        return render_config(kb, context, groups, blocked)
+    return None
+
+
 def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard: Any = None) -> list[Path]:
     """Write the changes into ``directory`` through ``writer.write_tree`` (all or nothing, never over a
     file the tool did not write unless ``guard.force``); the paths written (a ``writer.Written``)."""
@@ -317,24 +360,9 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard
     for change in audit:
         if not GUID_RE.match(change.guid):
             raise UnsafeValue(f"GUID {change.guid!r} malformed")
-    channels = []
-    for change in sorted(plan.channels.values(), key=lambda c: (c.order, c.channel.name)):  # type: ignore[union-attr]
-        channel = change.channel
-        assert channel is not None
-        size = channel.recommended_max_size_mb
-        channels.append({"name": _check(SAFE_CHANNEL_RE, channel.name, "channel"), "channel": channel,
-                         "bytes": Trusted(str(int(size) * 1024 * 1024)) if size else None,
-                         "size_mb": Trusted(str(int(size))) if size else None,
-                         "rules": change.rules, "unblinds": change.unblinds, "unblinds_all": change.unblinds_all,
-                         "volume": change.volume, "warning": change.warning})
+    channels = _channel_entries(plan)
     sysmon_elements, sysmon_blocked = split_blocking(kb, result, _sysmon_elements(kb, plan))
-    force = kb.registry_policies.get(kb.force_subcategory_policy) if kb.force_subcategory_policy else None
-    need_force = bool(audit) and (result.snapshot is None or result.snapshot.force_subcategory is not True)
-    if need_force and force is not None:
-        entry = plan.registry.setdefault(force.id, RegistryChange(policy=force))
-        entry.force = True
-        for change in audit:  # the audit changes only take effect with it
-            entry.rule_refs |= change.rule_refs
+    force = _force_option(result, plan, audit)
     registry = _registry_entries(plan)
     external = sorted(plan.external.values(), key=lambda c: c.req.id)  # type: ignore[union-attr]
     context = {
@@ -342,7 +370,7 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard
         "sysmon": sysmon_elements, "external": external,
         "policy_given": result.snapshot is not None, "kb": kb,
         "sysmon_schema": Trusted(str(kb.sysmon_meta.get("schema_version", "4.90"))),
-        "force_policy": force if need_force else None,
+        "force_policy": force,
         "plan": plan.source, "held_back": _held_back(result, plan),
         "warnings": [{"label": change_label(c), "volume": c.volume, "warning": c.warning}
                      for c in sorted(plan.changes(), key=lambda c: c.order)
@@ -362,15 +390,9 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard
     from .collector_emit import collector_additions
 
     files.update(collector_additions(result))   # --collector: what each collector must add
-    sysmon_source = result.snapshot.sysmon.source if result.snapshot and result.snapshot.sysmon else None
-    sysmon_groups = tailor(result, plan, sysmon_elements)
-    if sysmon_source:
-        original = Path(sysmon_source).read_bytes()
-        files["sysmon.xml"] = merge_sysmon_config(original, sysmon_groups, sysmon_blocked, kb)
-    elif any(g.get("missing", True) for g in sysmon_groups):
-        # a new, complete configuration; with no event type to add none is written: applied with
-        # `sysmon -c`, an empty one would replace the configuration a machine already runs
-        files["sysmon.xml"] = render_config(kb, context, sysmon_groups, sysmon_blocked)
+    sysmon = _sysmon_file(result, plan, context, sysmon_elements, sysmon_blocked)
+    if sysmon is not None:
+        files["sysmon.xml"] = sysmon
     from .auditd_emit import auditd_files   # Linux audit rules (only when a checked rule needs them)
 
     files.update(auditd_files(result))
