@@ -216,3 +216,16 @@ def test_import_cycles_are_found(tmp_path, files, expected):
     modules = _package(tmp_path, files)
     found = [[name[len(NAME) + 1:] for name in component] for component in cycles(import_graph(modules))]
     assert found == expected
+
+
+def test_the_named_mutations_still_apply():
+    """tools/mutation.py --named applies the nine mutations of issue 15 to the lines they change; when a
+    refactoring moves such a line, the table must follow it (and tests/test_mutants.py must still kill it)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mutation", PACKAGE.parent / "tools" / "mutation.py")
+    mutation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mutation)
+    named = mutation.named_mutants()
+    assert [m.index for m in named] == list(range(1, 10))
+    assert all(m.source != (PACKAGE.parent / m.module).read_text(encoding="utf-8") for m in named)
