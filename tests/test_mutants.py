@@ -287,6 +287,10 @@ def test_force_option_emitted_unless_the_policy_enables_it(cli, tmp_path, force,
     registry = (out / "registry.reg").read_text(encoding="utf-8")
     assert ('"SCENoApplyLegacyAuditPolicy"=dword:00000001' in registry) is emitted
     assert ("Force audit policy subcategory settings" in (out / "gpo.md").read_text()) is emitted
+    # said for what it is (it unblinds nothing on its own), and not again among the templates
+    assert ("makes the advanced audit policy changes take effect over legacy category settings" in registry) is emitted
+    if emitted:
+        assert (out / "gpo.md").read_text().count("Force audit policy subcategory settings") == 1
 
 
 # --------------------------------------------------------------------------- found by tools/mutation.py
