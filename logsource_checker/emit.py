@@ -344,7 +344,7 @@ def _sysmon_file(result: CheckResult, plan: Any, context: dict[str, Any], elemen
     groups = tailor(result, plan, elements)
     if source:
         return merge_sysmon_config(Path(source).read_bytes(), groups, blocked, kb)
-    if any(g.get("missing", True) for g in groups):
+    if any(g["missing"] for g in groups):   # tailor() marks every group
         return render_config(kb, context, groups, blocked)
     return None
 
