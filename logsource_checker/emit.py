@@ -356,10 +356,7 @@ def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard
 
     kb = result.knowledge
     plan = plan_changes(result)
-    audit = sorted(plan.audit.values(), key=lambda c: (c.order, c.guid))
-    for change in audit:
-        if not GUID_RE.match(change.guid):
-            raise UnsafeValue(f"GUID {change.guid!r} malformed")
+    audit = sorted(plan.audit.values(), key=lambda c: (c.order, c.guid))   # GUIDs checked by _add
     channels = _channel_entries(plan)
     sysmon_elements, sysmon_blocked = split_blocking(kb, result, _sysmon_elements(kb, plan))
     force = _force_option(result, plan, audit)

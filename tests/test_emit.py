@@ -731,3 +731,22 @@ def test_emit_refuses_unsafe_names_from_the_data(tmp_path, what, name, unsafe):
     else:
         emit_all(result, report, tmp_path / "out")
         assert name in (tmp_path / "out" / ("channels.cmd" if what == "channel" else "auditpol.cmd")).read_text()
+
+
+@pytest.mark.parametrize("args, intro", [
+    ([], "No policy input was given: every setting the rules need is listed"),
+    (["--gpresult", GPRESULT], "Only settings the given policy does not already provide are listed."),
+])
+def test_gpo_md_intro_warnings_and_the_full_report(cli, tmp_path, args, intro):
+    """gpo.md says whether a policy was given; its warning list holds only changes with a warning (each line
+    names the change and the warning); report.md beside it has the per-rule table (the verbose report)."""
+    files = texts(emit(cli, tmp_path / "out", *args))
+    gpo = files["gpo.md"]
+    assert intro in gpo
+    warning_lines = [line for line in gpo.splitlines() if line.startswith("- **Warning:**")]
+    assert warning_lines and all(re.fullmatch(r"- \*\*Warning:\*\* \S.*: \S.*\.", line) for line in warning_lines)
+    assert not any(line.endswith(": .") for line in warning_lines)
+    report = files["report.md"]
+    assert "## Rules" in report and "| Coverage | Rule | Level | Path |" in report
+    rules = json.loads(files["report.json"])["rules"]
+    assert all(f"| {r['title']} |" in report for r in rules)
