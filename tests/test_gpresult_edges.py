@@ -116,3 +116,19 @@ def test_items_of_other_namespaces_are_not_read(tmp_path):
     own = gpxml.policy("Turn on Script Block Logging", "Windows Components/Windows PowerShell")
     snap = read_policy(gpxml.write(tmp_path, "gpresult.xml", gpxml.rsop(gpxml.registry(foreign + own))), "gpresult")
     assert [p.name for p in snap.registry_policies] == ["Turn on Script Block Logging"]
+
+
+@pytest.mark.parametrize("extra, types", [
+    ('    <ExtensionData>\n      <Extension xmlns="http://www.microsoft.com/GroupPolicy/Settings"><Blob/></Extension>\n'
+     '      <Name xmlns="http://www.microsoft.com/GroupPolicy/Settings">Untyped</Name>\n    </ExtensionData>\n', "none"),
+    (gpxml._extension("q9", "Scripts", "Scripts", "        <q9:Script><q9:Command>a.cmd</q9:Command></q9:Script>\n"),
+     "Scripts"),
+])
+def test_extensions_without_a_known_type_are_skipped(tmp_path, extra, types):
+    """An <Extension> without xsi:type, or of a kind this reader does not read, is passed over and named."""
+    snap = read_policy(gpxml.write(tmp_path, "gpresult.xml", gpxml.rsop(extra)), "gpresult")
+    assert not snap.audit and not snap.registry_values
+    (line,) = snap.warnings
+    assert line.endswith(f"(extensions present: {types})")
+    with_audit = gpxml.rsop(extra, gpxml.auditing(gpxml.audit_setting("Audit Logon", LOGON, 3)))
+    assert read_policy(gpxml.write(tmp_path, "gpresult2.xml", with_audit), "gpresult").audit[LOGON].value == 3
