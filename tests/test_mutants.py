@@ -469,3 +469,48 @@ def test_event_ids_are_checked_only_against_guides_that_list_events(tmp_path, lo
     _, res = _resolve(tmp_path, logsource, "EventID: [" + ", ".join(map(str, event_ids)) + "]")
     assert res.guide is not None and res.unmapped_event_ids == unmapped
 
+
+
+# one setting of each kind, in a gpresult's extensions, with a value 1 or 2 (the two inputs agree or not)
+def _one_setting(kind: str, value: int) -> str:
+    if kind == "audit":
+        return gpxml.auditing(gpxml.audit_setting("Audit Logon", LOGON, value))
+    if kind == "legacy":
+        return gpxml.security(gpxml.legacy_audit("AuditLogonEvents", value))
+    if kind == "registry value":
+        return gpxml.security(gpxml.security_option(LSA + "\\LmCompatibilityLevel", value + 3))
+    if kind == "event log":
+        return gpxml.security(f'        <q1:EventLog>{gpxml._origin(1)}<q1:Name>MaximumLogSize</q1:Name><q1:SettingNumber>'
+                              f'{value * 65536}</q1:SettingNumber><q1:Log>Security</q1:Log></q1:EventLog>\n')
+    return gpxml.registry(gpxml.policy("Turn on Module Logging", "Windows Components/Windows PowerShell",
+                                       "Enabled" if value == 1 else "Disabled"))
+
+
+CONFLICT_LABELS = {"audit": f"audit {LOGON}", "legacy": "legacy audit AuditLogonEvents",
+                   "registry value": f"registry value {LSA}\\LmCompatibilityLevel", "event log": "event log Security",
+                   "policy": "policy 'Turn on Module Logging' (Windows Components/Windows PowerShell)"}
+
+
+@pytest.mark.parametrize("kind", sorted(CONFLICT_LABELS))
+@pytest.mark.parametrize("first, second, why", [
+    ("gpo_report", "gpo_report", "same rank, the later input on the command line wins"),
+    ("rsop", "gpo_report", "gpresult RSoP (what the machine applied) outranks a single GPO"),
+    ("gpo_report", "rsop", "gpresult RSoP (what the machine applied) outranks a single GPO"),
+])
+@pytest.mark.parametrize("values", [(1, 1), (1, 2)])
+def test_merge_records_each_disagreement_once_with_its_reason(tmp_path, kind, first, second, why, values):
+    """Every kind of setting: inputs that agree give no conflict; inputs that disagree give one line naming
+    both files, both values, the winner and why it wins."""
+    paths = []
+    for index, (shape, value) in enumerate(zip((first, second), values)):
+        build = gpxml.rsop if shape == "rsop" else gpxml.gpo_report
+        paths.append(gpxml.write(tmp_path, f"{index}-{shape}.xml", build(_one_setting(kind, value))))
+    merged = merge([read_policy(p, "gpresult") for p in paths])
+    if values[0] == values[1]:
+        assert merged.conflicts == []
+        return
+    winner = paths[0] if first == "rsop" and second != "rsop" else paths[1]
+    loser = paths[1] if winner == paths[0] else paths[0]
+    (line,) = merged.conflicts
+    assert line.startswith(f"{CONFLICT_LABELS[kind]}: {loser} sets ")
+    assert f", {winner} sets " in line and line.endswith(f"; {winner} wins ({why})")
