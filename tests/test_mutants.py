@@ -479,6 +479,8 @@ def _one_setting(kind: str, value: int) -> str:
         return gpxml.security(gpxml.legacy_audit("AuditLogonEvents", value))
     if kind == "registry value":
         return gpxml.security(gpxml.security_option(LSA + "\\LmCompatibilityLevel", value + 3))
+    if kind == "force":   # 1: enabled, 2: disabled
+        return gpxml.security(gpxml.security_option(FORCE, 2 - value))
     if kind == "event log":
         return gpxml.security(f'        <q1:EventLog>{gpxml._origin(1)}<q1:Name>MaximumLogSize</q1:Name><q1:SettingNumber>'
                               f'{value * 65536}</q1:SettingNumber><q1:Log>Security</q1:Log></q1:EventLog>\n')
@@ -488,7 +490,8 @@ def _one_setting(kind: str, value: int) -> str:
 
 CONFLICT_LABELS = {"audit": f"audit {LOGON}", "legacy": "legacy audit AuditLogonEvents",
                    "registry value": f"registry value {LSA}\\LmCompatibilityLevel", "event log": "event log Security",
-                   "policy": "policy 'Turn on Module Logging' (Windows Components/Windows PowerShell)"}
+                   "policy": "policy 'Turn on Module Logging' (Windows Components/Windows PowerShell)",
+                   "force": "'force audit policy subcategory settings' (SCENoApplyLegacyAuditPolicy)"}
 
 
 @pytest.mark.parametrize("kind", sorted(CONFLICT_LABELS))
@@ -511,6 +514,56 @@ def test_merge_records_each_disagreement_once_with_its_reason(tmp_path, kind, fi
         return
     winner = paths[0] if first == "rsop" and second != "rsop" else paths[1]
     loser = paths[1] if winner == paths[0] else paths[0]
-    (line,) = merged.conflicts
+    (line,) = [c for c in merged.conflicts if c.startswith(CONFLICT_LABELS[kind] + ": ")]
+    assert len(merged.conflicts) == (2 if kind == "force" else 1)   # the force option is also a registry value
     assert line.startswith(f"{CONFLICT_LABELS[kind]}: {loser} sets ")
     assert f", {winner} sets " in line and line.endswith(f"; {winner} wins ({why})")
+    if kind == "force":
+        shown = {paths[0]: "enabled", paths[1]: "disabled"}
+        assert f"{loser} sets {shown[loser]}, {winner} sets {shown[winner]};" in line
+
+
+def _live_auditpol(tmp_path) -> str:
+    """'auditpol /get /category:* /r' output (no Setting Value column): the live state."""
+    path = tmp_path / "live.csv"
+    path.write_text("Machine Name,Policy Target,Subcategory,Subcategory GUID,Inclusion Setting,Exclusion Setting\r\n"
+                    f"WS042,System,Logon,{LOGON},Success and Failure,\r\n", encoding="utf-8")
+    return str(path)
+
+
+def _input(tmp_path, kind: str) -> str:
+    if kind == "live":
+        return _live_auditpol(tmp_path)
+    if kind == "csv":
+        return _audit_csv(tmp_path, "audit.csv", LOGON, 1)
+    if kind == "legacy gpresult":
+        return gpxml.write(tmp_path, "legacy.xml", gpxml.rsop(gpxml.security(gpxml.legacy_audit("AuditLogonEvents", 3))))
+    if kind == "dc gpresult":
+        computer = ("  <ComputerResults>\n    <Name>CORP\\DC01$</Name>\n    <SecurityGroup><SID xmlns=\"http://www.microsoft"
+                    ".com/GroupPolicy/Types\">S-1-5-21-1004336348-1177238915-682003330-516</SID></SecurityGroup>\n"
+                    + gpxml.auditing(gpxml.audit_setting("Audit Logon", LOGON, 3)) + "  </ComputerResults>\n")
+        return gpxml.write(tmp_path, "dc.xml", gpxml.rsop(computer=computer))
+    return gpxml.write(tmp_path, "empty.xml", gpxml.rsop(computer="  <ComputerResults />\n"))   # unelevated
+
+
+@pytest.mark.parametrize("inputs, computer_results, legacy_kept, dc_evidence", [
+    (["csv", "legacy gpresult"], True, True, False),
+    (["legacy gpresult", "csv"], True, True, False),
+    (["legacy gpresult", "live"], True, False, False),   # the live state already shows the legacy policy's effect
+    (["live", "csv"], True, None, False),
+    (["unelevated gpresult", "csv"], False, None, False),
+    (["csv", "unelevated gpresult"], False, None, False),
+    (["csv", "dc gpresult"], True, None, True),
+    (["dc gpresult", "live"], True, None, True),
+])
+def test_merge_flags_legacy_policy_and_role_evidence(tmp_path, inputs, computer_results, legacy_kept, dc_evidence):
+    merged = merge([read_policy(_input(tmp_path, kind), "auditpol" if kind in ("csv", "live") else "gpresult")
+                    for kind in inputs])
+    assert merged.has_computer_results is computer_results
+    dropped = [w for w in merged.warnings if w.startswith("legacy category audit settings")]
+    if legacy_kept is None:
+        assert merged.legacy_audit == {} and dropped == []
+    else:
+        assert bool(merged.legacy_audit) is legacy_kept and bool(dropped) is not legacy_kept
+    sids = [sid for sid, _ in merged.role_evidence.get("sids", [])]
+    assert sids == (["S-1-5-21-1004336348-1177238915-682003330-516"] if dc_evidence else [])
