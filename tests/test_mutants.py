@@ -567,3 +567,24 @@ def test_merge_flags_legacy_policy_and_role_evidence(tmp_path, inputs, computer_
         assert bool(merged.legacy_audit) is legacy_kept and bool(dropped) is not legacy_kept
     sids = [sid for sid, _ in merged.role_evidence.get("sids", [])]
     assert sids == (["S-1-5-21-1004336348-1177238915-682003330-516"] if dc_evidence else [])
+
+
+def test_merge_keeps_the_later_sysmon_config_and_the_audit_rules(tmp_path):
+    """Two Sysmon configurations: the later wins, said in one conflict line. Linux audit rules beside a Windows
+    input: kept whole, in a copy (merging never changes the snapshot it was given)."""
+    from conftest import SAMPLES
+
+    events = list(KB.sysmon_events.values())
+    second = tmp_path / "second.xml"
+    second.write_bytes((SAMPLES / "sysmon" / "partial-config.xml").read_bytes())
+    configs = [read_policy(str(SAMPLES / "sysmon" / "partial-config.xml"), "sysmon", events),
+               read_policy(str(second), "sysmon", events)]
+    auditd = read_policy(str(SAMPLES / "auditd" / "server-baseline.rules"), "auditd")
+    rules_before = list(auditd.auditd.rules)
+    merged = merge(configs + [auditd, read_policy(_audit_csv(tmp_path, "a.csv", LOGON, 1), "auditpol")])
+    assert merged.sysmon is configs[1].sysmon
+    assert [c for c in merged.conflicts if c.startswith("Sysmon configuration: ")] == [
+        f"Sysmon configuration: {configs[0].sysmon.source} and {second} both given; {second} wins (the later input)"]
+    assert merged.auditd.rules == rules_before and merged.auditd.rules is not auditd.auditd.rules
+    assert merged.auditd.sources == auditd.auditd.sources and merged.auditd.enabled == auditd.auditd.enabled
+    assert auditd.auditd.rules == rules_before
