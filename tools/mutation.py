@@ -39,8 +39,14 @@ PACKAGE = ROOT / "logsource_checker"
 
 # the tests that exercise each module (a module not listed runs the whole suite)
 MODULE_TESTS = {
-    "diff": ["test_diff.py", "test_mutants.py", "test_emit.py", "test_resolve.py", "test_properties.py"],
-    "resolve": ["test_resolve.py", "test_mutants.py", "test_diff.py", "test_emit.py", "test_properties.py"],
+    # diff and resolve also decide roles' defaults, SACLs / object access, Sysmon include filters, Linux audit
+    # rules and conditions: the tests of those features belong to their mutants too
+    "diff": ["test_diff.py", "test_mutants.py", "test_emit.py", "test_resolve.py", "test_properties.py",
+             "test_roles.py", "test_object_access.py", "test_sysmon_includes.py", "test_sysmon_defaults.py",
+             "test_auditd.py"],
+    "resolve": ["test_resolve.py", "test_mutants.py", "test_diff.py", "test_emit.py", "test_properties.py",
+                "test_auditd.py", "test_object_access.py", "test_condition.py", "test_corrections.py",
+                "test_roles.py", "test_plans.py"],
     "policy": ["test_policy.py", "test_policy_properties.py", "test_mutants.py", "test_gpresult_edges.py",
                "test_vocabulary.py", "test_hostile.py", "test_diff.py"],
     "emit": ["test_emit.py", "test_mutants.py", "test_escaping.py", "test_hostile.py"],
