@@ -43,7 +43,7 @@ MODULE_TESTS = {
     # rules and conditions: the tests of those features belong to their mutants too
     "diff": ["test_diff.py", "test_mutants.py", "test_emit.py", "test_resolve.py", "test_properties.py",
              "test_roles.py", "test_object_access.py", "test_sysmon_includes.py", "test_sysmon_defaults.py",
-             "test_auditd.py"],
+             "test_auditd.py", "test_corrections.py", "test_condition.py"],
     "resolve": ["test_resolve.py", "test_mutants.py", "test_diff.py", "test_emit.py", "test_properties.py",
                 "test_auditd.py", "test_object_access.py", "test_condition.py", "test_corrections.py",
                 "test_roles.py", "test_plans.py"],
