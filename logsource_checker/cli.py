@@ -111,6 +111,22 @@ class _Progress:
             self._bar = None
 
 
+#: the longer option help texts (kept here so that main() stays a readable list of options)
+_HELP = {
+    "collector": ("A log collector's configuration (Winlogbeat/Elastic Agent YAML, Splunk inputs.conf, WEF "
+                 "subscription, Wazuh/OSSEC ossec.conf, NXLog, Fluent Bit, OpenTelemetry, Telegraf): are the "
+                 "needed events forwarded? Repeatable; format recognised by content."),
+    "fleet": ("A whole fleet: one folder per host (its name is the host name) holding its inputs, or "
+             "HOST.<kind>.<ext> files (kind: gpresult, auditpol, sysmon, collector, auditd); hosts with the same "
+             "effective policy are assessed once (README, A whole fleet)."),
+    "plan": ("The plan to recommend and emit: native (audit policy, registry policies, channels; no Sysmon) or "
+            "sysmon (Sysmon allowed, native where cheaper). Default: sysmon when --sysmon-config is given, else "
+            "native."),
+    "fail_on": ("With a policy input: exit 1 when a rule is blind or partial for lack of a recommended change "
+               "(missing), only when a high/critical rule is (critical), or never."),
+}
+
+
 @app.command(cls=_Command)
 def main(
     ctx: typer.Context,
@@ -128,17 +144,11 @@ def main(
     auditd_rules: List[Path] = typer.Option([], "--auditd-rules", metavar="FILE", help="Linux audit rules: "
                                             "'auditctl -l' output or a rules file (/etc/audit/rules.d/*.rules). "
                                             "Repeatable, read in order."),
-    collector: List[Path] = typer.Option([], "--collector", metavar="FILE", help="A log collector's configuration "
-                                         "(Winlogbeat/Elastic Agent YAML, Splunk inputs.conf, WEF subscription, "
-                                         "Wazuh/OSSEC ossec.conf, NXLog, Fluent Bit, OpenTelemetry): are the "
-                                         "needed events forwarded? Repeatable; format recognised by content."),
+    collector: List[Path] = typer.Option([], "--collector", metavar="FILE", help=_HELP["collector"]),
     events: List[Path] = typer.Option([], "--events", metavar="FILE|DIR", help="Events really seen: .evtx files or "
                                       "a SIEM's event-count export (CSV or JSON: channel, event_id, count[, host]"
                                       "[, provider][, first_seen, last_seen]), or a folder of them. Repeatable."),
-    fleet: Optional[Path] = typer.Option(None, "--fleet", metavar="DIR", help="A whole fleet: one folder per host "
-                                         "(its name is the host name) holding its inputs, or HOST.<kind>.<ext> files "
-                                         "(kind: gpresult, auditpol, sysmon, collector, auditd); hosts with the same "
-                                         "effective policy are assessed once (README, A whole fleet)."),
+    fleet: Optional[Path] = typer.Option(None, "--fleet", metavar="DIR", help=_HELP["fleet"]),
     fleet_csv: Optional[Path] = typer.Option(None, "--fleet-csv", metavar="DIR", help="With --fleet: write the host x "
                                              "requirement and host x rule CSV matrices into this folder."),
     jobs: Optional[str] = typer.Option(None, "--jobs", metavar="N", help="With --fleet: read the hosts' "
@@ -157,16 +167,10 @@ def main(
                                        "category is this (repeatable), e.g. --category process_creation."),
     service: List[str] = typer.Option([], "--service", metavar="SERVICE", help="Only rules whose logsource "
                                       "service is this (repeatable), e.g. --service security."),
-    fail_on: FailOn = typer.Option(FailOn.missing, "--fail-on",
-                                   help="With a policy input: exit 1 when a rule is blind or partial for lack of a "
-                                   "recommended change (missing), only when a high/critical rule is (critical), "
-                                   "or never."),
+    fail_on: FailOn = typer.Option(FailOn.missing, "--fail-on", help=_HELP["fail_on"]),
     emit: Optional[Path] = typer.Option(None, "--emit", metavar="DIR", help="Write the changes to apply (auditpol, audit.csv, "
                                         "GPO, registry, channels, Sysmon config, reports) into this folder."),
-    plan: Optional[PlanName] = typer.Option(None, "--plan", help="The plan to recommend and emit: native (audit "
-                                            "policy, registry policies, channels; no Sysmon) or sysmon (Sysmon allowed, "
-                                            "native where cheaper). Default: sysmon when --sysmon-config is given, "
-                                            "else native."),
+    plan: Optional[PlanName] = typer.Option(None, "--plan", help=_HELP["plan"]),
     max_volume: Optional[Volume] = typer.Option(None, "--max-volume", help="Hold back changes whose event volume "
                                                 "is above this (listed with the rules they would unblind)."),
     hold_unknown_volume: bool = typer.Option(False, "--hold-unknown-volume", help="Hold back changes whose event "

@@ -15,7 +15,7 @@ becomes ``unknown``. Every requirement carries ``collected`` and ``collection`` 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
 from .collectors.model import CollectorConfig
@@ -179,8 +179,11 @@ def _ids(ids: Iterable[int | None]) -> str:
     return ",".join(str(i) for i in dict.fromkeys(ids) if i is not None)
 
 
-def apply_collection(resolution: Resolution, configs: Sequence[CollectorConfig], kb: Knowledge) -> CollectionCheck:
-    """Set ``collected``/``collection`` on requirements, ``not_collected`` statuses, and rule coverage."""
+def judge_collection(resolution: Resolution, configs: Sequence[CollectorConfig],
+                     kb: Knowledge) -> tuple[Resolution, CollectionCheck]:
+    """The resolution with ``collected``/``collection`` on requirements, ``not_collected`` statuses and rule
+    coverage. Pure: every requirement or rule whose verdict it decides is a new record (in new tables); the
+    resolution given is left as it was, so another assessment of the same rules never sees these verdicts."""
     check = CollectionCheck(configs, kb)
     reqs = resolution.requirements
     statuses = {rid: req.status for rid, req in reqs.items()}
@@ -195,17 +198,25 @@ def apply_collection(resolution: Resolution, configs: Sequence[CollectorConfig],
         if found is None:
             found = memo[shape] = _rule_needs(check, res, reqs, statuses, per_req)
         rule_verdicts.append((res, found))
+    requirements = dict(reqs)
     for rid, req in reqs.items():
         items = [verdict for _, verdict in per_req.get(rid, {}).values()]
         if not items:
             continue
         verdict = _and(items)
-        req.collected = verdict.collected
-        req.collection = verdict.as_dict()
-        if req.status == "met" and all(v.collected is False for v in items):
-            req.status = "not_collected"
-    for res, verdicts in rule_verdicts:
-        _rule_verdict(res, verdicts)
+        status = "not_collected" if req.status == "met" and all(v.collected is False for v in items) else req.status
+        requirements[rid] = replace(req, collected=verdict.collected, collection=verdict.as_dict(), status=status)
+    rules = [_rule_verdict(res, verdicts) for res, verdicts in rule_verdicts]
+    return replace(resolution, requirements=requirements, rules=rules), check
+
+
+def apply_collection(resolution: Resolution, configs: Sequence[CollectorConfig], kb: Knowledge) -> CollectionCheck:
+    """``judge_collection`` written back into ``resolution`` (its new records replace the old ones in its
+    tables). Kept for ``fleet.assess``, which resets these fields per group itself; new code uses
+    ``judge_collection``."""
+    judged, check = judge_collection(resolution, configs, kb)
+    resolution.requirements.update(judged.requirements)
+    resolution.rules[:] = judged.rules
     return check
 
 
@@ -239,29 +250,27 @@ def _rule_needs(check: CollectionCheck, res: RuleResolution, reqs: dict[str, Req
     return out
 
 
-def _rule_verdict(res: RuleResolution, verdicts: list[_Judged]) -> None:
+def _rule_verdict(res: RuleResolution, verdicts: list[_Judged]) -> RuleResolution:
+    """The rule's result after collection: itself when nothing changes, else a new record."""
     if res.coverage not in ("usable", "partial"):
-        return
+        return res
     lost = [(label, eid, v) for label, eid, v in verdicts if v.collected is False or v.partial]
     unknown = [(label, eid, v) for label, eid, v in verdicts if v.collected is None]
     if lost:
-        res.collection_reason = "not_collected"
-        res.not_collected = [f"{label}: {v.reason}" + (f" ({v.file}, {v.stanza})" if v.stanza else "")
-                             for label, _, v in lost]
+        not_collected = [f"{label}: {v.reason}" + (f" ({v.file}, {v.stanza})" if v.stanza else "")
+                         for label, _, v in lost]
         lost_ids = {eid for _, eid, v in lost if not v.partial}
         general = None in lost_ids
         partly = any(v.partial for _, _, v in lost)
         arriving = [eid for eid in res.event_ids_produced if eid not in lost_ids]
-        res.event_ids_produced = arriving
-        res.event_ids_missing = sorted(set(res.event_ids_missing) | {eid for eid in lost_ids if eid is not None})
-        if (arriving or partly) and not general:
-            res.coverage, res.partial = "partial", True
-        else:
-            res.coverage, res.partial = "blind", False
-    elif unknown:
-        res.collection_reason = "collection_unknown"
-        res.not_collected = [f"{label}: {v.reason}" for label, _, v in unknown]
-        res.coverage, res.partial = "unknown", False
+        missing = sorted(set(res.event_ids_missing) | {eid for eid in lost_ids if eid is not None})
+        coverage, partial = ("partial", True) if (arriving or partly) and not general else ("blind", False)
+        return replace(res, collection_reason="not_collected", not_collected=not_collected,
+                       event_ids_produced=arriving, event_ids_missing=missing, coverage=coverage, partial=partial)
+    if unknown:
+        return replace(res, collection_reason="collection_unknown", coverage="unknown", partial=False,
+                       not_collected=[f"{label}: {v.reason}" for label, _, v in unknown])
+    return res
 
 
-__all__ = ["Collection", "CollectionCheck", "apply_collection", "need_status"]
+__all__ = ["Collection", "CollectionCheck", "judge_collection", "apply_collection", "need_status"]

@@ -44,7 +44,7 @@ def rule_caps(result: CheckResult) -> dict[int, str]:
 
 
 def limit_by_collection(check: Any, resolution: Any) -> Callable[[Any, str], str]:
-    """For ``diff.rank_missing``: a rule's what-if coverage, capped by what can arrive."""
+    """For ``ranking.rank_missing``: a rule's what-if coverage, capped by what can arrive."""
     by_id = {id(resolution.rules[i]): cap for i, cap in caps_of(check, resolution).items()}
 
     def limit(res: Any, coverage: str) -> str:

@@ -306,24 +306,7 @@ def _crlf(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\n", "\r\n")
 
 
-def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard: Any = None) -> list[Path]:
-    """Write the changes into ``directory`` through ``writer.write_tree`` (all or nothing, never over a
-    file the tool did not write unless ``guard.force``); the paths written (a ``writer.Written``)."""
-    from .writer import write_tree
-
-    return write_tree(directory, emit_files(result, report), guard)
-
-
-def emit_files(result: CheckResult, report: dict[str, Any]) -> dict[str, str | bytes]:
-    """The files ``--emit`` writes: {name: content}."""
-    from .render import render as render_report
-
-    kb = result.knowledge
-    plan = plan_changes(result)
-    audit = sorted(plan.audit.values(), key=lambda c: (c.order, c.guid))
-    for change in audit:
-        if not GUID_RE.match(change.guid):
-            raise UnsafeValue(f"GUID {change.guid!r} malformed")
+def _channel_entries(plan: Any) -> list[dict[str, Any]]:
     channels = []
     for change in sorted(plan.channels.values(), key=lambda c: (c.order, c.channel.name)):  # type: ignore[union-attr]
         channel = change.channel
@@ -334,14 +317,57 @@ def emit_files(result: CheckResult, report: dict[str, Any]) -> dict[str, str | b
                          "size_mb": Trusted(str(int(size))) if size else None,
                          "rules": change.rules, "unblinds": change.unblinds, "unblinds_all": change.unblinds_all,
                          "volume": change.volume, "warning": change.warning})
-    sysmon_elements, sysmon_blocked = split_blocking(kb, result, _sysmon_elements(kb, plan))
+    return channels
+
+
+def _force_option(result: CheckResult, plan: Any, audit: list) -> Any:
+    """The 'force subcategory settings' policy when the audit changes need it (the policy does not enable it):
+    added to the registry changes with the audit changes' rules, since those only take effect with it."""
+    kb = result.knowledge
     force = kb.registry_policies.get(kb.force_subcategory_policy) if kb.force_subcategory_policy else None
     need_force = bool(audit) and (result.snapshot is None or result.snapshot.force_subcategory is not True)
-    if need_force and force is not None:
+    if not need_force:
+        return None
+    if force is not None:
         entry = plan.registry.setdefault(force.id, RegistryChange(policy=force))
         entry.force = True
-        for change in audit:  # the audit changes only take effect with it
+        for change in audit:
             entry.rule_refs |= change.rule_refs
+    return force
+
+
+def _sysmon_file(result: CheckResult, plan: Any, context: dict[str, Any], elements: Any, blocked: Any) -> Any:
+    """sysmon.xml: the user's configuration with additions, a new one, or None when nothing is to add (applied
+    with `sysmon -c`, an empty new one would replace the configuration a machine already runs)."""
+    kb = result.knowledge
+    sysmon = result.snapshot.sysmon if result.snapshot else None
+    source = sysmon.source if sysmon is not None and sysmon.os != "linux" else None   # never into a Linux one
+    groups = tailor(result, plan, elements)
+    if source:
+        return merge_sysmon_config(Path(source).read_bytes(), groups, blocked, kb)
+    if any(g["missing"] for g in groups):   # tailor() marks every group
+        return render_config(kb, context, groups, blocked)
+    return None
+
+
+def emit_all(result: CheckResult, report: dict[str, Any], directory: Path, guard: Any = None) -> list[Path]:
+    """Write the changes into ``directory`` through ``writer.write_tree`` (all or nothing, never over a
+    file the tool did not write unless ``guard.force``); the paths written (a ``writer.Written``)."""
+    from .writer import write_tree
+
+    return write_tree(directory, emit_files(result, report), guard)
+
+
+def emit_files(result: CheckResult, report: dict[str, Any]) -> dict[str, str | bytes]:
+    """The files ``--emit`` writes: {name: content} (a fleet writes one set per policy group)."""
+    from .render import render as render_report
+
+    kb = result.knowledge
+    plan = plan_changes(result)
+    audit = sorted(plan.audit.values(), key=lambda c: (c.order, c.guid))   # GUIDs checked by _add
+    channels = _channel_entries(plan)
+    sysmon_elements, sysmon_blocked = split_blocking(kb, result, _sysmon_elements(kb, plan))
+    force = _force_option(result, plan, audit)
     registry = _registry_entries(plan)
     external = sorted(plan.external.values(), key=lambda c: c.req.id)  # type: ignore[union-attr]
     context = {
@@ -349,7 +375,7 @@ def emit_files(result: CheckResult, report: dict[str, Any]) -> dict[str, str | b
         "sysmon": sysmon_elements, "external": external,
         "policy_given": result.snapshot is not None, "kb": kb,
         "sysmon_schema": Trusted(str(kb.sysmon_meta.get("schema_version", "4.90"))),
-        "force_policy": force if need_force else None,
+        "force_policy": force,
         "plan": plan.source, "held_back": _held_back(result, plan),
         "warnings": [{"label": change_label(c), "volume": c.volume, "warning": c.warning}
                      for c in sorted(plan.changes(), key=lambda c: c.order)
@@ -369,16 +395,9 @@ def emit_files(result: CheckResult, report: dict[str, Any]) -> dict[str, str | b
     from .collector_emit import collector_additions
 
     files.update(collector_additions(result))   # --collector: what each collector must add
-    sysmon = result.snapshot.sysmon if result.snapshot else None
-    sysmon_source = sysmon.source if sysmon is not None and sysmon.os != "linux" else None   # not a Linux one
-    sysmon_groups = tailor(result, plan, sysmon_elements)
-    if sysmon_source:
-        original = Path(sysmon_source).read_bytes()
-        files["sysmon.xml"] = merge_sysmon_config(original, sysmon_groups, sysmon_blocked, kb)
-    elif any(g.get("missing", True) for g in sysmon_groups):
-        # a new, complete configuration; with no event type to add none is written: applied with
-        # `sysmon -c`, an empty one would replace the configuration a machine already runs
-        files["sysmon.xml"] = render_config(kb, context, sysmon_groups, sysmon_blocked)
+    sysmon = _sysmon_file(result, plan, context, sysmon_elements, sysmon_blocked)
+    if sysmon is not None:
+        files["sysmon.xml"] = sysmon
     from .auditd_emit import auditd_files   # Linux audit rules (only when a checked rule needs them)
 
     files.update(auditd_files(result))

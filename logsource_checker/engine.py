@@ -6,12 +6,13 @@ from typing import Any, Sequence
 
 from . import knowledge as knowledge_mod
 from ._gcpause import paused_gc
-from .diff import PolicyDiff, rank_missing
+from .diff import PolicyDiff
+from .ranking import rank_missing
 from .plans import compute_plans
 from .policy.model import PolicySnapshot
 from .report import CheckResult
 from .resolve import resolve
-from .roles import apply_role_volumes, decide_role
+from .roles import decide_role, role_volumes
 from .rules import LEVELS, LoadError, LoadResult, Rule, level_at_least
 
 
@@ -150,7 +151,7 @@ def _check(options: CheckOptions) -> CheckResult:
     loaded.errors.extend(LoadError(res.rule.path, None, _where(res.rule) + problem)
                          for res in resolution.rules for problem in res.condition_problems)
     role = decide_role(snapshot, kb, options.role)
-    apply_role_volumes(resolution.requirements, kb, role)
+    resolution = role_volumes(resolution, kb, role)   # new records: the resolution given is not changed
     if snapshot is not None:   # an input for the other platform is ignored with a note (auditd_check.py)
         from .auditd_check import input_notes
         snapshot.warnings.extend(input_notes(snapshot, {r.kind for r in resolution.requirements.values()}))
@@ -158,9 +159,9 @@ def _check(options: CheckOptions) -> CheckResult:
     diff.apply(resolution)
     collection = None
     if collectors:
-        from .collection import apply_collection
+        from .collection import judge_collection
 
-        collection = apply_collection(resolution, collectors, kb)
+        resolution, collection = judge_collection(resolution, collectors, kb)
     events = None
     if samples:
         from .observed import apply_events

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import engine
-from .diff import PolicyDiff, rank_missing
+from .diff import PolicyDiff
+from .ranking import rank_missing
 from .fleet_read import (KINDS, HostInputs, _host_paths, default_jobs, fingerprint, host_options,  # noqa: F401
                          read_host, read_hosts, read_one)
 from .roles import apply_role_volumes
@@ -40,7 +41,7 @@ class Group:
     collectors: list = field(default_factory=list)
     coverage: list[str] = field(default_factory=list)         # per rule, in resolution order
     statuses: dict[str, str] = field(default_factory=dict)    # requirement id -> status
-    ranked: list = field(default_factory=list)                # diff.Ranked, most useful first
+    ranked: list = field(default_factory=list)                # ranking.Ranked, most useful first
     reasons: dict[str, str] = field(default_factory=dict)     # requirement id -> reason, when not met
     collection: Any = None         # collection.apply_collection's result, while assessed (--emit)
     audit: Any = None              # diff.PolicyDiff's effective audit policy, while assessed (--emit)

@@ -287,6 +287,9 @@ def _load_channels(kb: Knowledge, path: Path) -> None:
     data = _read_yaml(path) or {}
     kb.eventlog_policy_category = str(data.get("eventlog_policy_category") or kb.eventlog_policy_category)
     kb.wef_default_log = _opt_str(data.get("wef_default_log")) or kb.wef_default_log
+    names = data.get("eventlog_setting_names")
+    if isinstance(names, dict):
+        kb.eventlog_setting_names.update({str(k): str(v) for k, v in names.items()})
     for ch in data.get("channels") or []:
         size = ch.get("recommended_max_size_mb")
         record = Channel(

@@ -207,6 +207,7 @@ class Knowledge:
     inclusion_settings: dict[int, str] = field(default_factory=dict)  # SettingValue -> 'Inclusion Setting' text
     eventlog_policy_category: str = ""             # Administrative Templates category of event-log policies
     wef_default_log: str | None = None   # channels.yaml `wef_default_log`: where a WEF subscription stores events
+    eventlog_setting_names: dict[str, str] = field(default_factory=dict)   # channels.yaml: enable_policy, ...
     registry_policies: dict[str, RegistryPolicy] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)                  # by casefolded name
     channel_aliases: dict[str, str] = field(default_factory=dict)   # casefolded alias -> casefolded name
@@ -245,6 +246,9 @@ class Knowledge:
         return PolicyVocabulary(
             force_value=force.registry[0].value if force is not None and force.registry else "",
             inclusion=tuple((label, value) for value, label in sorted(self.inclusion_settings.items())),
-            eventlog_category=self.eventlog_policy_category)
+            eventlog_category=self.eventlog_policy_category,
+            eventlog_enable_policy=self.eventlog_setting_names.get("enable_policy", ""),
+            eventlog_size_option=self.eventlog_setting_names.get("size_option", ""),
+            eventlog_template_size_key=self.eventlog_setting_names.get("template_size_key", ""))
 
 

@@ -127,6 +127,11 @@ def _registry_problems(kb: Knowledge) -> list[str]:
 def _channel_problems(kb: Knowledge) -> list[str]:
     """Channels and their aliases: references, GUIDs, names safe in a wevtutil command."""
     problems: list[str] = []
+    names = kb.eventlog_setting_names
+    if kb.eventlog_policy_category and sorted(k for k, v in names.items() if v.strip() and "\n" not in v) != [
+            "enable_policy", "size_option", "template_size_key"]:
+        problems.append("channels.yaml: eventlog_setting_names needs enable_policy, size_option and "
+                        "template_size_key (one line each) beside eventlog_policy_category")
     for ch in kb.channels.values():
         if not (ch.reference or "").startswith("https://"):
             problems.append(f"channel {ch.name}: no https reference")

@@ -170,6 +170,57 @@ def _parse_packed(files: list[tuple[str, int]]) -> list[Packed]:
     return [pack_result(load_file(path, size)) for path, size in files]
 
 
+def _shares(files: list[tuple[str, int]]) -> tuple[list[int], list[int]]:
+    """Indexes of the files this process parses and of those the child parses, each in file order.
+    Split by bytes, largest files first; the child's share is a little smaller (it also forks and marshals
+    its answer), so both halves end at about the same time."""
+    mine_idx: list[int] = []
+    theirs_idx: list[int] = []
+    mine_bytes = theirs_bytes = 0
+    for i in sorted(range(len(files)), key=lambda i: -files[i][1]):
+        if mine_bytes <= theirs_bytes * CHILD_WEIGHT:
+            mine_idx.append(i)
+            mine_bytes += files[i][1] + 256  # + a per-file cost (open, stat, ...)
+        else:
+            theirs_idx.append(i)
+            theirs_bytes += files[i][1] + 256
+    return sorted(mine_idx), sorted(theirs_idx)
+
+
+def _child(read_fd: int, write_fd: int, theirs: list[tuple[str, int]]) -> None:
+    """In the forked child: parse, send, exit without running the parent's clean-up handlers."""
+    code = 1
+    try:
+        os.close(read_fd)
+        import marshal
+
+        data = marshal.dumps(_parse_packed(theirs))
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_fd, view):]
+        code = 0
+    except BaseException:  # noqa: BLE001 - the parent parses this share itself
+        pass
+    finally:
+        os._exit(code)
+
+
+def _child_answer(read_fd: int) -> Any:
+    """Everything the child wrote, unmarshalled (None when it is not a complete marshal stream)."""
+    chunks = []
+    while True:
+        chunk = os.read(read_fd, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    import marshal
+
+    try:
+        return marshal.loads(b"".join(chunks))
+    except (EOFError, ValueError, TypeError):
+        return None
+
+
 def _parse_parallel(files: list[tuple[str, int]], progress: Any = None) -> list[LoadResult | Packed]:
     """Parse ``(path, size)`` files; the result for each, in order (a ``LoadResult``, or packed when it
     comes from the child). ``progress`` (optional) is advanced as files are parsed: by this process
@@ -184,20 +235,7 @@ def _parse_parallel(files: list[tuple[str, int]], progress: Any = None) -> list[
             or not hasattr(os, "fork"):
         return _parse_many(files, progress)  # type: ignore[return-value]
     prepare_parsers()  # imported once, before the fork
-    # split by bytes, largest files first; the child's share is a little smaller (it also forks and
-    # marshals its answer), so both halves end at about the same time
-    mine_idx: list[int] = []
-    theirs_idx: list[int] = []
-    mine_bytes = theirs_bytes = 0
-    for i in sorted(range(len(files)), key=lambda i: -files[i][1]):
-        if mine_bytes <= theirs_bytes * CHILD_WEIGHT:
-            mine_idx.append(i)
-            mine_bytes += files[i][1] + 256  # + a per-file cost (open, stat, ...)
-        else:
-            theirs_idx.append(i)
-            theirs_bytes += files[i][1] + 256
-    mine_idx.sort()
-    theirs_idx.sort()
+    mine_idx, theirs_idx = _shares(files)
     theirs = [files[i] for i in theirs_idx]
     try:
         read_fd, write_fd = os.pipe()
@@ -209,39 +247,15 @@ def _parse_parallel(files: list[tuple[str, int]], progress: Any = None) -> list[
         os.close(read_fd)
         os.close(write_fd)
         return _parse_many(files, progress)  # type: ignore[return-value]
-    if pid == 0:  # the child: parse, send, exit without running the parent's clean-up handlers
-        code = 1
-        try:
-            os.close(read_fd)
-            import marshal
-
-            data = marshal.dumps(_parse_packed(theirs))
-            view = memoryview(data)
-            while view:
-                view = view[os.write(write_fd, view):]
-            code = 0
-        except BaseException:  # noqa: BLE001 - the parent parses this share itself
-            pass
-        finally:
-            os._exit(code)
+    if pid == 0:
+        _child(read_fd, write_fd, theirs)
     os.close(write_fd)
     results: list[LoadResult | Packed | None] = [None] * len(files)
     child_results: Any = None
     try:
         for i, mine_result in zip(mine_idx, _parse_many([files[i] for i in mine_idx], progress)):
             results[i] = mine_result
-        chunks = []
-        while True:
-            chunk = os.read(read_fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        import marshal
-
-        try:
-            child_results = marshal.loads(b"".join(chunks))
-        except (EOFError, ValueError, TypeError):
-            child_results = None
+        child_results = _child_answer(read_fd)
     finally:
         os.close(read_fd)
         try:

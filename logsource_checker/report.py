@@ -11,7 +11,8 @@ from typing import Any
 
 from .decide import deciding_inputs, outside_summary
 from ._gcpause import paused_gc
-from .diff import LEVEL_ORDER, EffectiveAudit, Ranked, describe_setting, need_status
+from .diff import LEVEL_ORDER, EffectiveAudit, describe_setting, need_status
+from .ranking import Ranked
 from .knowledge import Knowledge
 from .policy.model import PolicySnapshot
 from .resolve import Resolution, RuleResolution

@@ -8,7 +8,7 @@ disagree the report warns.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .knowledge import ROLES, AuditSubcategory, Knowledge
@@ -95,15 +95,30 @@ def volume_for(sub: AuditSubcategory, role: str | None) -> str:
     return sub.volume_by_role.get(role, sub.volume)
 
 
-def apply_role_volumes(requirements: Any, kb: Knowledge, decision: RoleDecision) -> None:
-    """Set each audit requirement's volume for the machine's role (only when the role is known: an assumed
-    role keeps the general volume, the highest over roles)."""
-    if not decision.known:
-        return
-    for req in requirements.values():
-        if req.kind == "audit_subcategory" and req.guid in kb.subcategories:
-            req.volume = volume_for(kb.subcategories[req.guid], decision.role)
+def _with_volumes(requirements: dict[str, Any], kb: Knowledge, decision: RoleDecision) -> dict[str, Any]:
+    out = dict(requirements)
+    if decision.known:
+        for rid, req in requirements.items():
+            if req.kind == "audit_subcategory" and req.guid in kb.subcategories:
+                volume = volume_for(kb.subcategories[req.guid], decision.role)
+                if volume != req.volume:
+                    out[rid] = replace(req, volume=volume)
+    return out
+
+
+def role_volumes(resolution: Any, kb: Knowledge, decision: RoleDecision) -> Any:
+    """The resolution with each audit requirement's volume for the machine's role (only when the role is known:
+    an assumed role keeps the general volume, the highest over roles). Pure: a requirement whose volume
+    changes is a new record in a new requirements table; the resolution given is left as it was, so two
+    assessments of the same resolved rules never see each other's volumes."""
+    return replace(resolution, requirements=_with_volumes(resolution.requirements, kb, decision))
+
+
+def apply_role_volumes(requirements: dict[str, Any], kb: Knowledge, decision: RoleDecision) -> None:
+    """``role_volumes`` written back into ``requirements`` (new records replace the old ones in that table).
+    Kept for ``fleet.assess``, which resets the volumes per group itself; new code uses ``role_volumes``."""
+    requirements.update(_with_volumes(requirements, kb, decision))
 
 
 __all__ = ["ROLES", "ROLE_NAMES", "RoleDecision", "detect_role", "decide_role", "default_outcomes",
-           "default_value", "volume_for", "apply_role_volumes"]
+           "default_value", "volume_for", "role_volumes", "apply_role_volumes"]

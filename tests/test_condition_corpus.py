@@ -113,3 +113,44 @@ def test_unsatisfiable_fields_on_the_corpus(corpus_report, capsys):
     fields = {f for r in flagged for f in r["unsatisfiable_fields"]}
     assert "GrandParentImage" in fields       # written by no Windows producer the guides know
     assert all(any("no producer of guide" in n for n in r["notes"]) for r in flagged)
+
+
+def _positive_reading(node, true):
+    """The condition's truth with every negated part read as true: what a Sysmon include filter may collect
+    (a filter under ``not`` never becomes an exclude)."""
+    kind = node[0]
+    if kind == "not":
+        return True
+    if kind == "id":
+        return node[1] in true
+    if kind == "and":
+        return all(_positive_reading(child, true) for child in node[1])
+    if kind == "or":
+        return any(_positive_reading(child, true) for child in node[1])
+    return sum(1 for name in node[3] if name in true) >= node[1]
+
+
+def test_filter_terms_agree_with_the_condition_on_every_corpus_rule(corpus_rules):
+    """The Sysmon filter reading (condition_dnf.py, built on condition.py's tree) on every corpus rule: its
+    OR of ANDs is true exactly when the condition, negations read as true, is; so it is never false where
+    the condition is true (a tailored configuration never drops an event a rule matches)."""
+    from logsource_checker.condition_dnf import condition_terms
+
+    rules = load_rules_fast([str(corpus_rules)], use_cache=False).rules
+    assert len(rules) == 3780
+    with_negation = several = 0
+    for rule in rules:
+        names = [name for name, _ in rule.selections]
+        node = cond.parse_conditions(rule.condition, names).node
+        terms = condition_terms(rule.condition, names)
+        rng = random.Random(rule.path)
+        assignments = [set(), set(names)] + [set(t) for t in terms] + [{n} for n in names] + [
+            {n for n in names if rng.random() < 0.5} for _ in range(ASSIGNMENTS)]
+        for true in assignments:
+            dnf = any(term <= true for term in terms)
+            assert dnf is _positive_reading(node, true), (rule.path, rule.condition, sorted(true), terms)
+            assert dnf or not cond.evaluate(node, true), (rule.path, rule.condition, sorted(true))
+        with_negation += "not" in {part.casefold() for text in rule.condition for part in text.split()}
+        several += len(terms) > 1
+    print(f"\nfilter terms: {len(rules)} rules, {with_negation} with a negation, {several} with several conjunctions")
+    assert with_negation > 500 and several > 400   # the corpus exercises both readings

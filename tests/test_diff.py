@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from logsource_checker import knowledge
-from logsource_checker.diff import PolicyDiff, effective_audit, rank_missing
+from logsource_checker.diff import PolicyDiff, effective_audit
+from logsource_checker.ranking import rank_missing
 from logsource_checker.policy.model import (AuditSetting, ChannelSetting, PolicyInput, PolicySnapshot,
                                             RegistryPolicySetting, SysmonConfig)
 from logsource_checker.resolve import resolve

@@ -698,3 +698,56 @@ def test_warning_lines_always_name_the_change(cli, tmp_path, corpus_rules):
     warnings = [line for line in gpo.splitlines() if line.startswith("- **Warning:**")]
     assert warnings and any("SACL" in line for line in warnings)
     assert not [line for line in warnings if line.startswith("- **Warning:** :")]
+
+
+# --------------------------------------------------------------------------- the last line of defence
+# knowledge.validate refuses unsafe names in the data; emit checks again before a value enters a command
+
+@pytest.mark.parametrize("what, name, unsafe", [
+    ("channel", "Microsoft-Windows-TaskScheduler/Operational", False),
+    ("channel", "Microsoft-Windows-TaskScheduler/Operational & calc.exe", True),
+    ("channel", 'Microsoft-Windows-TaskScheduler/Operational" /e:true', True),
+    ("channel", "Microsoft-Windows-TaskScheduler/Operational\r\nwevtutil cl Security", True),
+    ("guid", "{0CCE9215-69AE-11D9-BED3-505054503030}", False),
+    ("guid", "{0CCE9215-69AE-11D9-BED3-505054503030} & calc", True),
+    ("guid", "0CCE9215", True),
+])
+def test_emit_refuses_unsafe_names_from_the_data(tmp_path, what, name, unsafe):
+    from logsource_checker.emit import UnsafeValue
+
+    result = check(CheckOptions(paths=[str(SAMPLES / "rules" / "windows")]))
+    kb = result.knowledge = dataclasses.replace(result.knowledge, channels=dict(result.knowledge.channels),
+                                                subcategories=dict(result.knowledge.subcategories))  # a private copy
+    if what == "channel":
+        key = "microsoft-windows-taskscheduler/operational"
+        kb.channels[key] = dataclasses.replace(kb.channels[key], name=name)
+    else:
+        guid = "{0CCE9215-69AE-11D9-BED3-505054503030}"
+        kb.subcategories[guid] = dataclasses.replace(kb.subcategories[guid], guid=name)
+    report = build(result)
+    if unsafe:
+        with pytest.raises(UnsafeValue):
+            emit_all(result, report, tmp_path / "out")
+        assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    else:
+        emit_all(result, report, tmp_path / "out")
+        assert name in (tmp_path / "out" / ("channels.cmd" if what == "channel" else "auditpol.cmd")).read_text()
+
+
+@pytest.mark.parametrize("args, intro", [
+    ([], "No policy input was given: every setting the rules need is listed"),
+    (["--gpresult", GPRESULT], "Only settings the given policy does not already provide are listed."),
+])
+def test_gpo_md_intro_warnings_and_the_full_report(cli, tmp_path, args, intro):
+    """gpo.md says whether a policy was given; its warning list holds only changes with a warning (each line
+    names the change and the warning); report.md beside it has the per-rule table (the verbose report)."""
+    files = texts(emit(cli, tmp_path / "out", *args))
+    gpo = files["gpo.md"]
+    assert intro in gpo
+    warning_lines = [line for line in gpo.splitlines() if line.startswith("- **Warning:**")]
+    assert warning_lines and all(re.fullmatch(r"- \*\*Warning:\*\* \S.*: \S.*\.", line) for line in warning_lines)
+    assert not any(line.endswith(": .") for line in warning_lines)
+    report = files["report.md"]
+    assert "## Rules" in report and "| Coverage | Rule | Level | Path |" in report
+    rules = json.loads(files["report.json"])["rules"]
+    assert all(f"| {r['title']} |" in report for r in rules)

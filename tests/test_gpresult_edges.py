@@ -60,3 +60,75 @@ def test_event_log_size_and_switch_of_one_log_are_merged(tmp_path):
                        "gpresult")
     assert {(c.name, c.enabled, c.max_size_kb) for c in snap.channels} == {
         ("Security", False, 196608), ("Setup", True, None)}
+
+
+# --------------------------------------------------------------------------- registry values, by element shape
+# gpresult /x writes a registry setting set outside a template as <RegistrySetting>: a key alone (no <Value>) for a
+# key created by an ADM file, a value with <Number> or <String>; a security option carries <SettingNumber>,
+# <SettingString>, or for multi-string options <SettingStrings> (a list this reader does not take as one value).
+LSA = "MACHINE\\System\\CurrentControlSet\\Control\\Lsa"
+WINLOGON = "Software\\Microsoft\\Windows NT\\CurrentVersion\\Winlogon"
+
+
+def _registry_setting(key_path: str | None, value: str | None) -> str:
+    key = f"<q3:KeyPath>{key_path}</q3:KeyPath>" if key_path is not None else ""
+    return (f"        <q3:RegistrySetting>{gpxml._origin(1)}{key}{value or ''}"
+            f"<q3:AdmSetting>false</q3:AdmSetting></q3:RegistrySetting>\n")
+
+
+@pytest.mark.parametrize("item, want", [
+    (_registry_setting(WINLOGON, "<q3:Value><q3:Name>CachedLogonsCount</q3:Name><q3:String>4</q3:String></q3:Value>"),
+     [("HKLM\\" + WINLOGON, "CachedLogonsCount", "4")]),
+    (_registry_setting(WINLOGON, "<q3:Value><q3:Name>AutoAdminLogon</q3:Name><q3:Number>0</q3:Number></q3:Value>"),
+     [("HKLM\\" + WINLOGON, "AutoAdminLogon", "0")]),
+    (_registry_setting(WINLOGON, "<q3:Value><q3:Name>Number and string</q3:Name><q3:Number>1</q3:Number>"
+                                 "<q3:String>x</q3:String></q3:Value>"), [("HKLM\\" + WINLOGON, "Number and string", "1")]),
+    (_registry_setting(WINLOGON, None), []),                                                  # a key alone
+    (_registry_setting(WINLOGON, "<q3:Value><q3:Name>Empty</q3:Name></q3:Value>"), []),       # no data
+    (_registry_setting(None, "<q3:Value><q3:Name>NoKey</q3:Name><q3:Number>1</q3:Number></q3:Value>"), []),
+    (_registry_setting("", "<q3:Value><q3:Name>EmptyKey</q3:Name><q3:Number>1</q3:Number></q3:Value>"), []),
+])
+def test_registry_settings_by_shape(tmp_path, item, want):
+    snap = read_policy(gpxml.write(tmp_path, "gpresult.xml", gpxml.rsop(gpxml.registry(item))), "gpresult")
+    assert [(v.key, v.value, v.data) for v in snap.registry_values] == want
+
+
+@pytest.mark.parametrize("item, want", [
+    (gpxml.security_option(LSA + "\\NoLMHash", 1), [(LSA, "NoLMHash", "1")]),
+    (f"        <q1:SecurityOptions>{gpxml._origin(1)}<q1:KeyName>{LSA}\\LmCompatibilityLevel</q1:KeyName>"
+     "<q1:SettingString>5</q1:SettingString></q1:SecurityOptions>\n", [(LSA, "LmCompatibilityLevel", "5")]),
+    (f"        <q1:SecurityOptions>{gpxml._origin(1)}<q1:KeyName>MACHINE\\System\\CurrentControlSet\\Control\\"
+     "SecurePipeServers\\Winreg\\AllowedExactPaths\\Machine</q1:KeyName><q1:SettingStrings><q1:Value>System\\"
+     "CurrentControlSet\\Control\\ProductOptions</q1:Value></q1:SettingStrings></q1:SecurityOptions>\n", []),
+    (f"        <q1:SecurityOptions>{gpxml._origin(1)}<q1:SystemAccessPolicyName>LSAAnonymousNameLookup"
+     "</q1:SystemAccessPolicyName><q1:SettingNumber>0</q1:SettingNumber></q1:SecurityOptions>\n", []),
+])
+def test_security_options_by_shape(tmp_path, item, want):
+    snap = read_policy(gpxml.write(tmp_path, "gpresult.xml", gpxml.rsop(gpxml.security(item))), "gpresult")
+    assert [(v.key, v.value, v.data) for v in snap.registry_values] == want
+
+
+def test_items_of_other_namespaces_are_not_read(tmp_path):
+    """Only elements in the extension's own namespace are its settings (prefixes differ from file to file)."""
+    foreign = (f'        <x:Policy xmlns:x="urn:example:other">{gpxml._origin(1)}<x:Name>Turn on Module Logging</x:Name>'
+               '<x:State>Enabled</x:State><x:Category>Windows Components/Windows PowerShell</x:Category></x:Policy>\n'
+               f'        <q3:Blocked>false</q3:Blocked>\n')
+    own = gpxml.policy("Turn on Script Block Logging", "Windows Components/Windows PowerShell")
+    snap = read_policy(gpxml.write(tmp_path, "gpresult.xml", gpxml.rsop(gpxml.registry(foreign + own))), "gpresult")
+    assert [p.name for p in snap.registry_policies] == ["Turn on Script Block Logging"]
+
+
+@pytest.mark.parametrize("extra, types", [
+    ('    <ExtensionData>\n      <Extension xmlns="http://www.microsoft.com/GroupPolicy/Settings"><Blob/></Extension>\n'
+     '      <Name xmlns="http://www.microsoft.com/GroupPolicy/Settings">Untyped</Name>\n    </ExtensionData>\n', "none"),
+    (gpxml._extension("q9", "Scripts", "Scripts", "        <q9:Script><q9:Command>a.cmd</q9:Command></q9:Script>\n"),
+     "Scripts"),
+])
+def test_extensions_without_a_known_type_are_skipped(tmp_path, extra, types):
+    """An <Extension> without xsi:type, or of a kind this reader does not read, is passed over and named."""
+    snap = read_policy(gpxml.write(tmp_path, "gpresult.xml", gpxml.rsop(extra)), "gpresult")
+    assert not snap.audit and not snap.registry_values
+    (line,) = snap.warnings
+    assert line.endswith(f"(extensions present: {types})")
+    with_audit = gpxml.rsop(extra, gpxml.auditing(gpxml.audit_setting("Audit Logon", LOGON, 3)))
+    assert read_policy(gpxml.write(tmp_path, "gpresult2.xml", with_audit), "gpresult").audit[LOGON].value == 3

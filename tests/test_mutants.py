@@ -14,7 +14,8 @@ import pytest
 
 import gpxml
 from logsource_checker import knowledge
-from logsource_checker.diff import PolicyDiff, rank_missing, rule_coverage
+from logsource_checker.diff import PolicyDiff, rule_coverage
+from logsource_checker.ranking import rank_missing
 from logsource_checker.policy import merge, read_policy
 from logsource_checker.resolve import resolve
 from logsource_checker.rules import load_file
@@ -292,6 +293,10 @@ def test_force_option_emitted_unless_the_policy_enables_it(cli, tmp_path, force,
     registry = (out / "registry.reg").read_text(encoding="utf-8")
     assert ('"SCENoApplyLegacyAuditPolicy"=dword:00000001' in registry) is emitted
     assert ("Force audit policy subcategory settings" in (out / "gpo.md").read_text()) is emitted
+    # said for what it is (it unblinds nothing on its own), and not again among the templates
+    assert ("makes the advanced audit policy changes take effect over legacy category settings" in registry) is emitted
+    if emitted:
+        assert (out / "gpo.md").read_text().count("Force audit policy subcategory settings") == 1
 
 
 # --------------------------------------------------------------------------- found by tools/mutation.py
@@ -470,3 +475,122 @@ def test_event_ids_are_checked_only_against_guides_that_list_events(tmp_path, lo
     _, res = _resolve(tmp_path, logsource, "EventID: [" + ", ".join(map(str, event_ids)) + "]")
     assert res.guide is not None and res.unmapped_event_ids == unmapped
 
+
+
+# one setting of each kind, in a gpresult's extensions, with a value 1 or 2 (the two inputs agree or not)
+def _one_setting(kind: str, value: int) -> str:
+    if kind == "audit":
+        return gpxml.auditing(gpxml.audit_setting("Audit Logon", LOGON, value))
+    if kind == "legacy":
+        return gpxml.security(gpxml.legacy_audit("AuditLogonEvents", value))
+    if kind == "registry value":
+        return gpxml.security(gpxml.security_option(LSA + "\\LmCompatibilityLevel", value + 3))
+    if kind == "force":   # 1: enabled, 2: disabled
+        return gpxml.security(gpxml.security_option(FORCE, 2 - value))
+    if kind == "event log":
+        return gpxml.security(f'        <q1:EventLog>{gpxml._origin(1)}<q1:Name>MaximumLogSize</q1:Name><q1:SettingNumber>'
+                              f'{value * 65536}</q1:SettingNumber><q1:Log>Security</q1:Log></q1:EventLog>\n')
+    return gpxml.registry(gpxml.policy("Turn on Module Logging", "Windows Components/Windows PowerShell",
+                                       "Enabled" if value == 1 else "Disabled"))
+
+
+CONFLICT_LABELS = {"audit": f"audit {LOGON}", "legacy": "legacy audit AuditLogonEvents",
+                   "registry value": f"registry value {LSA}\\LmCompatibilityLevel", "event log": "event log Security",
+                   "policy": "policy 'Turn on Module Logging' (Windows Components/Windows PowerShell)",
+                   "force": "'force audit policy subcategory settings' (SCENoApplyLegacyAuditPolicy)"}
+
+
+@pytest.mark.parametrize("kind", sorted(CONFLICT_LABELS))
+@pytest.mark.parametrize("first, second, why", [
+    ("gpo_report", "gpo_report", "same rank, the later input on the command line wins"),
+    ("rsop", "gpo_report", "gpresult RSoP (what the machine applied) outranks a single GPO"),
+    ("gpo_report", "rsop", "gpresult RSoP (what the machine applied) outranks a single GPO"),
+])
+@pytest.mark.parametrize("values", [(1, 1), (1, 2)])
+def test_merge_records_each_disagreement_once_with_its_reason(tmp_path, kind, first, second, why, values):
+    """Every kind of setting: inputs that agree give no conflict; inputs that disagree give one line naming
+    both files, both values, the winner and why it wins."""
+    paths = []
+    for index, (shape, value) in enumerate(zip((first, second), values)):
+        build = gpxml.rsop if shape == "rsop" else gpxml.gpo_report
+        paths.append(gpxml.write(tmp_path, f"{index}-{shape}.xml", build(_one_setting(kind, value))))
+    merged = merge([read_policy(p, "gpresult") for p in paths])
+    if values[0] == values[1]:
+        assert merged.conflicts == []
+        return
+    winner = paths[0] if first == "rsop" and second != "rsop" else paths[1]
+    loser = paths[1] if winner == paths[0] else paths[0]
+    (line,) = [c for c in merged.conflicts if c.startswith(CONFLICT_LABELS[kind] + ": ")]
+    assert len(merged.conflicts) == (2 if kind == "force" else 1)   # the force option is also a registry value
+    assert line.startswith(f"{CONFLICT_LABELS[kind]}: {loser} sets ")
+    assert f", {winner} sets " in line and line.endswith(f"; {winner} wins ({why})")
+    if kind == "force":
+        shown = {paths[0]: "enabled", paths[1]: "disabled"}
+        assert f"{loser} sets {shown[loser]}, {winner} sets {shown[winner]};" in line
+
+
+def _live_auditpol(tmp_path) -> str:
+    """'auditpol /get /category:* /r' output (no Setting Value column): the live state."""
+    path = tmp_path / "live.csv"
+    path.write_text("Machine Name,Policy Target,Subcategory,Subcategory GUID,Inclusion Setting,Exclusion Setting\r\n"
+                    f"WS042,System,Logon,{LOGON},Success and Failure,\r\n", encoding="utf-8")
+    return str(path)
+
+
+def _input(tmp_path, kind: str) -> str:
+    if kind == "live":
+        return _live_auditpol(tmp_path)
+    if kind == "csv":
+        return _audit_csv(tmp_path, "audit.csv", LOGON, 1)
+    if kind == "legacy gpresult":
+        return gpxml.write(tmp_path, "legacy.xml", gpxml.rsop(gpxml.security(gpxml.legacy_audit("AuditLogonEvents", 3))))
+    if kind == "dc gpresult":
+        computer = ("  <ComputerResults>\n    <Name>CORP\\DC01$</Name>\n    <SecurityGroup><SID xmlns=\"http://www.microsoft"
+                    ".com/GroupPolicy/Types\">S-1-5-21-1004336348-1177238915-682003330-516</SID></SecurityGroup>\n"
+                    + gpxml.auditing(gpxml.audit_setting("Audit Logon", LOGON, 3)) + "  </ComputerResults>\n")
+        return gpxml.write(tmp_path, "dc.xml", gpxml.rsop(computer=computer))
+    return gpxml.write(tmp_path, "empty.xml", gpxml.rsop(computer="  <ComputerResults />\n"))   # unelevated
+
+
+@pytest.mark.parametrize("inputs, computer_results, legacy_kept, dc_evidence", [
+    (["csv", "legacy gpresult"], True, True, False),
+    (["legacy gpresult", "csv"], True, True, False),
+    (["legacy gpresult", "live"], True, False, False),   # the live state already shows the legacy policy's effect
+    (["live", "csv"], True, None, False),
+    (["unelevated gpresult", "csv"], False, None, False),
+    (["csv", "unelevated gpresult"], False, None, False),
+    (["csv", "dc gpresult"], True, None, True),
+    (["dc gpresult", "live"], True, None, True),
+])
+def test_merge_flags_legacy_policy_and_role_evidence(tmp_path, inputs, computer_results, legacy_kept, dc_evidence):
+    merged = merge([read_policy(_input(tmp_path, kind), "auditpol" if kind in ("csv", "live") else "gpresult")
+                    for kind in inputs])
+    assert merged.has_computer_results is computer_results
+    dropped = [w for w in merged.warnings if w.startswith("legacy category audit settings")]
+    if legacy_kept is None:
+        assert merged.legacy_audit == {} and dropped == []
+    else:
+        assert bool(merged.legacy_audit) is legacy_kept and bool(dropped) is not legacy_kept
+    sids = [sid for sid, _ in merged.role_evidence.get("sids", [])]
+    assert sids == (["S-1-5-21-1004336348-1177238915-682003330-516"] if dc_evidence else [])
+
+
+def test_merge_keeps_the_later_sysmon_config_and_the_audit_rules(tmp_path):
+    """Two Sysmon configurations: the later wins, said in one conflict line. Linux audit rules beside a Windows
+    input: kept whole, in a copy (merging never changes the snapshot it was given)."""
+    from conftest import SAMPLES
+
+    events = list(KB.sysmon_events.values())
+    second = tmp_path / "second.xml"
+    second.write_bytes((SAMPLES / "sysmon" / "partial-config.xml").read_bytes())
+    configs = [read_policy(str(SAMPLES / "sysmon" / "partial-config.xml"), "sysmon", events),
+               read_policy(str(second), "sysmon", events)]
+    auditd = read_policy(str(SAMPLES / "auditd" / "server-baseline.rules"), "auditd")
+    rules_before = list(auditd.auditd.rules)
+    merged = merge(configs + [auditd, read_policy(_audit_csv(tmp_path, "a.csv", LOGON, 1), "auditpol")])
+    assert merged.sysmon is configs[1].sysmon
+    assert [c for c in merged.conflicts if c.startswith("Sysmon configuration: ")] == [
+        f"Sysmon configuration: {configs[0].sysmon.source} and {second} both given; {second} wins (the later input)"]
+    assert merged.auditd.rules == rules_before and merged.auditd.rules is not auditd.auditd.rules
+    assert merged.auditd.sources == auditd.auditd.sources and merged.auditd.enabled == auditd.auditd.enabled
+    assert auditd.auditd.rules == rules_before

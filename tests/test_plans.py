@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from conftest import SAMPLES
 from logsource_checker import knowledge
-from logsource_checker.diff import coverage_if, improves, rank_missing, rule_coverage
+from logsource_checker.diff import coverage_if, improves, rule_coverage
+from logsource_checker.ranking import rank_missing
 from logsource_checker.engine import CheckOptions, check
 from logsource_checker.plans import (NATIVE_KINDS, baseline_statuses, chosen_plan, compute_plans, order_key,
                                      volume_of)

@@ -333,7 +333,20 @@ def test_sample_rules_give_the_expected_configuration(cli, tmp_path):
     (["1 of selection_* and main"], ["selection_a", "selection_b", "main"], [{"main", "selection_a"}, {"main", "selection_b"}]),
     (["all of selection_*"], ["selection_a", "selection_b", "x"], [{"selection_a", "selection_b"}]),
     (["all of them"], ["a", "_b"], [{"a"}]),
-    (["1 of them"], ["a", "_b"], [{"_b"}, {"a"}]),
+    # `them` leaves out identifiers starting with `_` (Sigma specification, pySigma; condition.py): `_b`
+    # alone never makes the rule match, so the filter need not collect it
+    (["1 of them"], ["a", "_b"], [{"a"}]),
+    (["1 of _*"], ["a", "_b", "_c"], [{"_b"}, {"_c"}]),
+    (["1 of sel*"], ["sel_a", "_sel_b"], [{"sel_a"}]),
+    (["2 of sel*"], ["sel_a", "sel_b", "sel_c"], [{"sel_a", "sel_b"}, {"sel_a", "sel_c"}, {"sel_b", "sel_c"}]),
+    (["3 of them and not _f"], ["a", "b", "c", "_f"], [{"a", "b", "c"}]),
+    (["a and not (b or not c)"], list("abc"), [{"a"}]),
+    (["1 of them and all of x*"], ["a", "x1", "x2"], [{"x1", "x2"}]),   # (a and x1 and x2) is implied
+    # more than MAX_TERMS (256) conjunctions: any one selection named (wider)
+    (["1 of a* and 1 of b*"], [f"a{i}" for i in range(17)] + [f"b{i}" for i in range(17)],
+     [{f"a{i}"} for i in range(17)] + [{f"b{i}"} for i in range(17)]),
+    (["9 of them"], [f"s{i}" for i in range(20)], [{f"s{i}"} for i in range(20)]),
+    (["2 of them"], [f"s{i}" for i in range(23)], [{f"s{i}", f"s{j}"} for i in range(23) for j in range(i + 1, 23)]),
     (["a or (a and b)"], ["a", "b"], [{"a"}]),
     (["a", "b and c"], ["a", "b", "c"], [{"a"}, {"b", "c"}]),
     (["(a or b) and (c or d)"], list("abcd"), [{"a", "c"}, {"a", "d"}, {"b", "c"}, {"b", "d"}]),
@@ -342,7 +355,9 @@ def test_condition_terms(condition, names, want):
     assert sorted(map(sorted, condition_terms(condition, names))) == sorted(map(sorted, want))
 
 
-@pytest.mark.parametrize("condition", [["selection | count() > 5"], ["missing"], ["(a"], ["a and"], []])
+@pytest.mark.parametrize("condition", [["selection | count() > 5"], ["missing"], ["(a"], ["a and"], [],
+                                       ["a AND a"], ["1 of x*"], ["2 of a"], ["(" * 150 + "a" + ")" * 150],
+                                       ["a & a"]])
 def test_unreadable_conditions_collect_everything(condition):
     rule = type("R", (), {"ref": "r", "condition": tuple(condition), "selections": (("a", ((("Image", (), ("x",)),),)),)})
     out = translate_rule(rule, frozenset(KB.sysmon_events[1].fields), CONDS)

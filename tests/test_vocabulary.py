@@ -58,6 +58,43 @@ def test_parsers_recognise_what_the_vocabulary_names(tmp_path, vocabulary, force
     assert snap.force_subcategory is force
 
 
+def _eventlog_settings(tmp_path, vocabulary):
+    """Event-log settings of a gpresult (security template size, 'Turn on logging', a size policy's option) and
+    of a GptTmpl.inf, read with ``vocabulary``: {log: (enabled, max size)}."""
+    category = "Windows Components/Event Log Service"
+    size_option = ("<q3:Numeric><q3:Name>Maximum Log Size (KB)</q3:Name><q3:State>Enabled</q3:State>"
+                   "<q3:Value>65536</q3:Value></q3:Numeric>")
+    doc = gpxml.rsop(
+        gpxml.security(f'        <q1:EventLog>{gpxml._origin(1)}<q1:Name>MaximumLogSize</q1:Name>'
+                       '<q1:SettingNumber>196608</q1:SettingNumber><q1:Log>Security</q1:Log></q1:EventLog>\n'),
+        gpxml.registry(gpxml.policy("Turn on logging", category + "/Setup"),
+                       gpxml.policy("Specify the maximum log file size (KB)", category + "/System", parts=size_option)))
+    snap = read_policy(gpxml.write(tmp_path, "gpresult.xml", doc), "gpresult", vocabulary=vocabulary)
+    inf = tmp_path / "GptTmpl.inf"
+    inf.write_text('[Unicode]\nUnicode=yes\n[Application Log]\nMaximumLogSize=32768\n[Version]\n'
+                   'signature="$CHICAGO$"\nRevision=1\n', encoding="utf-16")
+    template = read_policy(str(inf), "gpresult", vocabulary=vocabulary)
+    return {c.name: (c.enabled, c.max_size_kb) for c in snap.channels + template.channels}
+
+
+ALL_LOGS = {"Security": (None, 196608), "Setup": (True, None), "System": (None, 65536), "Application": (None, 32768)}
+
+
+@pytest.mark.parametrize("change, want", [
+    ({}, ALL_LOGS),
+    ({"eventlog_enable_policy": "Enable the log"}, {k: v for k, v in ALL_LOGS.items() if k != "Setup"}),
+    ({"eventlog_size_option": "capacity"}, {k: v for k, v in ALL_LOGS.items() if k != "System"}),
+    ({"eventlog_template_size_key": "MaxSize"}, {"Setup": (True, None), "System": (None, 65536)}),
+    ({"eventlog_category": "Windows Components/Event Logging"}, {"Security": (None, 196608),
+                                                                  "Application": (None, 32768)}),
+])
+def test_eventlog_settings_follow_the_vocabulary(tmp_path, change, want):
+    """The names of event-log settings are data (channels.yaml eventlog_setting_names): a parser given other
+    names does not recognise these settings."""
+    vocabulary = dataclasses.replace(KB.policy_vocabulary(), **change)
+    assert _eventlog_settings(tmp_path, vocabulary) == want
+
+
 @pytest.mark.parametrize("text, value", [
     ("Success and Failure", 3), ("success  and failure", 3), ("No Auditing", 0), ("Failure", 2),
     ("Erfolg und Fehler", None),   # localized text without a Setting Value: not understood, reported
@@ -71,6 +108,9 @@ def test_inclusion_text_from_the_data(text, value):
     ({"inclusion_settings": {0: "No Auditing", 1: "Success", 3: "Success and Failure"}}, "inclusion_settings"),
     ({"inclusion_settings": {0: "No Auditing", 1: "Success", 2: "Fail,ure", 3: "Both"}}, "inclusion_settings"),
     ({"force_subcategory_policy": "no_such_policy"}, "force_subcategory_policy 'no_such_policy'"),
+    ({"eventlog_setting_names": {"enable_policy": "Turn on logging", "size_option": "size"}}, "eventlog_setting_names"),
+    ({"eventlog_setting_names": {"enable_policy": "Turn on logging", "size_option": " ", "template_size_key": "x"}},
+     "eventlog_setting_names"),
 ])
 def test_validate_checks_the_vocabulary(change, problem):
     broken = dataclasses.replace(KB, problems=[], **change)

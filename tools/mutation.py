@@ -5,6 +5,7 @@ A developer command, not part of CI (a run takes tens of minutes)::
     .venv/bin/python tools/mutation.py diff resolve           # modules under logsource_checker/
     .venv/bin/python tools/mutation.py policy emit -j 2 --out /tmp/mutants.md
     .venv/bin/python tools/mutation.py diff --list            # the mutants only, no test run
+    .venv/bin/python tools/mutation.py --named                # the nine mutations named in issue 15
 
 Each mutant is one small change to one decision of a module: a comparison flipped (``<`` / ``<=`` /
 ``>``, ``==`` / ``!=``, ``is`` / ``is not``, ``in`` / ``not in``), ``and`` / ``or`` swapped, a ``not``
@@ -38,12 +39,37 @@ PACKAGE = ROOT / "logsource_checker"
 
 # the tests that exercise each module (a module not listed runs the whole suite)
 MODULE_TESTS = {
-    "diff": ["test_diff.py", "test_mutants.py", "test_emit.py", "test_resolve.py", "test_properties.py"],
-    "resolve": ["test_resolve.py", "test_mutants.py", "test_diff.py", "test_emit.py", "test_properties.py"],
+    # diff and resolve also decide roles' defaults, SACLs / object access, Sysmon include filters, Linux audit
+    # rules and conditions: the tests of those features belong to their mutants too
+    "diff": ["test_diff.py", "test_mutants.py", "test_emit.py", "test_resolve.py", "test_properties.py",
+             "test_roles.py", "test_object_access.py", "test_sysmon_includes.py", "test_sysmon_defaults.py",
+             "test_auditd.py", "test_corrections.py", "test_condition.py"],
+    "resolve": ["test_resolve.py", "test_mutants.py", "test_diff.py", "test_emit.py", "test_properties.py",
+                "test_auditd.py", "test_object_access.py", "test_condition.py", "test_corrections.py",
+                "test_roles.py", "test_plans.py"],
+    "ranking": ["test_diff.py", "test_mutants.py", "test_plans.py", "test_emit.py", "test_collectors.py"],
+    "resolution": ["test_resolve.py", "test_mutants.py", "test_diff.py", "test_plans.py"],
     "policy": ["test_policy.py", "test_policy_properties.py", "test_mutants.py", "test_gpresult_edges.py",
                "test_vocabulary.py", "test_hostile.py", "test_diff.py"],
     "emit": ["test_emit.py", "test_mutants.py", "test_escaping.py", "test_hostile.py"],
 }
+
+# The nine mutations named in issue 15, each a one-line change that tests/test_mutants.py must notice (docs/TESTING.md):
+# (number, module under logsource_checker/, the line as written, the mutated line)
+NAMED = [
+    (1, "diff.py", "if not general_missing and res.event_ids_produced and missing_ids:",
+     "if res.event_ids_produced and missing_ids:"),
+    (2, "diff.py", "ok = all(str(v) == str(r.data) for v, r in zip(found, pol.registry))", "ok = True"),
+    (3, "resolution.py", "return missing, not option.primary, index", "return not option.primary, missing, index"),
+    (4, "resolve.py", "if spec.when_event_ids is not None and not (spec.when_event_ids & event_ids):", "if False:"),
+    (5, "policy/gpresult.py", "if computer is None or len(computer) == 0:", "if computer is None:"),
+    (6, "policy/gpresult.py", "if self.force is None or precedence < self.force[0]:",
+     "if self.force is None or precedence > self.force[0]:"),
+    (7, "policy/gpresult.py", "if explicit and elem_name is not None:", "if False:"),
+    (8, "policy/__init__.py", "settings.offer_from(snap, (rank, index), path)",
+     "settings.offer_from(snap, (rank, -index), path)"),
+    (9, "emit.py", "result.snapshot.force_subcategory is not True)", "result.snapshot.force_subcategory is None)"),
+]
 
 _FLIP = {ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE,
          ast.GtE: ast.Gt, ast.Is: ast.IsNot, ast.IsNot: ast.Is, ast.In: ast.NotIn, ast.NotIn: ast.In}
@@ -147,6 +173,20 @@ def mutants_of(path: Path) -> list[Mutant]:
     return sorted(unique, key=lambda m: (m.line, m.index))
 
 
+def named_mutants() -> list[Mutant]:
+    """The mutations of ``NAMED`` as mutants (each line must occur exactly once in its module)."""
+    out = []
+    for number, module, line, mutated in NAMED:
+        path = PACKAGE / module
+        source = path.read_text(encoding="utf-8")
+        if source.count(line) != 1:
+            raise SystemExit(f"named mutation {number}: {line!r} occurs {source.count(line)} times in {module}")
+        at = source[:source.index(line)].count("\n") + 1
+        out.append(Mutant(path.relative_to(ROOT), number, at, f"named mutation {number}: {mutated}",
+                          source.replace(line, mutated), line))
+    return out
+
+
 def _copy_project(into: Path) -> None:
     ignore = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.pyc", ".pytest_cache", "site", "mutants")
     for name in ("logsource_checker", "tests", "guides", "mappings", "templates", "samples"):
@@ -226,7 +266,8 @@ def report(mutants: list[Mutant], seconds: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("modules", nargs="+", help="diff, resolve, emit, policy (a folder: all its modules), ...")
+    parser.add_argument("modules", nargs="*", help="diff, resolve, emit, policy (a folder: all its modules), ...")
+    parser.add_argument("--named", action="store_true", help="the nine mutations named in issue 15 (NAMED) only")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="mutants tested at once (default 1)")
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     parser.add_argument("--out", help="write the Markdown report here too")
@@ -235,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.modules:
         target = PACKAGE / name
         files += sorted(target.glob("*.py")) if target.is_dir() else [target.with_suffix(".py")]
-    mutants = [m for f in files for m in mutants_of(f)]
+    mutants = named_mutants() if args.named else [m for f in files for m in mutants_of(f)]
+    if not mutants:
+        parser.error("give modules or --named")
     if args.list:
         for m in mutants:
             print(f"{m.module}:{m.line}: {m.description}: {m.original_line}")

@@ -143,6 +143,91 @@ class _Picker:
         return [item for _, item, _ in self.best.values()]
 
 
+def _policy_shown(p: RegistryPolicySetting) -> str:
+    return p.state + ("" if not p.settings else " [" + "; ".join(f"{n}={v}" for n, v in p.settings) + "]")
+
+
+def _policy_same(a: RegistryPolicySetting, b: RegistryPolicySetting) -> bool:
+    return (a.state.casefold() == b.state.casefold()
+            and {(n.casefold(), v) for n, v in a.settings} == {(n.casefold(), v) for n, v in b.settings})
+
+
+def _channel_shown(c: ChannelSetting) -> str:
+    parts = (None if c.enabled is None else ("enabled" if c.enabled else "disabled"),
+             None if c.max_size_kb is None else f"max size {c.max_size_kb} KB")
+    return ", ".join(x for x in parts if x) or "nothing"
+
+
+class _Settings:
+    """One picker per kind of setting; ``offer_from`` offers every setting of one input."""
+
+    def __init__(self, conflicts: list[str], vocabulary: PolicyVocabulary | None) -> None:
+        self.audit, self.legacy, self.policies = _Picker(conflicts), _Picker(conflicts), _Picker(conflicts)
+        self.values, self.channels, self.force = _Picker(conflicts), _Picker(conflicts), _Picker(conflicts)
+        self.vocabulary = vocabulary
+
+    def offer_from(self, snap: PolicySnapshot, order: tuple[int, int], path: str) -> None:
+        for guid, setting in snap.audit.items():
+            self.audit.offer(guid.upper(), order, setting, setting.source or path, f"audit {guid.upper()}",
+                             AuditSetting.describe, lambda a, b: a.value == b.value)
+        for key, setting in snap.legacy_audit.items():
+            self.legacy.offer(key.casefold(), order, (key, setting), setting.source or path, f"legacy audit {key}",
+                              lambda ks: ks[1].describe(), lambda a, b: a[1].value == b[1].value)
+        for pol in snap.registry_policies:
+            self.policies.offer((pol.name.strip().casefold(), norm_category(pol.category)), order, pol,
+                                pol.source or path, f"policy '{pol.name}' ({pol.category})", _policy_shown,
+                                _policy_same)
+        for rv in snap.registry_values:
+            self.values.offer((norm_registry_key(rv.key), rv.value.casefold()), order, rv, rv.source or path,
+                              f"registry value {rv.key}\\{rv.value}", lambda r: repr(str(r.data)),
+                              lambda a, b: str(a.data) == str(b.data))
+        for ch in snap.channels:
+            self.channels.offer(ch.name.casefold(), order, ch, ch.source or path, f"event log {ch.name}",
+                                _channel_shown, lambda a, b: (a.enabled, a.max_size_kb) == (b.enabled, b.max_size_kb))
+        if snap.force_subcategory is not None:
+            vocabulary = self.vocabulary = self.vocabulary or _installed_vocabulary()
+            self.force.offer("force", order, snap.force_subcategory, snap.force_subcategory_source or path,
+                             "'force audit policy subcategory settings'" + (
+                                 f" ({vocabulary.force_value})" if vocabulary and vocabulary.force_value else ""),
+                             lambda v: "enabled" if v else "disabled", lambda a, b: a == b)
+
+    def store(self, out: PolicySnapshot) -> None:
+        out.audit = dict(sorted(((guid, s) for guid, s in ((k, v[1]) for k, v in self.audit.best.items())),
+                                key=lambda kv: kv[0]))
+        out.legacy_audit = {key: setting for key, setting in self.legacy.items()}
+        out.registry_policies = self.policies.items()
+        out.registry_values = self.values.items()
+        out.channels = self.channels.items()
+        if "force" in self.force.best:
+            _, value, source = self.force.best["force"]
+            out.force_subcategory, out.force_subcategory_source = value, source
+
+
+def _merge_other(out: PolicySnapshot, snap: PolicySnapshot, conflicts: list[str]) -> None:
+    """What is not one setting per key: role evidence, SACLs, audit options, Sysmon and auditd."""
+    for kind, shown in snap.role_evidence.items():
+        have = out.role_evidence.setdefault(kind, [])
+        have.extend(v for v in shown if v not in have)
+    out.global_sacls.update(snap.global_sacls)     # later input wins, as for other settings of one rank
+    out.audit_options.update(snap.audit_options)
+    for section, entries in snap.object_sacls.items():
+        out.object_sacls.setdefault(section, []).extend(entries)
+    if snap.sysmon is not None:
+        if out.sysmon is not None:
+            conflicts.append(f"Sysmon configuration: {out.sysmon.source} and {snap.sysmon.source} both given; "
+                             f"{snap.sysmon.source} wins (the later input)")
+        out.sysmon = snap.sysmon
+    if snap.auditd is not None:   # audit rules: one list in input order (read_auditd reads them together)
+        if out.auditd is None:
+            out.auditd = replace(snap.auditd, sources=list(snap.auditd.sources), rules=list(snap.auditd.rules),
+                                 notes=list(snap.auditd.notes))
+        else:
+            out.auditd.rules.extend(snap.auditd.rules)
+            out.auditd.sources.extend(snap.auditd.sources)
+            if snap.auditd.enabled is not None:
+                out.auditd.enabled, out.auditd.enabled_source = snap.auditd.enabled, snap.auditd.enabled_source
+
+
 def merge(snapshots: Sequence[PolicySnapshot], vocabulary: PolicyVocabulary | None = None) -> PolicySnapshot:
     """One effective snapshot from several inputs (in command-line order)."""
     out = PolicySnapshot()
@@ -151,16 +236,10 @@ def merge(snapshots: Sequence[PolicySnapshot], vocabulary: PolicyVocabulary | No
     if len(snapshots) == 1:
         return snapshots[0]
     conflicts: list[str] = []
-    audit = _Picker(conflicts)
-    legacy = _Picker(conflicts)
-    policies = _Picker(conflicts)
-    values = _Picker(conflicts)
-    channels = _Picker(conflicts)
-    force = _Picker(conflicts)
+    settings = _Settings(conflicts, vocabulary)
     live_inputs: list[str] = []
     for index, snap in enumerate(snapshots):
         rank, path, fmt = _input_rank(snap)
-        order = (rank, index)
         out.inputs.extend(snap.inputs)
         out.warnings.extend(w for w in snap.warnings if w not in out.warnings)
         out.conflicts.extend(snap.conflicts)
@@ -168,65 +247,9 @@ def merge(snapshots: Sequence[PolicySnapshot], vocabulary: PolicyVocabulary | No
             out.has_computer_results = False
         if fmt == "auditpol_r":
             live_inputs.append(path)
-        for guid, setting in snap.audit.items():
-            audit.offer(guid.upper(), order, setting, setting.source or path, f"audit {guid.upper()}",
-                        AuditSetting.describe, lambda a, b: a.value == b.value)
-        for key, setting in snap.legacy_audit.items():
-            legacy.offer(key.casefold(), order, (key, setting), setting.source or path, f"legacy audit {key}",
-                         lambda ks: ks[1].describe(), lambda a, b: a[1].value == b[1].value)
-        for pol in snap.registry_policies:
-            policies.offer((pol.name.strip().casefold(), norm_category(pol.category)), order, pol,
-                           pol.source or path, f"policy '{pol.name}' ({pol.category})",
-                           lambda p: p.state + ("" if not p.settings else " [" + "; ".join(
-                               f"{n}={v}" for n, v in p.settings) + "]"),
-                           lambda a, b: a.state.casefold() == b.state.casefold() and
-                           {(n.casefold(), v) for n, v in a.settings} == {(n.casefold(), v) for n, v in b.settings})
-        for rv in snap.registry_values:
-            values.offer((norm_registry_key(rv.key), rv.value.casefold()), order, rv, rv.source or path,
-                         f"registry value {rv.key}\\{rv.value}", lambda r: repr(str(r.data)),
-                         lambda a, b: str(a.data) == str(b.data))
-        for ch in snap.channels:
-            channels.offer(ch.name.casefold(), order, ch, ch.source or path, f"event log {ch.name}",
-                           lambda c: ", ".join(x for x in (
-                               None if c.enabled is None else ("enabled" if c.enabled else "disabled"),
-                               None if c.max_size_kb is None else f"max size {c.max_size_kb} KB") if x) or "nothing",
-                           lambda a, b: (a.enabled, a.max_size_kb) == (b.enabled, b.max_size_kb))
-        if snap.force_subcategory is not None:
-            vocabulary = vocabulary or _installed_vocabulary()
-            force.offer("force", order, snap.force_subcategory, snap.force_subcategory_source or path,
-                        "'force audit policy subcategory settings'" + (
-                            f" ({vocabulary.force_value})" if vocabulary and vocabulary.force_value else ""),
-                        lambda v: "enabled" if v else "disabled", lambda a, b: a == b)
-        for kind, shown in snap.role_evidence.items():
-            have = out.role_evidence.setdefault(kind, [])
-            have.extend(v for v in shown if v not in have)
-        out.global_sacls.update(snap.global_sacls)     # later input wins, as for other settings of one rank
-        out.audit_options.update(snap.audit_options)
-        for section, entries in snap.object_sacls.items():
-            out.object_sacls.setdefault(section, []).extend(entries)
-        if snap.sysmon is not None:
-            if out.sysmon is not None:
-                conflicts.append(f"Sysmon configuration: {out.sysmon.source} and {snap.sysmon.source} both given; "
-                                 f"{snap.sysmon.source} wins (the later input)")
-            out.sysmon = snap.sysmon
-        if snap.auditd is not None:   # audit rules: one list in input order (read_auditd reads them together)
-            if out.auditd is None:
-                out.auditd = replace(snap.auditd, sources=list(snap.auditd.sources), rules=list(snap.auditd.rules),
-                                     notes=list(snap.auditd.notes))
-            else:
-                out.auditd.rules.extend(snap.auditd.rules)
-                out.auditd.sources.extend(snap.auditd.sources)
-                if snap.auditd.enabled is not None:
-                    out.auditd.enabled, out.auditd.enabled_source = snap.auditd.enabled, snap.auditd.enabled_source
-    out.audit = dict(sorted(((guid, s) for guid, s in ((k, v[1]) for k, v in audit.best.items())),
-                            key=lambda kv: kv[0]))
-    out.legacy_audit = {key: setting for key, setting in legacy.items()}
-    out.registry_policies = policies.items()
-    out.registry_values = values.items()
-    out.channels = channels.items()
-    if "force" in force.best:
-        _, value, source = force.best["force"]
-        out.force_subcategory, out.force_subcategory_source = value, source
+        settings.offer_from(snap, (rank, index), path)
+        _merge_other(out, snap, conflicts)
+    settings.store(out)
     if live_inputs and out.legacy_audit:
         # auditpol /get shows the subcategory state in effect, legacy category policy already applied
         dropped = ", ".join(sorted(out.legacy_audit))

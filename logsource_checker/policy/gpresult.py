@@ -133,13 +133,129 @@ def _role_evidence_rsop(path: str, computer, snap: PolicySnapshot) -> None:
                 evidence.setdefault("gpo_names", []).append((name, path))
 
 
+class _Found:
+    """What the extensions of one document set, each setting kept from its winning (lowest-precedence) GPO."""
+
+    def __init__(self, path: str, snap: PolicySnapshot, vocabulary: PolicyVocabulary) -> None:
+        self.path, self.snap, self.vocabulary = path, snap, vocabulary
+        self.audit, self.legacy, self.policies = _Collector(), _Collector(), _Collector()
+        self.values, self.channels = _Collector(), _Collector()
+        self.force: tuple[int, bool] | None = None
+
+    def add_force(self, precedence: int, number: str) -> None:
+        if self.force is None or precedence < self.force[0]:
+            self.force = (precedence, number.strip() not in ("0", ""))
+
+
+def _read_audit(ext, ns: str, found: _Found) -> None:
+    """Advanced audit policy: one AuditSetting per subcategory GUID."""
+    for item in _children(ext, "AuditSetting", ns):
+        guid = _text(item, "SubcategoryGuid", ns)
+        value = _text(item, "SettingValue", ns)
+        if not guid or value is None:
+            continue
+        number = audit_setting_value(value)
+        if number is None:
+            found.snap.warn(f"audit setting {one_line(guid, 60)} has value {one_line(value, 40)!r}, not 0-3; skipped")
+            continue
+        found.audit.add(normalize_guid(guid), _precedence(item), AuditSetting.from_value(number, found.path))
+    if _children(ext, "GlobalSaclSetting", ns):
+        found.snap.warn("the policy sets a global SACL (Global Object Access Auditing, GlobalSaclSetting) that is "
+                        "not read from gpresult / GPO XML: SACL requirements stay unknown; give the same policy's "
+                        "audit.csv or 'auditpol /backup' output with --auditpol to have it read")
+
+
+def _security_audit(item, ns: str, prec: int, found: _Found) -> None:
+    """Legacy audit policy (Audit account logon events, ...)."""
+    key = _text(item, "Name", ns)
+    if not key:
+        return
+    success = (_text(item, "SuccessAttempts", ns) or "").casefold() in _TRUE
+    failure = (_text(item, "FailureAttempts", ns) or "").casefold() in _TRUE
+    found.legacy.add(key.casefold(), prec, (key, AuditSetting(success=success, failure=failure, source=found.path)))
+
+
+def _security_option(item, ns: str, prec: int, found: _Found) -> None:
+    """A security option: a registry value; the force option also sets the snapshot's flag."""
+    key_name = _text(item, "KeyName", ns)
+    if not key_name:
+        return
+    number = _text(item, "SettingNumber", ns)
+    string = _text(item, "SettingString", ns)
+    data = number if number is not None else string
+    if data is None:
+        return
+    key, value = split_key(key_name)
+    found.values.add((norm_registry_key(key), value.casefold()), prec, RegistryValue(key, value, data, found.path))
+    if found.vocabulary.is_force_value(value) and number is not None:
+        found.add_force(prec, number)
+
+
+def _security_eventlog(item, ns: str, prec: int, found: _Found) -> None:
+    """Event-log settings of the security template (only the maximum size is read)."""
+    log = _text(item, "Log", ns)
+    setting = _text(item, "Name", ns)
+    size = small_uint(_text(item, "SettingNumber", ns))
+    if log and setting and found.vocabulary.is_template_size_key(setting) and size is not None:
+        found.channels.add(log.casefold(), prec, ChannelSetting(name=log, max_size_kb=size, source=found.path))
+
+
+_SECURITY_ITEMS = {"Audit": _security_audit, "SecurityOptions": _security_option, "EventLog": _security_eventlog}
+
+
+def _read_security(ext, ns: str, found: _Found) -> None:
+    """Security settings: legacy audit policy, security options, event-log sizes."""
+    for item in ext:
+        reader = _SECURITY_ITEMS.get(local_name(item))
+        if reader is not None and namespace(item) == ns:
+            reader(item, ns, _precedence(item), found)
+
+
+def _registry_policy(item, ns: str, found: _Found) -> None:
+    """An Administrative Template; an event-log one also gives a channel setting."""
+    policy = _read_policy(item, ns, found.path)
+    if policy is None:
+        return
+    found.policies.add((policy.name.casefold(), norm_category(policy.category)), _precedence(item), policy)
+    channel = _eventlog_policy(policy, found.path, found.vocabulary)
+    if channel is not None:
+        found.channels.add(channel.name.casefold() + "|" + policy.name.casefold(), _precedence(item), channel)
+
+
+def _registry_setting(item, ns: str, found: _Found) -> None:
+    """A registry value set directly (not through a template)."""
+    key_path = _text(item, "KeyPath", ns)
+    value = _child(item, "Value", ns)
+    if not key_path or value is None:
+        return
+    vname = _text(value, "Name", ns) or ""
+    data = _text(value, "Number", ns)
+    if data is None:
+        data = _text(value, "String", ns)
+    if data is None:
+        return
+    key = rooted_registry_key(key_path)
+    found.values.add((norm_registry_key(key), vname.casefold()), _precedence(item),
+                     RegistryValue(key, vname, data, found.path))
+
+
+_REGISTRY_ITEMS = {"Policy": _registry_policy, "RegistrySetting": _registry_setting}
+
+
+def _read_registry(ext, ns: str, found: _Found) -> None:
+    """Administrative Templates and registry settings."""
+    for item in ext:
+        reader = _REGISTRY_ITEMS.get(local_name(item))
+        if reader is not None and namespace(item) == ns:
+            reader(item, ns, found)
+
+
+# one reader per extension kind, by (namespace URI, xsi:type local name); other extensions are not read
+_EXTENSION_READERS = {EXT_AUDIT: _read_audit, EXT_SECURITY: _read_security, EXT_REGISTRY: _read_registry}
+
+
 def _read_extensions(path: str, results, snap: PolicySnapshot, vocabulary: PolicyVocabulary) -> None:
-    audit = _Collector()
-    legacy = _Collector()
-    policies = _Collector()
-    values = _Collector()
-    channels = _Collector()
-    force: tuple[int, bool] | None = None
+    found = _Found(path, snap, vocabulary)
     seen_types: set[str] = set()
     for ext_data in results:
         if local_name(ext_data) != "ExtensionData":
@@ -151,97 +267,23 @@ def _read_extensions(path: str, results, snap: PolicySnapshot, vocabulary: Polic
             if kind is None:
                 continue
             seen_types.add(kind[1])
-            ext_ns = kind[0]
-            if kind == EXT_AUDIT:
-                for item in _children(ext, "AuditSetting", ext_ns):
-                    guid = _text(item, "SubcategoryGuid", ext_ns)
-                    value = _text(item, "SettingValue", ext_ns)
-                    if not guid or value is None:
-                        continue
-                    number = audit_setting_value(value)
-                    if number is None:
-                        snap.warn(f"audit setting {one_line(guid, 60)} has value {one_line(value, 40)!r}, "
-                                  "not 0-3; skipped")
-                        continue
-                    audit.add(normalize_guid(guid), _precedence(item), AuditSetting.from_value(number, path))
-                if _children(ext, "GlobalSaclSetting", ext_ns):
-                    snap.warn("the policy sets a global SACL (Global Object Access Auditing, GlobalSaclSetting) that "
-                              "is not read from gpresult / GPO XML: SACL requirements stay unknown; give the same "
-                              "policy's audit.csv or 'auditpol /backup' output with --auditpol to have it read")
-            elif kind == EXT_SECURITY:
-                for item in ext:
-                    tag = local_name(item)
-                    if namespace(item) != ext_ns:
-                        continue
-                    prec = _precedence(item)
-                    if tag == "Audit":
-                        key = _text(item, "Name", ext_ns)
-                        if not key:
-                            continue
-                        success = (_text(item, "SuccessAttempts", ext_ns) or "").casefold() in _TRUE
-                        failure = (_text(item, "FailureAttempts", ext_ns) or "").casefold() in _TRUE
-                        legacy.add(key.casefold(), prec, (key, AuditSetting(success=success, failure=failure,
-                                                                               source=path)))
-                    elif tag == "SecurityOptions":
-                        key_name = _text(item, "KeyName", ext_ns)
-                        if not key_name:
-                            continue
-                        number = _text(item, "SettingNumber", ext_ns)
-                        string = _text(item, "SettingString", ext_ns)
-                        data = number if number is not None else string
-                        if data is None:
-                            continue
-                        key, value = split_key(key_name)
-                        values.add((norm_registry_key(key), value.casefold()), prec,
-                                   RegistryValue(key, value, data, path))
-                        if vocabulary.is_force_value(value) and number is not None:
-                            if force is None or prec < force[0]:
-                                force = (prec, number.strip() not in ("0", ""))
-                    elif tag == "EventLog":
-                        log = _text(item, "Log", ext_ns)
-                        setting = _text(item, "Name", ext_ns)
-                        number = _text(item, "SettingNumber", ext_ns)
-                        size = small_uint(number)
-                        if log and setting and setting.casefold() == "maximumlogsize" and size is not None:
-                            channels.add(log.casefold(), prec, ChannelSetting(name=log, max_size_kb=size, source=path))
-            elif kind == EXT_REGISTRY:
-                for item in ext:
-                    if namespace(item) != ext_ns:
-                        continue
-                    tag = local_name(item)
-                    if tag == "Policy":
-                        policy = _read_policy(item, ext_ns, path)
-                        if policy is None:
-                            continue
-                        policies.add((policy.name.casefold(), norm_category(policy.category)),
-                                     _precedence(item), policy)
-                        channel = _eventlog_policy(policy, path, vocabulary)
-                        if channel is not None:
-                            channels.add(channel.name.casefold() + "|" + policy.name.casefold(),
-                                         _precedence(item), channel)
-                    elif tag == "RegistrySetting":
-                        key_path = _text(item, "KeyPath", ext_ns)
-                        value = _child(item, "Value", ext_ns)
-                        if not key_path or value is None:
-                            continue
-                        vname = _text(value, "Name", ext_ns) or ""
-                        data = _text(value, "Number", ext_ns)
-                        if data is None:
-                            data = _text(value, "String", ext_ns)
-                        if data is None:
-                            continue
-                        key = rooted_registry_key(key_path)
-                        values.add((norm_registry_key(key), vname.casefold()), _precedence(item),
-                                   RegistryValue(key, vname, data, path))
-    for guid, setting in ((g, item) for g, (_, item) in audit.items.items()):
+            reader = _EXTENSION_READERS.get(kind)
+            if reader is not None:
+                reader(ext, kind[0], found)
+    _store(found, seen_types)
+
+
+def _store(found: _Found, seen_types: set[str]) -> None:
+    snap, path = found.snap, found.path
+    for guid, setting in ((g, item) for g, (_, item) in found.audit.items.items()):
         snap.audit[guid] = setting
-    for key, setting in legacy.values():
+    for key, setting in found.legacy.values():
         snap.legacy_audit[key] = setting
-    snap.registry_policies.extend(policies.values())
-    snap.registry_values.extend(values.values())
-    snap.channels.extend(_merge_channel_parts(channels.values()))
-    if force is not None:
-        snap.force_subcategory = force[1]
+    snap.registry_policies.extend(found.policies.values())
+    snap.registry_values.extend(found.values.values())
+    snap.channels.extend(_merge_channel_parts(found.channels.values()))
+    if found.force is not None:
+        snap.force_subcategory = found.force[1]
         snap.force_subcategory_source = path
     if not (snap.audit or snap.legacy_audit or snap.registry_policies or snap.registry_values or snap.channels):
         types = ", ".join(sorted(seen_types)) or "none"
@@ -315,11 +357,11 @@ def _eventlog_policy(policy: RegistryPolicySetting, path: str, vocabulary: Polic
     enabled = policy.state.casefold() == "enabled"
     size = None
     for sub_name, value in policy.settings:
-        if "size" in sub_name.casefold() and small_uint(value) is not None:
+        if vocabulary.is_size_option(sub_name) and small_uint(value) is not None:
             size = small_uint(value)
     if size is not None and enabled:
         return ChannelSetting(name=log, max_size_kb=size, source=path)
-    if policy.name.casefold().startswith("turn on logging"):
+    if vocabulary.is_enable_policy(policy.name):
         return ChannelSetting(name=log, enabled=enabled, source=path)
     return None
 

@@ -66,7 +66,7 @@ def read_gpttmpl(path: str, data: bytes, vocabulary: PolicyVocabulary) -> Policy
             if vocabulary.is_force_value(reg_value) and small_uint(reg_data) is not None:
                 snap.force_subcategory = small_uint(reg_data) != 0
                 snap.force_subcategory_source = path
-        elif section.endswith(" log") and key.casefold() == "maximumlogsize" and small_uint(value) is not None:
+        elif section.endswith(" log") and vocabulary.is_template_size_key(key) and small_uint(value) is not None:
             snap.channels.append(ChannelSetting(name=section_raw[: -len(" log")], max_size_kb=small_uint(value),
                                                 source=path))
     if not (snap.legacy_audit or snap.registry_values or snap.channels or snap.object_sacls):

@@ -26,6 +26,18 @@ class PolicyVocabulary:
     force_value: str = ""           # registry value name of the 'force subcategory settings' option
     inclusion: tuple[tuple[str, int], ...] = ()  # 'Inclusion Setting' text -> SettingValue
     eventlog_category: str = ""     # Administrative Templates category of the event-log policies
+    eventlog_enable_policy: str = ""        # start of the name of the policy turning a log on ('Turn on logging')
+    eventlog_size_option: str = ""          # word in the label of a size policy's option ('size')
+    eventlog_template_size_key: str = ""    # security template key of a classic log's size ('MaximumLogSize')
+
+    def is_enable_policy(self, name: str) -> bool:
+        return bool(self.eventlog_enable_policy) and name.casefold().startswith(self.eventlog_enable_policy.casefold())
+
+    def is_size_option(self, label: str) -> bool:
+        return bool(self.eventlog_size_option) and self.eventlog_size_option.casefold() in label.casefold()
+
+    def is_template_size_key(self, key: str) -> bool:
+        return bool(self.eventlog_template_size_key) and key.strip().casefold() == self.eventlog_template_size_key.casefold()
 
     def is_force_value(self, name: str) -> bool:
         return bool(self.force_value) and name.strip().casefold() == self.force_value.casefold()
