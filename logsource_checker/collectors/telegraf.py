@@ -101,18 +101,16 @@ class MetricSelectors(Filter):
             return False, f"{self.stanza}: namepass does not pass the measurement {self.name}"
         if any(fnmatch.fnmatchcase(self.name, p) for p in self.namedrop):
             return False, f"{self.stanza}: namedrop drops the measurement {self.name}"
-        if self.tagpass:
-            hit = self._matches(self.tagpass, event)
-            if hit is False:
-                return False, f"{self.stanza}: tagpass does not pass EventID {event.event_id}"
+        # tagpass keeps what matches, tagdrop drops it: (name, selectors, the match result that loses the event)
+        for name, selectors, loses, verb in (("tagpass", self.tagpass, False, "does not pass"),
+                                             ("tagdrop", self.tagdrop, True, "drops")):
+            if not selectors:
+                continue
+            hit = self._matches(selectors, event)
+            if hit is loses:
+                return False, f"{self.stanza}: {name} {verb} EventID {event.event_id}"
             if hit is None:
-                return None, f"{self.stanza}: tagpass tests a tag the tool cannot know for EventID {event.event_id}"
-        if self.tagdrop:
-            hit = self._matches(self.tagdrop, event)
-            if hit is True:
-                return False, f"{self.stanza}: tagdrop drops EventID {event.event_id}"
-            if hit is None:
-                return None, f"{self.stanza}: tagdrop tests a tag the tool cannot know for EventID {event.event_id}"
+                return None, f"{self.stanza}: {name} tests a tag the tool cannot know for EventID {event.event_id}"
         if self.metricpass:
             return None, f"{self.stanza}: metricpass (an expression) may drop EventID {event.event_id}"
         return True, f"{self.stanza}: its metric selectors pass EventID {event.event_id}"
