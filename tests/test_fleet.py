@@ -359,3 +359,27 @@ def test_fleet_refuses_events_beside_it(cli, tmp_path):
     counts.write_text("channel,event_id,count\nSecurity,4624,3\n", encoding="utf-8")
     result = cli(SAMPLES / "rules", "--fleet", hosts, "--events", counts)
     assert result.exit_code == 2 and "--events" in result.stderr
+
+
+
+@pytest.mark.parametrize("role", ["dc", "client", "server"])
+def test_shared_resolution_keeps_no_group_state(tmp_path: Path, role: str) -> None:
+    """Role volumes and collection verdicts are the group's own records: the group's resolution has them, and
+    after the run the resolution every group was assessed on has the fields a fresh resolution has."""
+    from logsource_checker.resolve import resolve
+
+    root = tmp_path / "hosts"
+    _put(GPRESULT / "advanced-audit.xml", root / "fwd1" / "gpresult.xml")
+    (root / "fwd1" / "winlogbeat.yml").write_text("winlogbeat.event_logs:\n  - name: Security\n    event_id: 4624\n")
+    seen = []
+    result = fleet.run(_base(role), root, on_group=lambda group, resolution, *_: seen.append(resolution))
+    base = _base(role)
+    fresh = resolve(engine.select_rules(base, engine.load_rules(base).rules), engine.load_knowledge(base))
+
+    def state(resolution):  # noqa: ANN001, ANN202
+        return ({rid: (r.volume, r.collected, r.collection) for rid, r in resolution.requirements.items()},
+                [(r.collection_reason, r.not_collected) for r in resolution.rules])
+
+    assert len(seen) == 1 and state(seen[0]) != state(fresh)   # the group had verdicts of its own
+    assert any(r.collected is False for r in seen[0].requirements.values())
+    assert state(result.resolution) == state(fresh)
