@@ -77,6 +77,29 @@ def _cap(check, res, reqs) -> str | None:
     return "unknown" if unknown else None
 
 
+def lost_options(check: Any, resolution: Any, signature: Callable[[Any], tuple]) -> dict[tuple, tuple[bool, ...]]:
+    """For the planner: per options signature (``signature(need)``, needs planned together), for each option
+    whether its events fail to arrive for some need of that signature (``collected`` false; an option whose
+    events cannot be judged, or arrive partly, is not lost). Needs of one EventID and guide are judged once."""
+    reqs = resolution.requirements
+    out: dict[tuple, list[bool]] = {}
+    seen: set[tuple] = set()
+    for res in resolution.rules:
+        guide = res.guide.id if res.guide else None
+        for need in res.needs:
+            key = signature(need)
+            if (key, need.event_id, guide) in seen:
+                continue
+            seen.add((key, need.event_id, guide))
+            flags = out.setdefault(key, [False] * len(need.options))
+            for n, option in enumerate(need.options):
+                if not flags[n]:
+                    events = check.option_events(option, need, res, reqs)
+                    verdict = check.option_collection(events) if events else None
+                    flags[n] = verdict is not None and verdict.collected is False
+    return {key: tuple(flags) for key, flags in out.items()}
+
+
 class CappedWhatIf(WhatIf):
     """``WhatIf`` whose answers never exceed a rule's collection cap."""
 
@@ -103,4 +126,4 @@ def planner_what_if(result: CheckResult, rules: Sequence) -> WhatIf:
     return CappedWhatIf(rules, caps) if caps else WhatIf(rules)
 
 
-__all__ = ["CappedWhatIf", "caps_of", "limit_by_collection", "planner_what_if", "rule_caps"]
+__all__ = ["CappedWhatIf", "caps_of", "limit_by_collection", "lost_options", "planner_what_if", "rule_caps"]
