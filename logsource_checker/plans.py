@@ -3,10 +3,10 @@
 ``native`` uses only settings (advanced audit subcategories, registry-backed policies, event-log
 channels); ``sysmon`` may also deploy Sysmon (software to install), and keeps a native way where it is
 cheaper. Each plan is built greedily over the needs that are not met: needs with fewer ways to meet
-them first, and for each need the option whose new changes cost least: with ``--collector``, events that
-arrive (``collection_plan.lost_options``: an option whose events are not forwarded comes last); no software to deploy (Sysmon
-costs nothing more once it is in the plan or a Sysmon configuration was given), then the fewest new
-changes (what the plan already switches on is free), then the guide's primary option (as
+them first, and for each need the option whose new changes cost least: with ``--collector``, events
+that arrive (``collection_plan.lost_options``: an option whose events are not forwarded comes last);
+then no software to deploy (Sysmon costs nothing more once it is in the plan or a Sysmon configuration
+was given), then the fewest new changes (what the plan already switches on is free), then the guide's primary option (as
 ``Need.best_option``), then the lowest volume. Changes are then ordered by benefit: the rules the
 plan makes usable that need the change (rules lost if it were left out), high/critical ones, lower
 volume first on ties.

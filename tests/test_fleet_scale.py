@@ -92,7 +92,8 @@ def _files(folder: Path) -> dict[str, bytes]:
     ["--product", "windows"],   # the Linux audit rules of lin1 are ignored: a note in its report, as single
     ["--product", "linux"],     # the Windows policy inputs are ignored: a note in each group's report
 ])
-def test_emit_per_group_equals_single_emit(cli, hosts: Path, tmp_path: Path, only: list[str]) -> None:  # noqa: ANN001, F811
+def test_emit_per_group_equals_single_emit(cli, hosts: Path, tmp_path: Path,  # noqa: ANN001, F811
+                                          only: list[str]) -> None:
     out = tmp_path / "changes"
     result = cli(RULES, *only, "--fleet", hosts, "--emit", out, "-f", "json", "--no-cache")
     assert result.exit_code == 1 and "policy groups and collect.ps1" in result.stderr
