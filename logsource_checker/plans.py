@@ -6,8 +6,8 @@ cheaper. Each plan is built greedily over the needs that are not met: needs with
 them first, and for each need the option whose new changes cost least: with ``--collector``, events
 that arrive (``collection_plan.lost_options``: an option whose events are not forwarded comes last);
 then no software to deploy (Sysmon costs nothing more once it is in the plan or a Sysmon configuration
-was given), then the fewest new changes (what the plan already switches on is free), then the guide's primary option (as
-``Need.best_option``), then the lowest volume. Changes are then ordered by benefit: the rules the
+was given), then the fewest new changes (what the plan already switches on is free), then the guide's
+primary option (as ``Need.best_option``), then the lowest volume. Changes are then ordered by benefit: the rules the
 plan makes usable that need the change (rules lost if it were left out), high/critical ones, lower
 volume first on ties.
 
