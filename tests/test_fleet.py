@@ -383,3 +383,34 @@ def test_shared_resolution_keeps_no_group_state(tmp_path: Path, role: str) -> No
     assert len(seen) == 1 and state(seen[0]) != state(fresh)   # the group had verdicts of its own
     assert any(r.collected is False for r in seen[0].requirements.values())
     assert state(result.resolution) == state(fresh)
+
+
+LOGON_ONLY_CSV = ("Machine Name,Policy Target,Subcategory,Subcategory GUID,Inclusion Setting,Exclusion Setting,"
+                  "Setting Value\n,System,Audit Logon,{0cce9215-69ae-11d9-bed3-505054503030},Success,,1\n")
+
+
+@pytest.mark.parametrize("collector", [
+    "winlogbeat.event_logs:\n  - name: System\n",                        # nothing of Security arrives
+    "winlogbeat.event_logs:\n  - name: Security\n    event_id: 4624\n",   # only the logon that is audited
+    None,
+])
+def test_group_ranking_counts_only_what_arrives_as_single(tmp_path: Path, collector: str | None) -> None:
+    """With collectors, a group's ranking (what each change unblinds) is a single run's: rules whose events
+    no collector forwards are not counted as unblinded."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for eid in (4624, 4625, 5145):
+        (rules / f"r{eid}.yml").write_text(
+            f"title: r{eid}\nid: r{eid}\nlevel: high\nlogsource:\n    product: windows\n    service: security\n"
+            f"detection:\n    selection:\n        EventID: {eid}\n    condition: selection\n", encoding="utf-8")
+    root = tmp_path / "hosts"
+    (root / "h1").mkdir(parents=True)
+    (root / "h1" / "audit.csv").write_text(LOGON_ONLY_CSV, encoding="utf-8")
+    if collector is not None:
+        (root / "h1" / "winlogbeat.yml").write_text(collector, encoding="utf-8")
+    base = engine.CheckOptions(paths=[str(rules)], use_cache=False)
+    result = fleet.run(base, root)
+    single = engine.check(fleet.host_options(base, fleet.discover(root)[0][0]))
+    ranked = [(r.requirement.id, r.rules, r.unblinds) for r in single.ranked]
+    assert [(r.requirement.id, r.rules, r.unblinds) for r in result.groups[0].ranked] == ranked
+    assert any(unblinds for *_, unblinds in ranked) is (collector is None)
