@@ -77,6 +77,13 @@ def _cap(check, res, reqs) -> str | None:
     return "unknown" if unknown else None
 
 
+def never_arriving(check: Any) -> frozenset[str]:
+    """Requirements none of whose needed events arrive (every verdict false; met, ``judge_collection`` calls
+    them ``not_collected``): switching one on unblinds nothing, whatever another way of its needs does."""
+    return frozenset(rid for rid, items in check.per_req.items()
+                     if items and all(verdict.collected is False for _, verdict in items.values()))
+
+
 def lost_options(check: Any, resolution: Any, signature: Callable[[Any], tuple]) -> dict[tuple, tuple[bool, ...]]:
     """For the planner: per options signature (``signature(need)``, needs planned together), for each option
     whether its events fail to arrive for some need of that signature (``collected`` false; an option whose
@@ -101,15 +108,19 @@ def lost_options(check: Any, resolution: Any, signature: Callable[[Any], tuple])
 
 
 class CappedWhatIf(WhatIf):
-    """``WhatIf`` whose answers never exceed a rule's collection cap."""
+    """``WhatIf`` whose answers never exceed a rule's collection cap, and in which switching on a requirement
+    whose events never arrive (``never_arriving``) changes nothing."""
 
-    def __init__(self, rules: Sequence, caps: Mapping[int, str]) -> None:
+    def __init__(self, rules: Sequence, caps: Mapping[int, str], lost: frozenset[str] = frozenset()) -> None:
         super().__init__(rules)
         self.caps = dict(caps)
+        self.lost = lost
 
     def coverage(self, statuses: Mapping[str, str], met: Iterable[str] = (),
                  indexes: Iterable[int] | None = None) -> list[str]:
         wanted = range(len(self.rules)) if indexes is None else list(indexes)
+        if self.lost:
+            met = [rid for rid in met if rid not in self.lost]
         out = super().coverage(statuses, met, wanted)
         if not self.caps:
             return out
@@ -123,7 +134,8 @@ class CappedWhatIf(WhatIf):
 def planner_what_if(result: CheckResult, rules: Sequence) -> WhatIf:
     """The what-if a plan asks: capped by collection when collector configurations were given."""
     caps = rule_caps(result)
-    return CappedWhatIf(rules, caps) if caps else WhatIf(rules)
+    lost = never_arriving(result.collection) if getattr(result, "collection", None) is not None else frozenset()
+    return CappedWhatIf(rules, caps, lost) if caps or lost else WhatIf(rules)
 
 
-__all__ = ["CappedWhatIf", "caps_of", "limit_by_collection", "lost_options", "planner_what_if", "rule_caps"]
+__all__ = ["CappedWhatIf", "caps_of", "limit_by_collection", "lost_options", "never_arriving", "planner_what_if", "rule_caps"]

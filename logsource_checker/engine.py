@@ -176,12 +176,12 @@ def _check(options: CheckOptions) -> CheckResult:
         from .observed import apply_events
 
         events = apply_events(resolution, samples, kb)
-    limit = None
+    limit, lost = None, frozenset()
     if collection is not None:   # what a change would unblind counts only rules whose events can arrive
-        from .collection_plan import limit_by_collection
+        from .collection_plan import limit_by_collection, never_arriving
 
-        limit = limit_by_collection(collection, resolution)
-    ranked = rank_missing(resolution, limit)
+        limit, lost = limit_by_collection(collection, resolution), never_arriving(collection)
+    ranked = rank_missing(resolution, limit, lost)
     result = CheckResult(loaded=loaded, resolution=resolution, knowledge=kb, snapshot=snapshot,
                          audit=diff.audit, ranked=ranked, filtered_out=before - len(rules), role=role,
                          max_volume=options.max_volume, hold_unknown_volume=options.hold_unknown_volume,

@@ -158,12 +158,12 @@ def assess(group: Group, resolution: Any, kb: Any, on_group: Any = None) -> None
     group.coverage = [res.coverage for res in resolution.rules]
     group.statuses = {rid: req.status for rid, req in reqs.items()}
     group.reasons = {rid: req.reason for rid, req in reqs.items() if req.status != "met"}
-    limit = None
+    limit, lost = None, frozenset()
     if group.collection is not None:   # as a single run: a change unblinds only rules whose events can arrive
-        from .collection_plan import limit_by_collection
+        from .collection_plan import limit_by_collection, never_arriving
 
-        limit = limit_by_collection(group.collection, resolution)
-    group.ranked = rank_missing(resolution, limit)
+        limit, lost = limit_by_collection(group.collection, resolution), never_arriving(group.collection)
+    group.ranked = rank_missing(resolution, limit, lost)
     if on_group is not None:
         on_group(group, resolution, kb)
     group.snapshot, group.collectors, group.collection, group.audit = None, [], None, None   # only verdicts stay
