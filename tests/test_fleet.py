@@ -386,28 +386,40 @@ def test_shared_resolution_keeps_no_group_state(tmp_path: Path, role: str) -> No
 
 
 LOGON_ONLY_CSV = ("Machine Name,Policy Target,Subcategory,Subcategory GUID,Inclusion Setting,Exclusion Setting,"
-                  "Setting Value\n,System,Audit Logon,{0cce9215-69ae-11d9-bed3-505054503030},Success,,1\n")
+                  "Setting Value\n,System,Audit Logon,{0cce9215-69ae-11d9-bed3-505054503030},Success,,1\n"
+                  ",System,Audit Process Creation,{0cce922b-69ae-11d9-bed3-505054503030},No Auditing,,0\n")
+SYSMON_NO_PROCESSES = ('<Sysmon schemaversion="4.90"><EventFiltering><RuleGroup name="" groupRelation="or">'
+                       '<ProcessCreate onmatch="include" /></RuleGroup></EventFiltering></Sysmon>\n')
 
 
-@pytest.mark.parametrize("collector", [
-    "winlogbeat.event_logs:\n  - name: System\n",                        # nothing of Security arrives
-    "winlogbeat.event_logs:\n  - name: Security\n    event_id: 4624\n",   # only the logon that is audited
-    None,
+@pytest.mark.parametrize("collector, sysmon", [
+    ("winlogbeat.event_logs:\n  - name: System\n", False),                        # nothing of Security arrives
+    ("winlogbeat.event_logs:\n  - name: Security\n    event_id: 4624\n", False),   # only the audited logon
+    # process creation: Sysmon 1 is ranked (its way is cheaper) but only 4688 is forwarded
+    ("winlogbeat.event_logs:\n  - name: Security\n    event_id: 4624,4688\n", True),
+    (None, False),
+    (None, True),
 ])
-def test_group_ranking_counts_only_what_arrives_as_single(tmp_path: Path, collector: str | None) -> None:
+def test_group_ranking_counts_only_what_arrives_as_single(tmp_path: Path, collector: str | None,
+                                                          sysmon: bool) -> None:
     """With collectors, a group's ranking (what each change unblinds) is a single run's: rules whose events
-    no collector forwards are not counted as unblinded."""
+    no collector forwards are not counted as unblinded, nor are changes whose own events are not forwarded."""
     rules = tmp_path / "rules"
     rules.mkdir()
     for eid in (4624, 4625, 5145):
         (rules / f"r{eid}.yml").write_text(
             f"title: r{eid}\nid: r{eid}\nlevel: high\nlogsource:\n    product: windows\n    service: security\n"
             f"detection:\n    selection:\n        EventID: {eid}\n    condition: selection\n", encoding="utf-8")
+    (rules / "proc.yml").write_text(
+        "title: proc\nid: proc\nlevel: high\nlogsource:\n    product: windows\n    category: process_creation\n"
+        "detection:\n    selection:\n        Image|endswith: '\\evil.exe'\n    condition: selection\n", encoding="utf-8")
     root = tmp_path / "hosts"
     (root / "h1").mkdir(parents=True)
     (root / "h1" / "audit.csv").write_text(LOGON_ONLY_CSV, encoding="utf-8")
     if collector is not None:
         (root / "h1" / "winlogbeat.yml").write_text(collector, encoding="utf-8")
+    if sysmon:
+        (root / "h1" / "sysmon.xml").write_text(SYSMON_NO_PROCESSES, encoding="utf-8")
     base = engine.CheckOptions(paths=[str(rules)], use_cache=False)
     result = fleet.run(base, root)
     single = engine.check(fleet.host_options(base, fleet.discover(root)[0][0]))
