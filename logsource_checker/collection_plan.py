@@ -138,4 +138,5 @@ def planner_what_if(result: CheckResult, rules: Sequence) -> WhatIf:
     return CappedWhatIf(rules, caps, lost) if caps or lost else WhatIf(rules)
 
 
-__all__ = ["CappedWhatIf", "caps_of", "limit_by_collection", "lost_options", "never_arriving", "planner_what_if", "rule_caps"]
+__all__ = ["CappedWhatIf", "caps_of", "limit_by_collection", "lost_options", "never_arriving", "planner_what_if",
+           "rule_caps"]

@@ -412,7 +412,8 @@ def test_group_ranking_counts_only_what_arrives_as_single(tmp_path: Path, collec
             f"detection:\n    selection:\n        EventID: {eid}\n    condition: selection\n", encoding="utf-8")
     (rules / "proc.yml").write_text(
         "title: proc\nid: proc\nlevel: high\nlogsource:\n    product: windows\n    category: process_creation\n"
-        "detection:\n    selection:\n        Image|endswith: '\\evil.exe'\n    condition: selection\n", encoding="utf-8")
+        "detection:\n    selection:\n        Image|endswith: '\\evil.exe'\n    condition: selection\n",
+        encoding="utf-8")
     root = tmp_path / "hosts"
     (root / "h1").mkdir(parents=True)
     (root / "h1" / "audit.csv").write_text(LOGON_ONLY_CSV, encoding="utf-8")
