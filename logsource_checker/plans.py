@@ -170,7 +170,8 @@ class _Planner:
             for need in res.needs:
                 signature = signatures.get(id(need))
                 if signature is None:
-                    signature = signatures[id(need)] = option_signature(need)
+                    # option_signature(need), inlined: this loop runs per need of every rule
+                    signature = signatures[id(need)] = tuple((o.primary, o.requirements) for o in need.options)
                 group = groups.get(signature)
                 if group is None:
                     group = groups[signature] = (need.options, {})
