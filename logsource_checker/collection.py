@@ -210,16 +210,6 @@ def judge_collection(resolution: Resolution, configs: Sequence[CollectorConfig],
     return replace(resolution, requirements=requirements, rules=rules), check
 
 
-def apply_collection(resolution: Resolution, configs: Sequence[CollectorConfig], kb: Knowledge) -> CollectionCheck:
-    """``judge_collection`` written back into ``resolution`` (its new records replace the old ones in its
-    tables). Kept for ``fleet.assess``, which resets these fields per group itself; new code uses
-    ``judge_collection``."""
-    judged, check = judge_collection(resolution, configs, kb)
-    resolution.requirements.update(judged.requirements)
-    resolution.rules[:] = judged.rules
-    return check
-
-
 _Judged = tuple  # (label, EventID or None, Collection): one need, or one always-logged event
 
 
@@ -273,4 +263,4 @@ def _rule_verdict(res: RuleResolution, verdicts: list[_Judged]) -> RuleResolutio
     return res
 
 
-__all__ = ["Collection", "CollectionCheck", "judge_collection", "apply_collection", "need_status"]
+__all__ = ["Collection", "CollectionCheck", "judge_collection", "need_status"]

@@ -77,16 +77,50 @@ def _cap(check, res, reqs) -> str | None:
     return "unknown" if unknown else None
 
 
-class CappedWhatIf(WhatIf):
-    """``WhatIf`` whose answers never exceed a rule's collection cap."""
+def never_arriving(check: Any) -> frozenset[str]:
+    """Requirements none of whose needed events arrive (every verdict false; met, ``judge_collection`` calls
+    them ``not_collected``): switching one on unblinds nothing, whatever another way of its needs does."""
+    return frozenset(rid for rid, items in check.per_req.items()
+                     if items and all(verdict.collected is False for _, verdict in items.values()))
 
-    def __init__(self, rules: Sequence, caps: Mapping[int, str]) -> None:
+
+def lost_options(check: Any, resolution: Any, signature: Callable[[Any], tuple]) -> dict[tuple, tuple[bool, ...]]:
+    """For the planner: per options signature (``signature(need)``, needs planned together), for each option
+    whether its events fail to arrive for some need of that signature (``collected`` false; an option whose
+    events cannot be judged, or arrive partly, is not lost). Needs of one EventID and guide are judged once."""
+    reqs = resolution.requirements
+    out: dict[tuple, list[bool]] = {}
+    seen: set[tuple] = set()
+    for res in resolution.rules:
+        guide = res.guide.id if res.guide else None
+        for need in res.needs:
+            key = signature(need)
+            if (key, need.event_id, guide) in seen:
+                continue
+            seen.add((key, need.event_id, guide))
+            flags = out.setdefault(key, [False] * len(need.options))
+            for n, option in enumerate(need.options):
+                if not flags[n]:
+                    events = check.option_events(option, need, res, reqs)
+                    verdict = check.option_collection(events) if events else None
+                    flags[n] = verdict is not None and verdict.collected is False
+    return {key: tuple(flags) for key, flags in out.items()}
+
+
+class CappedWhatIf(WhatIf):
+    """``WhatIf`` whose answers never exceed a rule's collection cap, and in which switching on a requirement
+    whose events never arrive (``never_arriving``) changes nothing."""
+
+    def __init__(self, rules: Sequence, caps: Mapping[int, str], lost: frozenset[str] = frozenset()) -> None:
         super().__init__(rules)
         self.caps = dict(caps)
+        self.lost = lost
 
     def coverage(self, statuses: Mapping[str, str], met: Iterable[str] = (),
                  indexes: Iterable[int] | None = None) -> list[str]:
         wanted = range(len(self.rules)) if indexes is None else list(indexes)
+        if self.lost:
+            met = [rid for rid in met if rid not in self.lost]
         out = super().coverage(statuses, met, wanted)
         if not self.caps:
             return out
@@ -100,7 +134,9 @@ class CappedWhatIf(WhatIf):
 def planner_what_if(result: CheckResult, rules: Sequence) -> WhatIf:
     """The what-if a plan asks: capped by collection when collector configurations were given."""
     caps = rule_caps(result)
-    return CappedWhatIf(rules, caps) if caps else WhatIf(rules)
+    lost = never_arriving(result.collection) if getattr(result, "collection", None) is not None else frozenset()
+    return CappedWhatIf(rules, caps, lost) if caps or lost else WhatIf(rules)
 
 
-__all__ = ["CappedWhatIf", "caps_of", "limit_by_collection", "planner_what_if", "rule_caps"]
+__all__ = ["CappedWhatIf", "caps_of", "limit_by_collection", "lost_options", "never_arriving", "planner_what_if",
+           "rule_caps"]

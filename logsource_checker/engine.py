@@ -1,7 +1,7 @@
 """The check as a library call: paths (+ policy inputs) -> ``CheckResult``."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from . import knowledge as knowledge_mod
@@ -138,6 +138,17 @@ def select_rules(options: CheckOptions, rules: list[Rule]) -> list[Rule]:
     return rules
 
 
+def with_input_notes(snapshot: Any, resolution: Any) -> Any:
+    """The snapshot with a note for each input for the other platform, ignored (auditd_check.input_notes);
+    a new snapshot when there is a note, so a snapshot shared by other assessments (a fleet) is not changed."""
+    if snapshot is None:
+        return None
+    from .auditd_check import input_notes
+
+    notes = input_notes(snapshot, {r.kind for r in resolution.requirements.values()})
+    return replace(snapshot, warnings=[*snapshot.warnings, *notes]) if notes else snapshot
+
+
 def _check(options: CheckOptions) -> CheckResult:
     kb = load_knowledge(options)
     snapshot = read_policies(options, kb)   # bad policy input fails before the rules are read
@@ -152,9 +163,7 @@ def _check(options: CheckOptions) -> CheckResult:
                          for res in resolution.rules for problem in res.condition_problems)
     role = decide_role(snapshot, kb, options.role)
     resolution = role_volumes(resolution, kb, role)   # new records: the resolution given is not changed
-    if snapshot is not None:   # an input for the other platform is ignored with a note (auditd_check.py)
-        from .auditd_check import input_notes
-        snapshot.warnings.extend(input_notes(snapshot, {r.kind for r in resolution.requirements.values()}))
+    snapshot = with_input_notes(snapshot, resolution)
     diff = PolicyDiff(kb, snapshot, role.role, role.known)
     diff.apply(resolution)
     collection = None
@@ -167,12 +176,12 @@ def _check(options: CheckOptions) -> CheckResult:
         from .observed import apply_events
 
         events = apply_events(resolution, samples, kb)
-    limit = None
+    limit, lost = None, frozenset()
     if collection is not None:   # what a change would unblind counts only rules whose events can arrive
-        from .collection_plan import limit_by_collection
+        from .collection_plan import limit_by_collection, never_arriving
 
-        limit = limit_by_collection(collection, resolution)
-    ranked = rank_missing(resolution, limit)
+        limit, lost = limit_by_collection(collection, resolution), never_arriving(collection)
+    ranked = rank_missing(resolution, limit, lost)
     result = CheckResult(loaded=loaded, resolution=resolution, knowledge=kb, snapshot=snapshot,
                          audit=diff.audit, ranked=ranked, filtered_out=before - len(rules), role=role,
                          max_volume=options.max_volume, hold_unknown_volume=options.hold_unknown_volume,

@@ -6,7 +6,7 @@ collector, auditd; the host name is everything before ``.<kind>.``). Every host'
 computed exactly as a single run computes it (``engine.read_policies`` / ``policy.merge`` /
 ``roles.decide_role``); the rules are loaded and resolved once; hosts whose merged policy has the same
 fingerprint (its settings without source paths, plus the decided role and the collectors) form a group,
-assessed once with ``diff.PolicyDiff`` (and ``collection.apply_collection``) as soon as its first host is read,
+assessed once with ``diff.PolicyDiff`` (and ``collection.judge_collection``) as soon as its first host is read,
 then its snapshot is dropped: memory grows with the distinct groups, not the hosts. The hosts are read by
 ``fleet_read.read_hosts``: one after the other, or over the cores (``--jobs``).
 """
@@ -22,7 +22,7 @@ from .diff import PolicyDiff
 from .ranking import rank_missing
 from .fleet_read import (KINDS, HostInputs, _host_paths, default_jobs, fingerprint, host_options,  # noqa: F401
                          read_host, read_hosts, read_one)
-from .roles import apply_role_volumes
+from .roles import role_volumes
 
 # other spellings of a kind in a file name inside a host folder (audit.csv is what a GPO backup calls it)
 _ALIASES = {"audit": "auditpol", "gporeport": "gpresult", "gpo": "gpresult", "rsop": "gpresult"}
@@ -43,7 +43,7 @@ class Group:
     statuses: dict[str, str] = field(default_factory=dict)    # requirement id -> status
     ranked: list = field(default_factory=list)                # ranking.Ranked, most useful first
     reasons: dict[str, str] = field(default_factory=dict)     # requirement id -> reason, when not met
-    collection: Any = None         # collection.apply_collection's result, while assessed (--emit)
+    collection: Any = None         # collection.judge_collection's check, while assessed (--emit)
     audit: Any = None              # diff.PolicyDiff's effective audit policy, while assessed (--emit)
 
 
@@ -139,27 +139,31 @@ def _select(options: engine.CheckOptions, rules: list) -> list:
     return engine.select_rules(options, rules)
 
 
-def assess(group: Group, resolution: Any, kb: Any, volumes: dict[str, Any], on_group: Any = None) -> None:
-    """One group's verdicts, as engine._check makes them after resolving (the state a previous group left
-    on the shared resolution is reset first). ``on_group(group, resolution, kb)`` (``--emit``) runs while the
-    group's snapshot is still there; then it is dropped."""
-    reqs = resolution.requirements
-    for rid, req in reqs.items():
-        req.volume, req.collected, req.collection = volumes[rid], None, None
-    for res in resolution.rules:
-        res.collection_reason, res.not_collected = None, []
-    apply_role_volumes(reqs, kb, group.role)
+def assess(group: Group, resolution: Any, kb: Any, on_group: Any = None) -> None:
+    """One group's verdicts, as engine._check makes them after resolving: role volumes and collection
+    verdicts are new records in a resolution of the group's own (``roles.role_volumes``,
+    ``collection.judge_collection``), so the shared resolution keeps no other group's state (PolicyDiff
+    overwrites every field it sets). ``on_group(group, resolution, kb)`` (``--emit``) runs while the group's
+    snapshot is still there; then it is dropped."""
+    resolution = role_volumes(resolution, kb, group.role)
+    group.snapshot = engine.with_input_notes(group.snapshot, resolution)
     diff = PolicyDiff(kb, group.snapshot, group.role.role, group.role.known)
     diff.apply(resolution)
     group.audit = diff.audit
     if group.collectors:
-        from .collection import apply_collection
+        from .collection import judge_collection
 
-        group.collection = apply_collection(resolution, group.collectors, kb)
+        resolution, group.collection = judge_collection(resolution, group.collectors, kb)
+    reqs = resolution.requirements
     group.coverage = [res.coverage for res in resolution.rules]
     group.statuses = {rid: req.status for rid, req in reqs.items()}
     group.reasons = {rid: req.reason for rid, req in reqs.items() if req.status != "met"}
-    group.ranked = rank_missing(resolution)
+    limit, lost = None, frozenset()
+    if group.collection is not None:   # as a single run: a change unblinds only rules whose events can arrive
+        from .collection_plan import limit_by_collection, never_arriving
+
+        limit, lost = limit_by_collection(group.collection, resolution), never_arriving(group.collection)
+    group.ranked = rank_missing(resolution, limit, lost)
     if on_group is not None:
         on_group(group, resolution, kb)
     group.snapshot, group.collectors, group.collection, group.audit = None, [], None, None   # only verdicts stay
@@ -197,7 +201,6 @@ def _group(reads: Iterable[Any], resolution: Any, kb: Any, on_group: Any,
            reread: Any) -> tuple[list[dict], list[Group]]:
     """Host rows and groups from the reads, in host order; a group is assessed when its first host comes (with
     its snapshot: a reader returns it for the first host of a fingerprint; ``reread(name)`` if it did not)."""
-    volumes = {rid: req.volume for rid, req in resolution.requirements.items()}
     rows: list[dict] = []
     groups: dict[str, Group] = {}
     for read in reads:
@@ -212,7 +215,7 @@ def _group(reads: Iterable[Any], resolution: Any, kb: Any, on_group: Any,
             group = groups[read.fingerprint] = Group(f"G{len(groups) + 1}", read.fingerprint, [], read.role,
                                                      read.snapshot, read.collectors)
             with engine.paused_gc():
-                assess(group, resolution, kb, volumes, on_group)
+                assess(group, resolution, kb, on_group)
         group.hosts.append(read.name)
         row["group"], row["role"] = group.id, read.role.role
     return rows, list(groups.values())

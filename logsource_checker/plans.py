@@ -3,10 +3,11 @@
 ``native`` uses only settings (advanced audit subcategories, registry-backed policies, event-log
 channels); ``sysmon`` may also deploy Sysmon (software to install), and keeps a native way where it is
 cheaper. Each plan is built greedily over the needs that are not met: needs with fewer ways to meet
-them first, and for each need the option whose new changes cost least: no software to deploy (Sysmon
-costs nothing more once it is in the plan or a Sysmon configuration was given), then the fewest new
-changes (what the plan already switches on is free), then the guide's primary option (as
-``Need.best_option``), then the lowest volume. Changes are then ordered by benefit: the rules the
+them first, and for each need the option whose new changes cost least: with ``--collector``, events
+that arrive (``collection_plan.lost_options``: an option whose events are not forwarded comes last);
+then no software to deploy (Sysmon costs nothing more once it is in the plan or a Sysmon configuration
+was given), then the fewest new changes (what the plan already switches on is free), then the guide's
+primary option (as ``Need.best_option``), then the lowest volume. Changes are then ordered by benefit: the rules the
 plan makes usable that need the change (rules lost if it were left out), high/critical ones, lower
 volume first on ties.
 
@@ -44,6 +45,11 @@ def volume_of(req: Requirement) -> str:
     """The measured volume (--events, volume_measured.py) when the samples measure it, else the guide's."""
     volume = getattr(req, "volume_measured", None) or req.volume
     return volume if volume in _VOLUME_RANK else "unknown"
+
+
+def option_signature(need: Need) -> tuple:
+    """Needs with the same options are planned together (many rules share them)."""
+    return tuple((o.primary, o.requirements) for o in need.options)
 
 
 def unit_key(req: Requirement) -> str:
@@ -164,12 +170,20 @@ class _Planner:
             for need in res.needs:
                 signature = signatures.get(id(need))
                 if signature is None:
+                    # option_signature(need), inlined: this loop runs per need of every rule
                     signature = signatures[id(need)] = tuple((o.primary, o.requirements) for o in need.options)
                 group = groups.get(signature)
                 if group is None:
                     group = groups[signature] = (need.options, {})
                 group[1][ref] = None
-        self.open_needs = [(options, list(refs)) for options, refs in groups.values()
+        # with --collector: per options signature, the options whose events do not arrive (a plan prefers others)
+        lost: dict[tuple, tuple[bool, ...]] = {}
+        if getattr(result, "collection", None) is not None:
+            from .collection_plan import lost_options
+
+            lost = lost_options(result.collection, result.resolution, option_signature)
+        self.open_needs = [(options, list(refs), lost.get(signature) if lost else None)
+                           for signature, (options, refs) in groups.items()
                            if need_status(Need("", options), self.baseline) != "met"]
 
     def _allowed(self, rid: str, kinds: tuple[str, ...], capped: bool) -> bool:
@@ -193,10 +207,10 @@ class _Planner:
         need only Sysmon can meet puts Sysmon in the plan before the needs that could go either way),
         then in rule order."""
         feasible = []
-        for order, (options, refs) in enumerate(self.open_needs):
+        for order, (options, refs, lost) in enumerate(self.open_needs):
             usable = [(n, o) for n, o in enumerate(options) if self._feasible(o, kinds, capped)]
             if usable:
-                feasible.append((len(usable), order, usable, refs))
+                feasible.append((len(usable), order, usable, refs, lost))
         feasible.sort(key=lambda item: item[:2])
         chosen: dict[str, dict[str, None]] = {}
         deployed = self.sysmon_given
@@ -208,9 +222,10 @@ class _Planner:
             volume = max((_VOLUME_RANK[volume_of(self.reqs[rid])] for rid in new), default=-1)
             return software, len(new), not option.primary, volume, index
 
-        for _, _, usable, refs in feasible:
-            # an option the plan already meets costs nothing: it wins, and the rules are recorded for it
-            option = min(usable, key=cost)[1]
+        for _, _, usable, refs, lost in feasible:
+            # an option the plan already meets costs nothing: it wins, and the rules are recorded for it; with
+            # --collector, an option whose events arrive (or cannot be judged) wins over one whose do not
+            option = min(usable, key=cost if lost is None else lambda item: (lost[item[0]], *cost(item)))[1]
             for rid in option.requirements:
                 if self.baseline[rid] != "met":
                     chosen.setdefault(rid, {}).update(dict.fromkeys(refs))

@@ -3,7 +3,7 @@ would unblind (``rank_missing``), most useful first; the plans (plans.py) and re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Collection
 
 from .diff import coverage_if, need_status
 from .resolution import Requirement, Resolution, RuleResolution
@@ -35,11 +35,13 @@ def actionable_missing(resolution: Resolution) -> dict[str, list[str]]:
     return {rid: list(refs) for rid, refs in chosen.items()}
 
 
-def rank_missing(resolution: Resolution, limit: Callable[[RuleResolution, str], str] | None = None) -> list[Ranked]:
+def rank_missing(resolution: Resolution, limit: Callable[[RuleResolution, str], str] | None = None,
+                 never_arrive: Collection[str] = ()) -> list[Ranked]:
     """The actionable missing requirements, most useful first: rules each would unblind (an audit
     requirement together with the other recommended outcome of its subcategory), then high/critical
     rules, then rules it is recommended for. ``limit``: the best coverage a rule can reach whatever the
-    policy (with --collector: collection_plan.limit_by_collection)."""
+    policy (with --collector: collection_plan.limit_by_collection); ``never_arrive``: requirements whose
+    events no collector forwards (collection_plan.never_arriving), which switched on unblind nothing."""
     statuses = {rid: req.status for rid, req in resolution.requirements.items()}
     by_ref = {res.rule.ref: res for res in resolution.rules}
     actionable = actionable_missing(resolution)
@@ -57,7 +59,8 @@ def rank_missing(resolution: Resolution, limit: Callable[[RuleResolution, str], 
             r for member in group for r in resolution.requirements[member].rules)
             if ref in by_ref and by_ref[ref].coverage in ("blind", "partial")]
         unblinds = unblinds_high = 0
-        for res, after in zip(candidates, coverage_if(candidates, statuses, group)):
+        switched = [member for member in group if member not in never_arrive] if never_arrive else group
+        for res, after in zip(candidates, coverage_if(candidates, statuses, switched)):
             if limit is not None:
                 after = limit(res, after)
             if after == "usable" or (after == "partial" and res.coverage == "blind"):

@@ -114,11 +114,5 @@ def role_volumes(resolution: Any, kb: Knowledge, decision: RoleDecision) -> Any:
     return replace(resolution, requirements=_with_volumes(resolution.requirements, kb, decision))
 
 
-def apply_role_volumes(requirements: dict[str, Any], kb: Knowledge, decision: RoleDecision) -> None:
-    """``role_volumes`` written back into ``requirements`` (new records replace the old ones in that table).
-    Kept for ``fleet.assess``, which resets the volumes per group itself; new code uses ``role_volumes``."""
-    requirements.update(_with_volumes(requirements, kb, decision))
-
-
 __all__ = ["ROLES", "ROLE_NAMES", "RoleDecision", "detect_role", "decide_role", "default_outcomes",
-           "default_value", "volume_for", "role_volumes", "apply_role_volumes"]
+           "default_value", "volume_for", "role_volumes"]

@@ -359,3 +359,71 @@ def test_fleet_refuses_events_beside_it(cli, tmp_path):
     counts.write_text("channel,event_id,count\nSecurity,4624,3\n", encoding="utf-8")
     result = cli(SAMPLES / "rules", "--fleet", hosts, "--events", counts)
     assert result.exit_code == 2 and "--events" in result.stderr
+
+
+
+@pytest.mark.parametrize("role", ["dc", "client", "server"])
+def test_shared_resolution_keeps_no_group_state(tmp_path: Path, role: str) -> None:
+    """Role volumes and collection verdicts are the group's own records: the group's resolution has them, and
+    after the run the resolution every group was assessed on has the fields a fresh resolution has."""
+    from logsource_checker.resolve import resolve
+
+    root = tmp_path / "hosts"
+    _put(GPRESULT / "advanced-audit.xml", root / "fwd1" / "gpresult.xml")
+    (root / "fwd1" / "winlogbeat.yml").write_text("winlogbeat.event_logs:\n  - name: Security\n    event_id: 4624\n")
+    seen = []
+    result = fleet.run(_base(role), root, on_group=lambda group, resolution, *_: seen.append(resolution))
+    base = _base(role)
+    fresh = resolve(engine.select_rules(base, engine.load_rules(base).rules), engine.load_knowledge(base))
+
+    def state(resolution):  # noqa: ANN001, ANN202
+        return ({rid: (r.volume, r.collected, r.collection) for rid, r in resolution.requirements.items()},
+                [(r.collection_reason, r.not_collected) for r in resolution.rules])
+
+    assert len(seen) == 1 and state(seen[0]) != state(fresh)   # the group had verdicts of its own
+    assert any(r.collected is False for r in seen[0].requirements.values())
+    assert state(result.resolution) == state(fresh)
+
+
+LOGON_ONLY_CSV = ("Machine Name,Policy Target,Subcategory,Subcategory GUID,Inclusion Setting,Exclusion Setting,"
+                  "Setting Value\n,System,Audit Logon,{0cce9215-69ae-11d9-bed3-505054503030},Success,,1\n"
+                  ",System,Audit Process Creation,{0cce922b-69ae-11d9-bed3-505054503030},No Auditing,,0\n")
+SYSMON_NO_PROCESSES = ('<Sysmon schemaversion="4.90"><EventFiltering><RuleGroup name="" groupRelation="or">'
+                       '<ProcessCreate onmatch="include" /></RuleGroup></EventFiltering></Sysmon>\n')
+
+
+@pytest.mark.parametrize("collector, sysmon", [
+    ("winlogbeat.event_logs:\n  - name: System\n", False),                        # nothing of Security arrives
+    ("winlogbeat.event_logs:\n  - name: Security\n    event_id: 4624\n", False),   # only the audited logon
+    # process creation: Sysmon 1 is ranked (its way is cheaper) but only 4688 is forwarded
+    ("winlogbeat.event_logs:\n  - name: Security\n    event_id: 4624,4688\n", True),
+    (None, False),
+    (None, True),
+])
+def test_group_ranking_counts_only_what_arrives_as_single(tmp_path: Path, collector: str | None,
+                                                          sysmon: bool) -> None:
+    """With collectors, a group's ranking (what each change unblinds) is a single run's: rules whose events
+    no collector forwards are not counted as unblinded, nor are changes whose own events are not forwarded."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for eid in (4624, 4625, 5145):
+        (rules / f"r{eid}.yml").write_text(
+            f"title: r{eid}\nid: r{eid}\nlevel: high\nlogsource:\n    product: windows\n    service: security\n"
+            f"detection:\n    selection:\n        EventID: {eid}\n    condition: selection\n", encoding="utf-8")
+    (rules / "proc.yml").write_text(
+        "title: proc\nid: proc\nlevel: high\nlogsource:\n    product: windows\n    category: process_creation\n"
+        "detection:\n    selection:\n        Image|endswith: '\\evil.exe'\n    condition: selection\n",
+        encoding="utf-8")
+    root = tmp_path / "hosts"
+    (root / "h1").mkdir(parents=True)
+    (root / "h1" / "audit.csv").write_text(LOGON_ONLY_CSV, encoding="utf-8")
+    if collector is not None:
+        (root / "h1" / "winlogbeat.yml").write_text(collector, encoding="utf-8")
+    if sysmon:
+        (root / "h1" / "sysmon.xml").write_text(SYSMON_NO_PROCESSES, encoding="utf-8")
+    base = engine.CheckOptions(paths=[str(rules)], use_cache=False)
+    result = fleet.run(base, root)
+    single = engine.check(fleet.host_options(base, fleet.discover(root)[0][0]))
+    ranked = [(r.requirement.id, r.rules, r.unblinds) for r in single.ranked]
+    assert [(r.requirement.id, r.rules, r.unblinds) for r in result.groups[0].ranked] == ranked
+    assert any(unblinds for *_, unblinds in ranked) is (collector is None)
