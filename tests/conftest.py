@@ -72,3 +72,29 @@ def cli():
         return CliResult(result.exit_code, result.stdout, stderr)
 
     return run
+
+
+# Three Security rules (4624, 4625, both) and an audit.csv with Logon (S+F) and Process Creation (S): the
+# collector and --events tests (test_collection.py, test_arrive.py) start from it.
+LOGON_AUDIT_CSV = (
+    "Machine Name,Policy Target,Subcategory,Subcategory GUID,Inclusion Setting,Exclusion Setting,Setting Value\n"
+    ",System,Audit Logon,{0cce9215-69ae-11d9-bed3-505054503030},Success and Failure,,3\n"
+    ",System,Audit Process Creation,{0cce922b-69ae-11d9-bed3-505054503030},Success,,1\n")
+
+
+def write_simple_rule(folder, name, logsource, detection, level="high"):
+    """One Sigma rule file ``folder/name.yml`` with one selection (``detection``: its YAML body)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.yml").write_text(
+        f"title: {name}\nid: {name}\nlevel: {level}\nlogsource:\n    {logsource}\n"
+        f"detection:\n    selection:\n        {detection}\n    condition: selection\n", encoding="utf-8")
+
+
+def logon_rules(tmp_path):
+    rules = tmp_path / "rules"
+    security = "product: windows\n    service: security"
+    write_simple_rule(rules, "logon_ok", security, "EventID: 4624")
+    write_simple_rule(rules, "logon_failed", security, "EventID: 4625")
+    write_simple_rule(rules, "both", security, "EventID: [4624, 4625]")
+    (tmp_path / "audit.csv").write_text(LOGON_AUDIT_CSV, encoding="utf-8")
+    return tmp_path

@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-AUDIT_CSV = ("Machine Name,Policy Target,Subcategory,Subcategory GUID,Inclusion Setting,Exclusion Setting,Setting Value\n"
-             ",System,Audit Logon,{0cce9215-69ae-11d9-bed3-505054503030},Success and Failure,,3\n"
-             ",System,Audit Process Creation,{0cce922b-69ae-11d9-bed3-505054503030},Success,,1\n")
-
-
-def _rule(folder, name, logsource, detection, level="high"):
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.yml").write_text(
-        f"title: {name}\nid: {name}\nlevel: {level}\nlogsource:\n    {logsource}\n"
-        f"detection:\n    selection:\n        {detection}\n    condition: selection\n", encoding="utf-8")
+from conftest import LOGON_AUDIT_CSV as AUDIT_CSV, logon_rules, write_simple_rule as _rule  # noqa: F401
 
 
 @pytest.fixture
 def setup(tmp_path):
-    rules = tmp_path / "rules"
-    _rule(rules, "logon_ok", "product: windows\n    service: security", "EventID: 4624")
-    _rule(rules, "logon_failed", "product: windows\n    service: security", "EventID: 4625")
-    _rule(rules, "both", "product: windows\n    service: security", "EventID: [4624, 4625]")
-    (tmp_path / "audit.csv").write_text(AUDIT_CSV, encoding="utf-8")
-    return tmp_path
+    return logon_rules(tmp_path)
 
 
 # -- 4. plan figures: a rule blind only because an EventID is not forwarded is not usable in the what-if --
