@@ -48,9 +48,22 @@ class Resolver:
                                            for f in s.when_fields or ())
                              for guide in kb.guides for ls in guide.logsources
                              if any(s.when_fields for alt in guide.enablement for s in alt.requires)}
+        # every field a requirement of the guide depends on (when_fields of its producers' and events' specs):
+        # what a rule needs depends on its fields only through these (and the decision), log source -> fields
+        self._fields_read = {ls: fields for guide in kb.guides for ls in guide.logsources
+                             for fields in [frozenset(f.casefold() for spec in self._specs(guide)
+                                                      for f in spec.when_fields or ())] if fields}
         self._auditd_guides = {ls for guide in kb.guides for ls in guide.logsources
                                if any(s.kind == "auditd_rule" and not s.value.get("syscalls")
                                       for alt in guide.enablement for s in alt.requires)}
+
+    @staticmethod
+    def _specs(guide: Guide) -> Iterable[RequirementSpec]:
+        """Every requirement spec of a guide: its producers' and its events'."""
+        for alt in guide.enablement:
+            yield from alt.requires
+        for event in guide.events.values():
+            yield from event.requires or ()
 
     # -- requirements ------------------------------------------------------------------
 
@@ -173,7 +186,8 @@ class Resolver:
         if rule_fields is None:   # one set per distinct field tuple: its hash is then computed once
             rule_fields = self._rule_fields[rule.fields] = frozenset([f.casefold() for f in rule.fields])
         # What a rule needs depends only on its log source (hence guide), its EventIDs (in order), its
-        # case-folded fields and which producers serve its condition with which selections lost, which many
+        # case-folded fields that a requirement of the guide depends on (when_fields), the fields no producer
+        # writes and which producers serve its condition with which selections lost, which many
         # rules share: the first such rule is resolved, later ones share its Need/Option objects (in a list
         # of their own; no stage changes a Need or Option once resolved) and get the same per-rule
         # bookkeeping. Object-access events also depend on the object the rule names (ObjectType /
@@ -186,7 +200,11 @@ class Resolver:
         wanted = self._when_guides.get(key)
         served = served_fields(rule, guide, self._producers, parsed, decision, wanted, rule_fields, self._used) \
             if wanted is not None and not wanted.isdisjoint(rule_fields) else ()
-        memo_key = (key, rule.event_ids, rule_fields, decision.alternatives, objects, auditd, served)
+        # the rule's fields count through the decision (its verdicts, and the fields no producer writes, which
+        # its notes name), what producers serve and the fields the guide's requirements depend on
+        fields_read = self._fields_read.get(key)
+        memo_key = (key, rule.event_ids, rule_fields & fields_read if fields_read is not None else None,
+                    decision.alternatives, decision.unsatisfiable_fields, objects, auditd, served)
         memo = self._rule_memo.get(memo_key)
         if memo is None:
             self._unmapped_calls = []
