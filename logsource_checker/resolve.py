@@ -397,8 +397,9 @@ class Resolver:
     def _link_alternatives(self) -> None:
         reqs = self.result.requirements
         seen: set[tuple[tuple[str, ...], ...]] = set()  # a need with the same options adds nothing new
-        for res in self.result.rules:
-            for need in res.needs:
+        # every rule's needs are those of its memo entry (the entries in the order of their first rule)
+        for entry in self._rule_memo.values():
+            for need in entry[0]:
                 if len(need.options) < 2:
                     continue
                 signature = tuple(option.requirements for option in need.options)
