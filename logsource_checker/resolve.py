@@ -35,6 +35,7 @@ class Resolver:
         self._spec_ids: dict[tuple[int, int], tuple[str, ...]] = {}
         self._folded: dict[int, frozenset[str] | None] = {}
         self._rule_memo: dict[tuple, tuple] = {}
+        self._resolved_needs: list[list[Need]] = []   # the needs of each rule resolved (not from the memo)
         self._rule_fields: dict[tuple[str, ...], frozenset[str]] = {}
         self._producers = ProducerFields(kb)
         self._unmapped_calls: list[tuple[int, str, tuple[int, ...]]] | None = None
@@ -211,6 +212,7 @@ class Resolver:
             self._objects = dict(objects)
             self._auditd = dict(auditd)
             res = self._resolve_rule(rule, guide, rule_fields, decision, served)
+            self._resolved_needs.append(res.needs)
             memo = self._rule_memo[memo_key] = (
                 tuple(res.needs), tuple(res.notes), tuple(res.always_logged_event_ids), tuple(self._unmapped_calls),
                 tuple(res.unsatisfiable_fields), tuple(res.requirement_ids))
@@ -397,9 +399,9 @@ class Resolver:
     def _link_alternatives(self) -> None:
         reqs = self.result.requirements
         seen: set[tuple[tuple[str, ...], ...]] = set()  # a need with the same options adds nothing new
-        # every rule's needs are those of its memo entry (the entries in the order of their first rule)
-        for entry in self._rule_memo.values():
-            for need in entry[0]:
+        # every rule's needs are those of the rule resolved for its memo entry, in the order of those rules
+        for needs in self._resolved_needs:
+            for need in needs:
                 if len(need.options) < 2:
                     continue
                 signature = tuple(option.requirements for option in need.options)
