@@ -174,10 +174,19 @@ def _bind(node: tuple, names: Sequence[str], problems: list[str]) -> tuple:
         return node
     if kind == "not":
         return ("not", _bind(node[1], names, problems))
-    if kind in ("and", "or"):
-        return (kind, tuple(_bind(child, names, problems) for child in node[1]))
+    if kind == "and" or kind == "or":
+        return (kind, tuple([_bind(child, names, problems) for child in node[1]]))
     _, count, text, parts, private = node
-    members = tuple(n for n in names if (parts is None or _glob(parts, n)) and (private or not n.startswith("_")))
+    if not private:
+        names = [n for n in names if not n.startswith("_")]
+    if parts is None:
+        members = tuple(names)
+    elif len(parts) == 2 and "\n" not in "".join(names):   # the usual 'x of prefix*' / '*suffix'
+        first, last = parts
+        least = len(first) + len(last)
+        members = tuple([n for n in names if n.startswith(first) and n.endswith(last) and len(n) >= least])
+    else:
+        members = tuple([n for n in names if _glob(parts, n)])
     if not members:
         problems.append(f"'{text}' matches no selection of the detection")
     elif count > len(members):

@@ -35,6 +35,7 @@ class Resolver:
         self._spec_ids: dict[tuple[int, int], tuple[str, ...]] = {}
         self._folded: dict[int, frozenset[str] | None] = {}
         self._rule_memo: dict[tuple, tuple] = {}
+        self._resolved_needs: list[list[Need]] = []   # the needs of each rule resolved (not from the memo)
         self._rule_fields: dict[tuple[str, ...], frozenset[str]] = {}
         self._producers = ProducerFields(kb)
         self._unmapped_calls: list[tuple[int, str, tuple[int, ...]]] | None = None
@@ -48,9 +49,22 @@ class Resolver:
                                            for f in s.when_fields or ())
                              for guide in kb.guides for ls in guide.logsources
                              if any(s.when_fields for alt in guide.enablement for s in alt.requires)}
+        # every field a requirement of the guide depends on (when_fields of its producers' and events' specs):
+        # what a rule needs depends on its fields only through these (and the decision), log source -> fields
+        self._fields_read = {ls: fields for guide in kb.guides for ls in guide.logsources
+                             for fields in [frozenset(f.casefold() for spec in self._specs(guide)
+                                                      for f in spec.when_fields or ())] if fields}
         self._auditd_guides = {ls for guide in kb.guides for ls in guide.logsources
                                if any(s.kind == "auditd_rule" and not s.value.get("syscalls")
                                       for alt in guide.enablement for s in alt.requires)}
+
+    @staticmethod
+    def _specs(guide: Guide) -> Iterable[RequirementSpec]:
+        """Every requirement spec of a guide: its producers' and its events'."""
+        for alt in guide.enablement:
+            yield from alt.requires
+        for event in guide.events.values():
+            yield from event.requires or ()
 
     # -- requirements ------------------------------------------------------------------
 
@@ -173,7 +187,8 @@ class Resolver:
         if rule_fields is None:   # one set per distinct field tuple: its hash is then computed once
             rule_fields = self._rule_fields[rule.fields] = frozenset([f.casefold() for f in rule.fields])
         # What a rule needs depends only on its log source (hence guide), its EventIDs (in order), its
-        # case-folded fields and which producers serve its condition with which selections lost, which many
+        # case-folded fields that a requirement of the guide depends on (when_fields), the fields no producer
+        # writes and which producers serve its condition with which selections lost, which many
         # rules share: the first such rule is resolved, later ones share its Need/Option objects (in a list
         # of their own; no stage changes a Need or Option once resolved) and get the same per-rule
         # bookkeeping. Object-access events also depend on the object the rule names (ObjectType /
@@ -186,13 +201,18 @@ class Resolver:
         wanted = self._when_guides.get(key)
         served = served_fields(rule, guide, self._producers, parsed, decision, wanted, rule_fields, self._used) \
             if wanted is not None and not wanted.isdisjoint(rule_fields) else ()
-        memo_key = (key, rule.event_ids, rule_fields, decision.alternatives, objects, auditd, served)
+        # the rule's fields count through the decision (its verdicts, and the fields no producer writes, which
+        # its notes name), what producers serve and the fields the guide's requirements depend on
+        fields_read = self._fields_read.get(key)
+        memo_key = (key, rule.event_ids, rule_fields & fields_read if fields_read is not None else None,
+                    decision.alternatives, decision.unsatisfiable_fields, objects, auditd, served)
         memo = self._rule_memo.get(memo_key)
         if memo is None:
             self._unmapped_calls = []
             self._objects = dict(objects)
             self._auditd = dict(auditd)
             res = self._resolve_rule(rule, guide, rule_fields, decision, served)
+            self._resolved_needs.append(res.needs)
             memo = self._rule_memo[memo_key] = (
                 tuple(res.needs), tuple(res.notes), tuple(res.always_logged_event_ids), tuple(self._unmapped_calls),
                 tuple(res.unsatisfiable_fields), tuple(res.requirement_ids))
@@ -379,8 +399,9 @@ class Resolver:
     def _link_alternatives(self) -> None:
         reqs = self.result.requirements
         seen: set[tuple[tuple[str, ...], ...]] = set()  # a need with the same options adds nothing new
-        for res in self.result.rules:
-            for need in res.needs:
+        # every rule's needs are those of the rule resolved for its memo entry, in the order of those rules
+        for needs in self._resolved_needs:
+            for need in needs:
                 if len(need.options) < 2:
                     continue
                 signature = tuple(option.requirements for option in need.options)

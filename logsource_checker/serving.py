@@ -44,6 +44,7 @@ class Decision:
 
 _SERVES = AlternativeVerdict(True)
 _REFUSED = AlternativeVerdict(False)
+_UNKNOWN = object()
 
 
 class ProducerFields:
@@ -62,6 +63,9 @@ class ProducerFields:
         self._verdicts: dict[tuple[int, frozenset[str]], AlternativeVerdict] = {}
         self._positive: dict[int, tuple[str, ...]] = {}
         self._all_serve: dict[int, Decision] = {}
+        # per (guide, case-folded rule fields): the decision when every producer sees every field and some
+        # producer writes each of them (it then reads nothing else of the rule), else None
+        self._seen_all: dict[tuple[int, frozenset[str]], Decision | None] = {}
         self._last_selections: tuple[Any, tuple] = (None, ())
 
     def read_condition(self, rule: Rule) -> cond.ParsedCondition:
@@ -151,6 +155,15 @@ def decide(rule: Rule, guide: Guide, producers: ProducerFields, parsed: cond.Par
     ``ProducerFields.read_condition`` read it, ``rule_fields`` its case-folded fields."""
     if not producers.field_dependent(guide):
         return producers.all_serve(guide)
+    key = (id(guide), rule_fields)
+    seen_all = producers._seen_all.get(key, _UNKNOWN)
+    if seen_all is _UNKNOWN:
+        emitted_sets, known = producers.of_guide(guide)
+        seen_all = producers._seen_all[key] = Decision((_SERVES,) * len(emitted_sets)) if all(
+            emitted is None or rule_fields <= emitted for emitted in emitted_sets) and (
+            known is None or rule_fields <= known) else None
+    if seen_all is not None:
+        return seen_all
     selections = None
     verdicts = []
     emitted_sets, known = producers.of_guide(guide)

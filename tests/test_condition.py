@@ -436,3 +436,22 @@ def test_glob_matches_what_the_regular_expression_matched(pattern):
     regex = re.compile(".*".join(re.escape(p) for p in pattern.split("*")))
     for name in GLOB_NAMES:
         assert _glob(tuple(pattern.split("*")), name) == bool(regex.fullmatch(name)), name
+
+
+@pytest.mark.parametrize("pattern", [p for p in GLOB_PATTERNS if "\u2028" not in p] + ["_*", "_priv"])
+@pytest.mark.parametrize("names", [GLOB_NAMES, [n for n in GLOB_NAMES if "\n" not in n]])
+def test_of_pattern_members_are_what_the_regular_expression_matched(pattern, names):
+    """``1 of pattern`` binds the selection names the ``.*`` regular expression matched, in detection order,
+    names starting with ``_`` only when the pattern does too (the two-part fast path included, with and
+    without line breaks among the names)."""
+    import re
+
+    from logsource_checker.condition import parse
+
+    regex = re.compile(".*".join(re.escape(p) for p in pattern.split("*")))
+    expected = tuple(n for n in names if regex.fullmatch(n) and (pattern.startswith("_") or not n.startswith("_")))
+    node, problems = parse(f"1 of {pattern}", names)
+    if expected:
+        assert node[0] == "of" and node[3] == expected and problems == []
+    else:
+        assert problems == [f"'1 of {pattern}' matches no selection of the detection"]
