@@ -49,7 +49,10 @@ def test_check_as_a_library_keeps_a_host_programs_frozen_objects_frozen():
         frozen = gc.get_freeze_count()
         result = check(CheckOptions(paths=[str(SAMPLE_RULES)], use_cache=False))
         assert result.loaded.rules
-        assert gc.isenabled() and gc.get_freeze_count() == frozen
+        # the host's frozen objects stay frozen (an unfreeze would empty the permanent generation) and none of
+        # the check's own are added; frozen objects the check lets go (a cache it replaces) may leave, so the
+        # count can fall but never reach 0 or grow
+        assert gc.isenabled() and 0 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
 
