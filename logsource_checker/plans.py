@@ -270,12 +270,7 @@ class _Planner:
         kinds = PLAN_KINDS[name]
         chosen = self.choose(kinds, capped=True)
         plan = ChangePlan(name)
-        plan.steps = self.steps(chosen)
-        met = set(chosen)
-        after, fixed = self.improved(met)
-        for step in plan.steps:
-            self.benefit(step, met, after, fixed)
-        plan.steps.sort(key=order_key)
+        plan.steps, after, fixed = self.judged_steps(chosen, chosen)
         plan.unblinds = len(fixed)
         plan.unblinds_high_critical = sum(1 for i in fixed if self.rules[i].rule.level in _HIGH)
         plan.coverage_after = after
@@ -285,13 +280,20 @@ class _Planner:
             uncapped = self.choose(kinds, capped=False)
             over = {rid: refs for rid, refs in uncapped.items() if rid not in chosen
                     and not self._allowed(rid, kinds, capped=True)}
-            plan.held_back = self.steps(over)
-            full = set(uncapped)
-            full_after, full_fixed = self.improved(full)
-            for step in plan.held_back:
-                self.benefit(step, full, full_after, full_fixed)
-            plan.held_back.sort(key=order_key)
+            # a held-back change is judged within the plan without the cap (what it would unblind there)
+            plan.held_back = self.judged_steps(over, uncapped)[0]
         return plan
+
+    def judged_steps(self, changes: dict[str, Any], met_ids: Any) -> tuple[list[Step], list[str], set[int]]:
+        """The steps of ``changes``, each with the rules it unblinds when every requirement of ``met_ids`` is
+        met, best first; with every rule's coverage then and the rules it improves."""
+        steps = self.steps(changes)
+        met = set(met_ids)
+        after, fixed = self.improved(met)
+        for step in steps:
+            self.benefit(step, met, after, fixed)
+        steps.sort(key=order_key)
+        return steps, after, fixed
 
 
 def order_key(step: Step) -> tuple:
