@@ -323,11 +323,13 @@ def sacl_entries(result, changes: list) -> list[dict]:
         kind = change.kind
         rules = [by_ref[ref] for ref in sorted(change.rule_refs) if ref in by_ref]
         mask = access_mask(rules, data) | guide_access(kb, rules, kind.id)
-        command = ps_command = None
+        command = ps_command = view = None
         if kind.resource_type in ("File", "Key") and re.fullmatch(r"\{S-1(-\d+)+\}", data.global_sacl_trustee):
             tail = ((" /success" if change.success else "") + (" /failure" if change.failure else "")
                     + (f" /access:0x{mask:x}" if mask else ""))
             command = f"auditpol /resourceSACL /set /type:{kind.resource_type} /user:{data.global_sacl_trustee}{tail}"
+            # /set adds or updates the trustee's entry (Microsoft Learn, auditpol resourceSACL): look first
+            view = f"auditpol /resourceSACL /view /type:{kind.resource_type}"
             # PowerShell reads {...} as a script block: the /user: argument is quoted there
             ps_command = (f"& auditpol.exe /resourceSACL /set /type:{kind.resource_type} "
                           f"'/user:{data.global_sacl_trustee}'{tail}")
@@ -336,6 +338,6 @@ def sacl_entries(result, changes: list) -> list[dict]:
             "kind": kind, "success": change.success, "failure": change.failure, "rules": change.rules,
             "unblinds": change.unblinds, "unblinds_all": change.unblinds_all,
             "command": Trusted(command) if command else None,
-            "ps_command": Trusted(ps_command) if ps_command else None, "mask": Trusted(f"0x{mask:x}") if mask else None,
+            "ps_command": Trusted(ps_command) if ps_command else None, "view": Trusted(view) if view else None, "mask": Trusted(f"0x{mask:x}") if mask else None,
             "reasons": reasons, **step_objects(kind, rules)})
     return entries

@@ -320,3 +320,50 @@ def test_a_global_sacl_in_gpo_xml_is_not_silently_ignored(corpus_rules, tmp_path
     result = check(CheckOptions(paths=[str(corpus_rules / SAFE_MODE)], use_cache=False, gpresult=[path]))
     assert any("GlobalSaclSetting" in w and "--auditpol" in w for w in result.snapshot.warnings)
     assert result.resolution.requirements["sacl:registry_key:success"].status == "unknown"
+
+
+# --------------------------------------------------------------------------- a global SACL is looked at first
+
+REGISTRY_SET_RULE = """\
+    title: Run key set
+    id: 7c1e2a9b-3d4f-4e5a-8b6c-1d2e3f4a5b6c
+    status: test
+    level: high
+    logsource:
+      product: windows
+      category: registry_set
+    detection:
+      selection:
+        TargetObject|contains: '\\CurrentVersion\\Run\\'
+      condition: selection
+"""
+
+
+# (emitted file, the line that lists the global SACL in place, the line that says /set may update an entry)
+GLOBAL_SACL_FILES = [
+    ("auditpol.cmd", "REM First list the global SACL in place: auditpol /resourceSACL /view /type:Key",
+     "REM /set adds an entry for this trustee or updates the one it has"),
+    ("auditpol.ps1", "# First list the global SACL in place: auditpol /resourceSACL /view /type:Key",
+     "# /set adds an entry for this trustee or updates the one it has"),
+    ("gpo.md", "first list the one in place with `auditpol /resourceSACL /view /type:Key`",
+     "`/set` adds an entry for this trustee or updates the one it has"),
+]
+
+
+@pytest.mark.parametrize("name,view,update", GLOBAL_SACL_FILES, ids=[n for n, _, _ in GLOBAL_SACL_FILES])
+def test_the_global_sacl_command_says_to_look_at_the_one_in_place(tmp_path, name, view, update):
+    """auditpol /resourceSACL /set adds or updates the trustee's entry (Microsoft Learn): before the commented
+    command, every emitted file says how to list the global SACL a machine has and that /set may update it."""
+    from logsource_checker.cli import app
+    from typer.testing import CliRunner
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    _write(rules, "run_key", REGISTRY_SET_RULE)
+    out = tmp_path / "out"
+    done = CliRunner().invoke(app, [str(rules), "--plan", "native", "--emit", str(out), "--no-cache"])
+    assert done.exit_code in (0, 1), done.output
+    text = (out / name).read_text(encoding="utf-8")
+    assert view in text and update in text
+    if name != "gpo.md":   # in the scripts, before the commented command (gpo.md says it on the command's line)
+        assert text.index(view) < text.index(update) < text.index("/resourceSACL /set /type:Key")
