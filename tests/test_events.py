@@ -364,3 +364,26 @@ def test_evtx_package_missing_is_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(EventsInputError) as err:
         read_event_file(str(path))
     assert "needs the 'evtx' package" in err.value.reason
+
+
+# (format, what the events line says when the export has times, and when it has none)
+SPAN_CASES = [
+    ("terminal", "covering 48", "no times given"),
+    ("text", "covering 48", "no times given"),
+    ("markdown", "covering 48", "no times given"),   # Markdown escapes the dot
+]
+
+
+@pytest.mark.parametrize("fmt,with_times,without_times", SPAN_CASES, ids=[c[0] for c in SPAN_CASES])
+def test_reports_say_when_an_export_has_no_times(cli, tmp_path, fmt, with_times, without_times):
+    """A count export without first/last seen has no time span: the reports say so (they printed
+    'covering None hours (None to None)')."""
+    timed = tmp_path / "timed.csv"
+    timed.write_text("channel,event_id,count,first_seen,last_seen\n"
+                     "Security,4688,480,2024-01-01T00:00:00Z,2024-01-03T00:00:00Z\n", encoding="utf-8")
+    untimed = tmp_path / "untimed.csv"
+    untimed.write_text("channel,event_id,count\nSecurity,4688,480\n", encoding="utf-8")
+    for counts, expected in ((timed, with_times), (untimed, without_times)):
+        result = cli(RULES, "--events", counts, "-f", fmt, "--no-cache")
+        assert result.exit_code == 0, result.stderr
+        assert expected in result.stdout and "None hours" not in result.stdout

@@ -146,8 +146,9 @@ def _print_events(report: dict[str, Any], console: Any) -> None:
     if not events:
         return
     console.print(Text("Events seen", style="bold"))
-    console.print(_t(f"  {events['events']} events in {len(events['files'])} files, covering "
-                     f"{events['span_hours']} hours ({events['first']} to {events['last']})"))
+    span = (f"covering {events['span_hours']} hours ({events['first']} to {events['last']})"
+            if events["span_hours"] is not None else "no times given (a count export without first/last seen)")
+    console.print(_t(f"  {events['events']} events in {len(events['files'])} files, {span}"))
     for note in events["warnings"][:5]:
         console.print(_t(f"    note: {note}"))
     for req in report["requirements"]:
