@@ -17,6 +17,8 @@ from .resolve import Requirement, RuleResolution
 
 #: Requirement kinds a Windows policy (or Sysmon on Windows) decides; any other kind is collected elsewhere.
 WINDOWS_KINDS = ("audit_subcategory", "registry_policy", "event_channel", "sysmon_event", "sacl", "machine_role")
+# requirement kinds of Linux rules that an input of this tool decides (--auditd-rules, a Sysmon for Linux config)
+LINUX_KINDS = ("auditd_rule", "sysmon_linux_event")
 
 # one short label per input (the terminal shows it in a column of its own), then what to give
 NO_GUIDE = "a guide for the log source (none in the data: see Unmapped)"
@@ -25,6 +27,8 @@ OUTSIDE = "collection outside Windows policy (see below; --product windows leave
 WINDOWS_OTHER = ("a Windows feature the policy inputs do not show (AppLocker, App Control, attack surface reduction "
                  "rules, an ETW session...; -v names it)")
 SYSMON = "--sysmon-config (the Sysmon configuration the machines run)"
+AUDITD = "--auditd-rules (the Linux hosts' audit rules: 'auditctl -l' output or /etc/audit/rules.d files)"
+SYSMON_LINUX = "--sysmon-config with the Sysmon for Linux configuration the Linux hosts run"
 BLOCKING = "--sysmon-config with blocking configured on purpose (never recommended)"
 CHANNEL = "the channel's state: a GPO enabling it in --gpresult, or 'wevtutil gl CHANNEL' on the machine"
 ELEVATED = "a gpresult /x run elevated (computer results) or --auditpol"
@@ -53,6 +57,10 @@ def _input_for(req: Requirement, windows: bool) -> str:
         return SACL
     if kind == "machine_role":
         return ROLE
+    if kind == "auditd_rule":
+        return AUDITD
+    if kind == "sysmon_linux_event":
+        return SYSMON_LINUX
     if kind not in WINDOWS_KINDS:
         return WINDOWS_OTHER if windows else OUTSIDE
     return OTHER
@@ -86,13 +94,15 @@ def deciding_inputs(res: RuleResolution, statuses: dict[str, str],
 
 
 def outside_windows(res: RuleResolution, reqs: dict[str, Requirement]) -> bool:
-    """Whether the rule is not a Windows rule and every requirement of it is collected outside Windows
-    policy (and it has some). A Windows rule that needs a feature the inputs do not show (AppLocker, an ETW
-    session) is not counted here: its hint says so."""
+    """Whether the rule is not a Windows rule, needs nothing of Windows policy and something no input of this
+    tool decides (a log collected elsewhere: a service's log file, a cloud audit log). A Windows rule that needs a
+    feature the inputs do not show (AppLocker, an ETW session) is not counted here: its hint says so; nor is a
+    Linux rule whose every way is an audit rule or a Sysmon for Linux event (--auditd-rules, --sysmon-config
+    decide it)."""
     if res.rule.logsource.key[0] == "windows":
         return False
     kinds = {reqs[rid].kind for need in res.needs for option in need.options for rid in option.requirements}
-    return bool(kinds) and not kinds & set(WINDOWS_KINDS)
+    return bool(kinds - set(LINUX_KINDS)) and not kinds & set(WINDOWS_KINDS)
 
 
 def source_label(res: RuleResolution) -> str:
