@@ -18,17 +18,20 @@ class Ranked:
     unblinds_high_critical: int
 
 
-def actionable_missing(resolution: Resolution) -> dict[str, list[str]]:
+def actionable_missing(resolution: Resolution, never_arrive: Collection[str] = ()) -> dict[str, list[str]]:
     """Missing requirements worth recommending, with the rules they are recommended for: those in the
     best option (``Need.best_option``) of a need that is missing. A missing requirement that is only an
-    alternative to something already met (Account Lockout for 4625 when Logon audits failures) is not."""
+    alternative to something already met (Account Lockout for 4625 when Logon audits failures) is not.
+    ``never_arrive``: an option needing one of these requirements (its events are not forwarded) is chosen
+    only when no other way is left (as the plans choose, plans._Planner.choose)."""
+    avoid = frozenset(never_arrive)
     statuses = {rid: req.status for rid, req in resolution.requirements.items()}
     chosen: dict[str, dict[str, None]] = {}
     for res in resolution.rules:
         for need in res.needs:
             if need_status(need, statuses) != "missing":
                 continue
-            for rid in need.best_option(statuses).requirements:
+            for rid in need.best_option(statuses, avoid).requirements:
                 # the machine's role is not a setting: never recommended
                 if statuses[rid] == "missing" and resolution.requirements[rid].kind != "machine_role":
                     chosen.setdefault(rid, {})[res.rule.ref] = None
@@ -44,7 +47,7 @@ def rank_missing(resolution: Resolution, limit: Callable[[RuleResolution, str], 
     events no collector forwards (collection_plan.never_arriving), which switched on unblind nothing."""
     statuses = {rid: req.status for rid, req in resolution.requirements.items()}
     by_ref = {res.rule.ref: res for res in resolution.rules}
-    actionable = actionable_missing(resolution)
+    actionable = actionable_missing(resolution, never_arrive)
     # One change sets a subcategory for every outcome it needs: the success and failure requirements of one
     # subcategory are counted together (Detailed File Share unblinds nothing with success alone).
     together: dict[str, list[str]] = {}

@@ -4,6 +4,7 @@ and the ways to meet it), ``RuleResolution`` (one rule's needs, filled in furthe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import AbstractSet
 
 from .knowledge import Guide
 from .rules import LogSource, Rule
@@ -60,14 +61,18 @@ class Need:
         """Whether any way of meeting this need rests on an inferred mapping (see Option.basis)."""
         return any(option.basis for option in self.options)
 
-    def best_option(self, statuses: dict[str, str]) -> Option:
+    def best_option(self, statuses: dict[str, str], avoid: AbstractSet[str] = frozenset()) -> Option:
         """The option to recommend under these requirement statuses: the fewest missing requirements,
-        then the primary one, then data order (so with nothing in place the primary option wins)."""
+        then the primary one, then data order (so with nothing in place the primary option wins). ``avoid``:
+        requirements whose events never arrive (--collector); an option with one of them comes last."""
         def cost(item: tuple[int, Option]) -> tuple[int, bool, int]:
             index, option = item
             missing = sum(1 for rid in option.requirements if statuses.get(rid) == "missing")
             return missing, not option.primary, index
 
+        if avoid:
+            return min(enumerate(self.options),
+                       key=lambda item: (not avoid.isdisjoint(item[1].requirements), cost(item)))[1]
         return min(enumerate(self.options), key=cost)[1]
 
 

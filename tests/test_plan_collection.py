@@ -82,3 +82,17 @@ def test_without_collector_the_choice_is_the_cheapest(cli, folder, sysmon, kind)
     plans, reqs = _plans(cli, folder, None, sysmon)
     assert _kinds(plans["sysmon"], reqs) == [kind]
     assert all(reqs[rid]["collected"] is None for step in plans["sysmon"]["steps"] for rid in step["requirements"])
+
+
+# (collector, the kind of the one requirement the ranking recommends: the way whose events arrive)
+RANKING_CASES = [(SECURITY_4688, AUDIT), (SYSMON_CHANNEL, SYSMON)]
+
+
+@pytest.mark.parametrize("collector, kind", RANKING_CASES, ids=["4688-forwarded", "sysmon-forwarded"])
+def test_ranking_recommends_the_way_whose_events_arrive(cli, folder, collector, kind):
+    """Both ways missing (audit policy and Sysmon configuration given), one forwarded: the ranking, like the
+    plan, recommends the forwarded way, not one whose events would never arrive."""
+    _, reqs = _plans(cli, folder, collector, True)
+    ranked = [req for req in reqs.values() if req["unblinds"] is not None]
+    assert [req["kind"] for req in ranked] == [kind]
+    assert ranked[0]["collected"] is True and ranked[0]["unblinds"] == 1
